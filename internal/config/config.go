@@ -1,0 +1,484 @@
+// Package config decodes and validates a node's configuration: cluster.yaml
+// plus secrets from the environment.
+//
+// Decoding is strict (an unknown field is an error, so a typo cannot silently
+// fall back to a default) and Validate names the field and value at fault, so
+// an operator sees "store.bbolt.path: must not be empty" rather than a
+// failure deep inside start-up. Secrets are never read from the YAML file:
+// they come from environment variables or files named by them, and are held
+// in secret.String.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ensemble-bot/ensemble/internal/secret"
+)
+
+// Config is the whole configuration of one node.
+type Config struct {
+	Node     Node     `yaml:"node"`
+	Cluster  Cluster  `yaml:"cluster"`
+	Store    Store    `yaml:"store"`
+	Discord  Discord  `yaml:"discord"`
+	Lavalink Lavalink `yaml:"lavalink"`
+	Limits   Limits   `yaml:"limits"`
+}
+
+// Node holds the settings of this process.
+type Node struct {
+	// AdminAddr is where /healthz, /readyz and /metrics are served.
+	AdminAddr string `yaml:"admin_addr"`
+	// ShutdownTimeout bounds a graceful stop after SIGINT/SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Provider names a cluster membership provider.
+type Provider string
+
+// The membership providers. Only ProviderSingle is wired so far; the others
+// are accepted by validation so configuration written for them is checked.
+const (
+	ProviderSingle      Provider = "single"
+	ProviderAutomanaged Provider = "automanaged"
+	ProviderEtcd        Provider = "etcd"
+	ProviderK8s         Provider = "k8s"
+)
+
+// Cluster configures the protoactor cluster.
+type Cluster struct {
+	Name     string   `yaml:"name"`
+	Provider Provider `yaml:"provider"`
+	// BindAddr is the gRPC remote listener (host:port; port 0 picks a free one).
+	BindAddr string `yaml:"bind_addr"`
+	// RequestTimeout is the deadline of one grain call attempt.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// Members lists host:port of the automanaged provider's members.
+	Members []string `yaml:"members"`
+	// EtcdEndpoints lists the etcd servers of the etcd provider.
+	EtcdEndpoints []string `yaml:"etcd_endpoints"`
+}
+
+// StoreKind names a persistence backend.
+type StoreKind string
+
+// The persistence backends.
+const (
+	StoreBbolt StoreKind = "bbolt"
+	StoreRedis StoreKind = "redis"
+)
+
+// Store configures persistence.
+type Store struct {
+	Kind  StoreKind `yaml:"kind"`
+	Bbolt Bbolt     `yaml:"bbolt"`
+	Redis Redis     `yaml:"redis"`
+}
+
+// Bbolt configures the embedded single-node store.
+type Bbolt struct {
+	Path string `yaml:"path"`
+}
+
+// Redis configures the cluster store. The password comes from
+// REDIS_PASSWORD or REDIS_PASSWORD_FILE.
+type Redis struct {
+	Addr     string        `yaml:"addr"`
+	DB       int           `yaml:"db"`
+	Timeout  time.Duration `yaml:"timeout"`
+	Password secret.String `yaml:"-"`
+}
+
+// Discord configures the gateway connection. The token comes from
+// DISCORD_TOKEN or DISCORD_TOKEN_FILE; without one the node runs but is not
+// ready.
+type Discord struct {
+	ShardCount int `yaml:"shard_count"`
+	// DevGuildID, when set, registers commands on that guild only (instant
+	// updates while developing) instead of globally.
+	DevGuildID string `yaml:"dev_guild_id"`
+	// RESTURL and GatewayURL override Discord's endpoints (the emulators).
+	RESTURL    string        `yaml:"rest_url"`
+	GatewayURL string        `yaml:"gateway_url"`
+	Token      secret.String `yaml:"-"`
+}
+
+// Lavalink configures the audio nodes.
+type Lavalink struct {
+	Nodes          []LavalinkNode `yaml:"nodes"`
+	RequestTimeout time.Duration  `yaml:"request_timeout"`
+	Breaker        Breaker        `yaml:"breaker"`
+}
+
+// LavalinkNode is one Lavalink server.
+type LavalinkNode struct {
+	Name    string `yaml:"name"`
+	Address string `yaml:"address"`
+	Secure  bool   `yaml:"secure"`
+	Region  string `yaml:"region"`
+	// PasswordEnv names the environment variable holding this node's
+	// password (default LAVALINK_PASSWORD; NAME_FILE is read as a file).
+	PasswordEnv string        `yaml:"password_env"`
+	Password    secret.String `yaml:"-"`
+}
+
+// Breaker configures the per-node circuit breaker.
+type Breaker struct {
+	// Window is how far back failures are counted.
+	Window time.Duration `yaml:"window"`
+	// FailureRatio opens the breaker when failures/requests in the window
+	// reach it, once MinRequests were seen.
+	FailureRatio float64 `yaml:"failure_ratio"`
+	MinRequests  int     `yaml:"min_requests"`
+	// ResetTimeout is how long the breaker stays open before one probe.
+	ResetTimeout time.Duration `yaml:"reset_timeout"`
+}
+
+// Limits holds the bounds that protect users and the node.
+type Limits struct {
+	QueueMax           int           `yaml:"queue_max"`
+	CommandCooldown    time.Duration `yaml:"command_cooldown"`
+	GuildIdleTimeout   time.Duration `yaml:"guild_idle_timeout"`
+	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
+	MailboxSize        int           `yaml:"mailbox_size"`
+}
+
+// Default returns the built-in defaults that cluster.yaml documents.
+func Default() Config {
+	return Config{
+		Node: Node{AdminAddr: "127.0.0.1:9090", ShutdownTimeout: 5 * time.Second},
+		Cluster: Cluster{
+			Name:           "ensemble",
+			Provider:       ProviderSingle,
+			BindAddr:       "127.0.0.1:0",
+			RequestTimeout: 5 * time.Second,
+		},
+		Store: Store{
+			Kind:  StoreBbolt,
+			Bbolt: Bbolt{Path: "data/ensemble.db"},
+			Redis: Redis{Addr: "127.0.0.1:6379", Timeout: 2 * time.Second},
+		},
+		Discord: Discord{ShardCount: 1},
+		Lavalink: Lavalink{
+			RequestTimeout: 10 * time.Second,
+			Breaker: Breaker{
+				Window:       60 * time.Second,
+				FailureRatio: 0.4,
+				MinRequests:  5,
+				ResetTimeout: 45 * time.Second,
+			},
+		},
+		Limits: Limits{
+			QueueMax:           500,
+			CommandCooldown:    2 * time.Second,
+			GuildIdleTimeout:   10 * time.Minute,
+			SessionIdleTimeout: 5 * time.Minute,
+			MailboxSize:        256,
+		},
+	}
+}
+
+// Decode reads YAML over the defaults. Unknown fields and trailing
+// documents are errors.
+func Decode(r io.Reader) (Config, error) {
+	cfg := Default()
+	return cfg, decodeInto(&cfg, r)
+}
+
+// Load decodes the file at path, applies the environment and validates.
+// getenv is os.Getenv outside tests.
+func Load(path string, getenv func(string) string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("open config: %w", err)
+	}
+	defer f.Close()
+	cfg, err := Decode(f)
+	if err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ApplyEnv reads the secrets: DISCORD_TOKEN, REDIS_PASSWORD and each
+// Lavalink node's password variable, or the file named by VAR_FILE.
+func (c *Config) ApplyEnv(getenv func(string) string) error {
+	var err error
+	if c.Discord.Token, err = secretFromEnv(getenv, "DISCORD_TOKEN"); err != nil {
+		return err
+	}
+	if c.Store.Redis.Password, err = secretFromEnv(getenv, "REDIS_PASSWORD"); err != nil {
+		return err
+	}
+	for i := range c.Lavalink.Nodes {
+		n := &c.Lavalink.Nodes[i]
+		name := n.PasswordEnv
+		if name == "" {
+			name = "LAVALINK_PASSWORD"
+		}
+		if n.Password, err = secretFromEnv(getenv, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// secretFromEnv reads NAME, or the file named by NAME_FILE. Setting both is
+// an error: silently preferring one hides a deployment mistake.
+func secretFromEnv(getenv func(string) string, name string) (secret.String, error) {
+	val, file := getenv(name), getenv(name+"_FILE")
+	switch {
+	case val != "" && file != "":
+		return secret.String{}, fmt.Errorf("%s and %s_FILE are both set; set one", name, name)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			// The path is not secret; the content never reaches this message.
+			return secret.String{}, fmt.Errorf("%s_FILE: %w", name, err)
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			return secret.String{}, fmt.Errorf("%s_FILE: %s is empty", name, file)
+		}
+		return secret.New(v), nil
+	default:
+		return secret.New(val), nil
+	}
+}
+
+// FieldError names the configuration field at fault and its value.
+type FieldError struct {
+	Field  string
+	Value  string
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%s: %s (got %q)", e.Field, e.Reason, e.Value)
+}
+
+func fieldErr(field string, value any, reason string) error {
+	return &FieldError{Field: field, Value: fmt.Sprint(value), Reason: reason}
+}
+
+// Validate checks every field and returns the first problem found, naming
+// the field and its value.
+func (c *Config) Validate() error {
+	checks := []func() error{
+		c.validateNode, c.validateCluster, c.validateStore,
+		c.validateDiscord, c.validateLavalink, c.validateLimits,
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateNode() error {
+	if err := checkHostPort("node.admin_addr", c.Node.AdminAddr, false); err != nil {
+		return err
+	}
+	return positive("node.shutdown_timeout", c.Node.ShutdownTimeout)
+}
+
+func (c *Config) validateCluster() error {
+	cl := c.Cluster
+	if cl.Name == "" {
+		return fieldErr("cluster.name", cl.Name, "must not be empty")
+	}
+	switch cl.Provider {
+	case ProviderSingle, ProviderAutomanaged, ProviderEtcd, ProviderK8s:
+	default:
+		return fieldErr("cluster.provider", cl.Provider, "must be one of single, automanaged, etcd, k8s")
+	}
+	if err := checkHostPort("cluster.bind_addr", cl.BindAddr, true); err != nil {
+		return err
+	}
+	if err := positive("cluster.request_timeout", cl.RequestTimeout); err != nil {
+		return err
+	}
+	if cl.Provider == ProviderAutomanaged && len(cl.Members) == 0 {
+		return fieldErr("cluster.members", cl.Members, "must list at least one host:port for the automanaged provider")
+	}
+	for i, m := range cl.Members {
+		if err := checkHostPort(fmt.Sprintf("cluster.members[%d]", i), m, false); err != nil {
+			return err
+		}
+	}
+	if cl.Provider == ProviderEtcd && len(cl.EtcdEndpoints) == 0 {
+		return fieldErr("cluster.etcd_endpoints", cl.EtcdEndpoints, "must list at least one endpoint for the etcd provider")
+	}
+	return nil
+}
+
+func (c *Config) validateStore() error {
+	s := c.Store
+	switch s.Kind {
+	case StoreBbolt:
+		if s.Bbolt.Path == "" {
+			return fieldErr("store.bbolt.path", s.Bbolt.Path, "must not be empty")
+		}
+		if c.Cluster.Provider != ProviderSingle {
+			// A bbolt file lives on one machine: a second member would
+			// either not see the queues or fight over the file lock.
+			return fieldErr("store.kind", s.Kind, "bbolt is a single-node store; use redis with provider "+string(c.Cluster.Provider))
+		}
+	case StoreRedis:
+		if err := checkHostPort("store.redis.addr", s.Redis.Addr, false); err != nil {
+			return err
+		}
+		if s.Redis.DB < 0 || s.Redis.DB > 15 {
+			return fieldErr("store.redis.db", s.Redis.DB, "must be between 0 and 15")
+		}
+		if err := positive("store.redis.timeout", s.Redis.Timeout); err != nil {
+			return err
+		}
+	default:
+		return fieldErr("store.kind", s.Kind, "must be bbolt or redis")
+	}
+	return nil
+}
+
+func (c *Config) validateDiscord() error {
+	d := c.Discord
+	if d.ShardCount < 1 || d.ShardCount > 4096 {
+		return fieldErr("discord.shard_count", d.ShardCount, "must be between 1 and 4096")
+	}
+	if d.DevGuildID != "" && !isSnowflake(d.DevGuildID) {
+		return fieldErr("discord.dev_guild_id", d.DevGuildID, "must be a guild ID (digits)")
+	}
+	for _, u := range []struct{ field, val string }{{"discord.rest_url", d.RESTURL}, {"discord.gateway_url", d.GatewayURL}} {
+		if u.val != "" && !strings.Contains(u.val, "://") {
+			return fieldErr(u.field, u.val, "must be an absolute URL")
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateLavalink() error {
+	l := c.Lavalink
+	if len(l.Nodes) == 0 {
+		return fieldErr("lavalink.nodes", "[]", "must list at least one Lavalink node")
+	}
+	names := make(map[string]bool, len(l.Nodes))
+	for i, n := range l.Nodes {
+		prefix := fmt.Sprintf("lavalink.nodes[%d]", i)
+		if n.Name == "" {
+			return fieldErr(prefix+".name", n.Name, "must not be empty")
+		}
+		if names[n.Name] {
+			return fieldErr(prefix+".name", n.Name, "duplicates another node's name")
+		}
+		names[n.Name] = true
+		if err := checkHostPort(prefix+".address", n.Address, false); err != nil {
+			return err
+		}
+	}
+	if err := positive("lavalink.request_timeout", l.RequestTimeout); err != nil {
+		return err
+	}
+	b := l.Breaker
+	if err := positive("lavalink.breaker.window", b.Window); err != nil {
+		return err
+	}
+	if b.FailureRatio <= 0 || b.FailureRatio > 1 {
+		return fieldErr("lavalink.breaker.failure_ratio", b.FailureRatio, "must be in (0, 1]")
+	}
+	if b.MinRequests < 1 {
+		return fieldErr("lavalink.breaker.min_requests", b.MinRequests, "must be at least 1")
+	}
+	return positive("lavalink.breaker.reset_timeout", b.ResetTimeout)
+}
+
+func (c *Config) validateLimits() error {
+	l := c.Limits
+	if l.QueueMax < 1 || l.QueueMax > 10000 {
+		return fieldErr("limits.queue_max", l.QueueMax, "must be between 1 and 10000")
+	}
+	if l.CommandCooldown < 0 {
+		return fieldErr("limits.command_cooldown", l.CommandCooldown, "must not be negative")
+	}
+	if err := positive("limits.guild_idle_timeout", l.GuildIdleTimeout); err != nil {
+		return err
+	}
+	if err := positive("limits.session_idle_timeout", l.SessionIdleTimeout); err != nil {
+		return err
+	}
+	if l.MailboxSize < 1 {
+		return fieldErr("limits.mailbox_size", l.MailboxSize, "must be at least 1")
+	}
+	return nil
+}
+
+func positive(field string, d time.Duration) error {
+	if d <= 0 {
+		return fieldErr(field, d, "must be a positive duration such as 5s")
+	}
+	return nil
+}
+
+// checkHostPort accepts host:port with a port in 1..65535 (0 too when
+// zeroPortOK, meaning "pick a free port").
+func checkHostPort(field, addr string, zeroPortOK bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fieldErr(field, addr, "must be host:port")
+	}
+	if host == "" {
+		return fieldErr(field, addr, "must name a host (use 127.0.0.1 for loopback)")
+	}
+	p, err := strconv.Atoi(port)
+	min := 1
+	if zeroPortOK {
+		min = 0
+	}
+	if err != nil || p < min || p > 65535 {
+		return fieldErr(field, addr, fmt.Sprintf("port must be a number between %d and 65535", min))
+	}
+	return nil
+}
+
+func isSnowflake(s string) bool {
+	if len(s) == 0 || len(s) > 20 {
+		return false
+	}
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil && s[0] != '0'
+}
+
+// decodeInto strictly decodes one YAML document over cfg, so fields the
+// document leaves out keep their value.
+func decodeInto(cfg *Config, r io.Reader) error {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		// yaml lists each bad field on its own line; an operator reads one.
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return fmt.Errorf("decode config: %s", strings.Join(te.Errors, "; "))
+		}
+		return fmt.Errorf("decode config: %w", err)
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errors.New("decode config: more than one YAML document")
+	}
+	return nil
+}

@@ -1,0 +1,271 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestRepoDefaultMatchesBuiltIn(t *testing.T) {
+	cfg, err := Load("../../cluster.yaml", env(nil))
+	if err != nil {
+		t.Fatalf("cluster.yaml: %v", err)
+	}
+	want := Default()
+	want.Cluster.Members, want.Cluster.EtcdEndpoints = []string{}, []string{}
+	want.Lavalink.Nodes = []LavalinkNode{{Name: "local", Address: "127.0.0.1:2333", PasswordEnv: "LAVALINK_PASSWORD"}}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("cluster.yaml differs from Default():\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+// validYAML is a minimal config the invalid cases below edit one field of.
+const validYAML = `
+lavalink:
+  nodes:
+    - name: a
+      address: 127.0.0.1:2333
+`
+
+func TestValidateNamesTheField(t *testing.T) {
+	cases := []struct {
+		name  string
+		yaml  string
+		field string
+	}{
+		{"admin port out of range", "node: {admin_addr: '127.0.0.1:99999'}", "node.admin_addr"},
+		{"admin addr without port", "node: {admin_addr: localhost}", "node.admin_addr"},
+		{"admin addr without host", "node: {admin_addr: ':9090'}", "node.admin_addr"},
+		{"negative shutdown timeout", "node: {shutdown_timeout: -1s}", "node.shutdown_timeout"},
+		{"unknown provider", "cluster: {provider: zookeeper}", "cluster.provider"},
+		{"empty cluster name", "cluster: {name: ''}", "cluster.name"},
+		{"bind port not a number", "cluster: {bind_addr: '127.0.0.1:http'}", "cluster.bind_addr"},
+		{"negative request timeout", "cluster: {request_timeout: -5s}", "cluster.request_timeout"},
+		{"automanaged without members", "cluster: {provider: automanaged}\nstore: {kind: redis}", "cluster.members"},
+		{"automanaged bad member", "cluster: {provider: automanaged, members: ['x']}\nstore: {kind: redis}", "cluster.members[0]"},
+		{"etcd without endpoints", "cluster: {provider: etcd}\nstore: {kind: redis}", "cluster.etcd_endpoints"},
+		{"bbolt with a multi-member provider", "cluster: {provider: etcd, etcd_endpoints: ['http://127.0.0.1:2379']}", "store.kind"},
+		{"empty bbolt path", "store: {bbolt: {path: ''}}", "store.bbolt.path"},
+		{"unknown store", "store: {kind: memory}", "store.kind"},
+		{"redis db out of range", "store: {kind: redis, redis: {db: 16}}", "store.redis.db"},
+		{"redis zero port", "store: {kind: redis, redis: {addr: '127.0.0.1:0'}}", "store.redis.addr"},
+		{"shard count 0", "discord: {shard_count: 0}", "discord.shard_count"},
+		{"dev guild not a snowflake", "discord: {dev_guild_id: abc}", "discord.dev_guild_id"},
+		{"relative rest url", "discord: {rest_url: 'api/v10'}", "discord.rest_url"},
+		{"missing lavalink nodes", "lavalink: {nodes: []}", "lavalink.nodes"},
+		{"duplicate node names", "lavalink: {nodes: [{name: a, address: '127.0.0.1:1'}, {name: a, address: '127.0.0.1:2'}]}", "lavalink.nodes[1].name"},
+		{"node without address port", "lavalink: {nodes: [{name: a, address: '127.0.0.1'}]}", "lavalink.nodes[0].address"},
+		{"breaker ratio above 1", "lavalink: {breaker: {failure_ratio: 1.5}}", "lavalink.breaker.failure_ratio"},
+		{"breaker zero reset", "lavalink: {breaker: {reset_timeout: 0s}}", "lavalink.breaker.reset_timeout"},
+		{"queue max 0", "limits: {queue_max: 0}", "limits.queue_max"},
+		{"negative cooldown", "limits: {command_cooldown: -1s}", "limits.command_cooldown"},
+		{"mailbox 0", "limits: {mailbox_size: 0}", "limits.mailbox_size"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Decode(strings.NewReader(validYAML))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Overlay the case on the valid base, as an operator's edit would.
+			cfg, err = decodeOver(cfg, tc.yaml)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			err = cfg.Validate()
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("Validate() = %v, want a FieldError for %s", err, tc.field)
+			}
+			if fe.Field != tc.field {
+				t.Fatalf("field = %q, want %q (%v)", fe.Field, tc.field, err)
+			}
+			if !strings.HasPrefix(err.Error(), tc.field+": ") || !strings.Contains(err.Error(), "got ") {
+				t.Fatalf("message %q does not name the field and value", err)
+			}
+		})
+	}
+}
+
+func decodeOver(base Config, overlay string) (Config, error) {
+	return base, decodeInto(&base, strings.NewReader(overlay))
+}
+
+func TestValidBaseAndAlternatives(t *testing.T) {
+	for _, y := range []string{
+		validYAML,
+		validYAML + "cluster: {provider: etcd, etcd_endpoints: ['http://127.0.0.1:2379']}\nstore: {kind: redis}\n",
+		validYAML + "cluster: {provider: automanaged, members: ['127.0.0.1:6330', '127.0.0.1:6331']}\nstore: {kind: redis}\n",
+		validYAML + "discord: {shard_count: 16, dev_guild_id: '81384788765712384'}\n",
+	} {
+		cfg, err := Decode(strings.NewReader(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("valid config refused: %v\n%s", err, y)
+		}
+	}
+}
+
+func TestDecodeIsStrict(t *testing.T) {
+	for name, y := range map[string]string{
+		"unknown top-level field": "nodes: []",
+		"unknown nested field":    "store: {bolt: {path: x}}",
+		"wrong type":              "discord: {shard_count: many}",
+		"bad duration":            "node: {shutdown_timeout: soon}",
+		"two documents":           validYAML + "---\n" + validYAML,
+		"secret in file":          "discord: {token: abc}",
+	} {
+		if _, err := Decode(strings.NewReader(y)); err == nil {
+			t.Errorf("%s: decoded without error", name)
+		}
+	}
+}
+
+func TestApplyEnv(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("file-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	emptyFile := filepath.Join(dir, "empty")
+	if err := os.WriteFile(emptyFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := func() Config {
+		c := Default()
+		c.Lavalink.Nodes = []LavalinkNode{{Name: "a", Address: "127.0.0.1:1"}, {Name: "b", Address: "127.0.0.1:2", PasswordEnv: "LAVALINK_B_PASSWORD"}}
+		return c
+	}
+
+	c := base()
+	err := c.ApplyEnv(env(map[string]string{
+		"DISCORD_TOKEN": "env-token", "REDIS_PASSWORD": "redis-pw",
+		"LAVALINK_PASSWORD": "ll-a", "LAVALINK_B_PASSWORD_FILE": tokenFile,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{c.Discord.Token.Reveal(), c.Store.Redis.Password.Reveal(), c.Lavalink.Nodes[0].Password.Reveal(), c.Lavalink.Nodes[1].Password.Reveal()}
+	want := []string{"env-token", "redis-pw", "ll-a", "file-token"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("secrets = %q, want %q", got, want)
+	}
+
+	c = base()
+	if err := c.ApplyEnv(env(map[string]string{"DISCORD_TOKEN_FILE": tokenFile})); err != nil || c.Discord.Token.Reveal() != "file-token" {
+		t.Fatalf("token file: %v %q", err, c.Discord.Token.Reveal())
+	}
+
+	for name, e := range map[string]map[string]string{
+		"both set":     {"DISCORD_TOKEN": "x", "DISCORD_TOKEN_FILE": tokenFile},
+		"missing file": {"REDIS_PASSWORD_FILE": filepath.Join(dir, "nope")},
+		"empty file":   {"LAVALINK_PASSWORD_FILE": emptyFile},
+	} {
+		c := base()
+		if err := c.ApplyEnv(env(e)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestLoadErrorsNameThePath(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "broken.yaml")
+	if err := os.WriteFile(p, []byte("discord: {shard_count: 0}\n"+validYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p, env(nil))
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "discord.shard_count") {
+		t.Fatalf("Load = %v", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml"), env(nil)); err == nil {
+		t.Fatal("missing file loaded")
+	}
+}
+
+func TestDurationsDecode(t *testing.T) {
+	cfg, err := Decode(strings.NewReader(validYAML + "limits: {guild_idle_timeout: 1h30m}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Limits.GuildIdleTimeout != 90*time.Minute {
+		t.Fatalf("guild_idle_timeout = %v", cfg.Limits.GuildIdleTimeout)
+	}
+}
+
+// yamlKeys lists every configuration key as a dotted path, lists as [].
+func yamlKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "-" || tag == "" {
+			continue
+		}
+		key := prefix + tag
+		ft := f.Type
+		switch {
+		case ft.Kind() == reflect.Struct && ft.PkgPath() == t.PkgPath() && ft.Name() != "Duration":
+			keys = append(keys, yamlKeys(ft, key+".")...)
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+			keys = append(keys, yamlKeys(ft.Elem(), key+"[].")...)
+		default:
+			keys = append(keys, key)
+		}
+	}
+	return keys
+}
+
+// TestReadmeReferenceIsComplete keeps README.md's configuration table and
+// the Config struct in step: every key documented, no documented key gone.
+func TestReadmeReferenceIsComplete(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `([a-z_.\\[\\]]+)` \\|")
+	documented := map[string]bool{}
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		documented[m[1]] = true
+	}
+	keys := yamlKeys(reflect.TypeOf(Config{}), "")
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !documented[k] {
+			t.Errorf("README.md does not document %s", k)
+		}
+		delete(documented, k)
+	}
+	for k := range documented {
+		t.Errorf("README.md documents %s, which Config does not have", k)
+	}
+	if len(keys) < 30 {
+		t.Fatalf("only %d keys found; the reflection walk is broken", len(keys))
+	}
+}
+
+// TestClusterYAMLListsEveryKey keeps the documented default file complete.
+func TestClusterYAMLListsEveryKey(t *testing.T) {
+	b, err := os.ReadFile("../../cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range yamlKeys(reflect.TypeOf(Config{}), "") {
+		leaf := k[strings.LastIndex(k, ".")+1:]
+		if !regexp.MustCompile(`(?m)^\s*(- )?` + regexp.QuoteMeta(leaf) + `:`).Match(b) {
+			t.Errorf("cluster.yaml does not set %s", k)
+		}
+	}
+}
