@@ -1,0 +1,146 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bolt is the single-node backend: one bbolt file. bbolt serialises write
+// transactions, so the epoch check and the write in one transaction are as
+// atomic as the Redis script.
+type Bolt struct {
+	db *bolt.DB
+}
+
+var (
+	bucketEpochs   = []byte("epochs")
+	bucketSessions = []byte("sessions")
+	bucketSettings = []byte("settings")
+)
+
+// OpenBolt opens (or creates) the file, and its directory. A file locked
+// by another process fails after a second instead of hanging.
+func OpenBolt(path string) (*Bolt, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: create %s: %w", dir, err)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("store: open bbolt %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketEpochs, bucketSessions, bucketSettings} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: init bbolt %s: %w", path, err)
+	}
+	return &Bolt{db: db}, nil
+}
+
+func (b *Bolt) Activate(ctx context.Context, guildID string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var epoch uint64
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketEpochs)
+		epoch = readEpoch(bk, guildID) + 1
+		return bk.Put([]byte(guildID), binary.BigEndian.AppendUint64(nil, epoch))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: activate %s: %w", guildID, err)
+	}
+	return epoch, nil
+}
+
+func readEpoch(bk *bolt.Bucket, guildID string) uint64 {
+	v := bk.Get([]byte(guildID))
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func (b *Bolt) LoadSession(ctx context.Context, guildID string) ([]byte, error) {
+	return b.get(ctx, bucketSessions, guildID)
+}
+
+func (b *Bolt) SaveSession(ctx context.Context, guildID string, epoch uint64, snapshot []byte) error {
+	return b.fenced(ctx, guildID, epoch, func(bk *bolt.Bucket) error {
+		return bk.Put([]byte(guildID), snapshot)
+	})
+}
+
+func (b *Bolt) DeleteSession(ctx context.Context, guildID string, epoch uint64) error {
+	return b.fenced(ctx, guildID, epoch, func(bk *bolt.Bucket) error {
+		return bk.Delete([]byte(guildID))
+	})
+}
+
+func (b *Bolt) fenced(ctx context.Context, guildID string, epoch uint64, write func(*bolt.Bucket) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		if cur := readEpoch(tx.Bucket(bucketEpochs), guildID); cur == 0 || cur != epoch {
+			return fmt.Errorf("%w (guild %s, epoch %d, newest %d)", ErrFenced, guildID, epoch, cur)
+		}
+		return write(tx.Bucket(bucketSessions))
+	})
+	if err != nil {
+		return fmt.Errorf("store: write session %s: %w", guildID, err)
+	}
+	return nil
+}
+
+func (b *Bolt) LoadSettings(ctx context.Context, guildID string) ([]byte, error) {
+	return b.get(ctx, bucketSettings, guildID)
+}
+
+func (b *Bolt) SaveSettings(ctx context.Context, guildID string, settings []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSettings).Put([]byte(guildID), settings)
+	})
+	if err != nil {
+		return fmt.Errorf("store: save settings %s: %w", guildID, err)
+	}
+	return nil
+}
+
+func (b *Bolt) get(ctx context.Context, bucket []byte, guildID string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := b.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucket).Get([]byte(guildID))
+		if v == nil {
+			return ErrNotFound
+		}
+		// bbolt's slices are only valid inside the transaction.
+		out = append([]byte(nil), v...)
+		return nil
+	})
+	return out, err
+}
+
+func (b *Bolt) Ping(ctx context.Context) error { return ctx.Err() }
+
+func (b *Bolt) Close() error { return b.db.Close() }

@@ -1,0 +1,136 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ensemble-bot/ensemble/internal/secret"
+)
+
+// RedisOptions configure the Redis backend.
+type RedisOptions struct {
+	Addr     string
+	DB       int
+	Password secret.String
+	Timeout  time.Duration
+}
+
+// Redis is the cluster backend.
+type Redis struct {
+	c *redis.Client
+}
+
+// fencedSet writes ARGV[2] to KEYS[2] only while KEYS[1] (the epoch) equals
+// ARGV[1]. Comparing the strings avoids Lua's double precision; a session
+// never activated has no epoch and refuses every write.
+var fencedSet = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1`)
+
+var fencedDel = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+return 1`)
+
+// OpenRedis connects and pings once, so a wrong address fails at start.
+func OpenRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	c := redis.NewClient(&redis.Options{
+		Addr:         o.Addr,
+		DB:           o.DB,
+		Password:     o.Password.Reveal(),
+		DialTimeout:  timeout,
+		ReadTimeout:  timeout,
+		WriteTimeout: timeout,
+	})
+	r := &Redis{c: c}
+	if err := r.Ping(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Keys share a hash tag per guild so that, on Redis Cluster, the epoch and
+// the value a script touches live in one slot.
+func epochKey(g string) string    { return "ensemble:{" + g + "}:epoch" }
+func sessionKey(g string) string  { return "ensemble:{" + g + "}:session" }
+func settingsKey(g string) string { return "ensemble:{" + g + "}:settings" }
+
+func (r *Redis) Activate(ctx context.Context, guildID string) (uint64, error) {
+	n, err := r.c.Incr(ctx, epochKey(guildID)).Uint64()
+	if err != nil {
+		return 0, fmt.Errorf("store: activate %s: %w", guildID, err)
+	}
+	return n, nil
+}
+
+func (r *Redis) LoadSession(ctx context.Context, guildID string) ([]byte, error) {
+	return r.get(ctx, sessionKey(guildID))
+}
+
+func (r *Redis) SaveSession(ctx context.Context, guildID string, epoch uint64, snapshot []byte) error {
+	if snapshot == nil {
+		snapshot = []byte{} // nil would mean "no value" to fenced
+	}
+	return r.fenced(ctx, fencedSet, guildID, epoch, snapshot)
+}
+
+func (r *Redis) DeleteSession(ctx context.Context, guildID string, epoch uint64) error {
+	return r.fenced(ctx, fencedDel, guildID, epoch, nil)
+}
+
+func (r *Redis) fenced(ctx context.Context, s *redis.Script, guildID string, epoch uint64, value []byte) error {
+	args := []any{strconv.FormatUint(epoch, 10)}
+	if value != nil {
+		args = append(args, value)
+	}
+	ok, err := s.Run(ctx, r.c, []string{epochKey(guildID), sessionKey(guildID)}, args...).Int()
+	if err != nil {
+		return fmt.Errorf("store: write session %s: %w", guildID, err)
+	}
+	if ok != 1 {
+		return fmt.Errorf("%w (guild %s, epoch %d)", ErrFenced, guildID, epoch)
+	}
+	return nil
+}
+
+func (r *Redis) LoadSettings(ctx context.Context, guildID string) ([]byte, error) {
+	return r.get(ctx, settingsKey(guildID))
+}
+
+func (r *Redis) SaveSettings(ctx context.Context, guildID string, settings []byte) error {
+	if err := r.c.Set(ctx, settingsKey(guildID), settings, 0).Err(); err != nil {
+		return fmt.Errorf("store: save settings %s: %w", guildID, err)
+	}
+	return nil
+}
+
+func (r *Redis) get(ctx context.Context, key string) ([]byte, error) {
+	b, err := r.c.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get %s: %w", key, err)
+	}
+	return b, nil
+}
+
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := r.c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("store: redis ping: %w", err)
+	}
+	return nil
+}
+
+func (r *Redis) Close() error { return r.c.Close() }

@@ -1,0 +1,63 @@
+// Package store persists what must outlive a node: session snapshots (with
+// the fencing epoch that keeps a session single-writer) and guild settings.
+//
+// Two backends implement Store: Redis for clusters and an embedded bbolt
+// file for a single node, so a bot without Redis still keeps every queue
+// across a crash. Values are opaque bytes: the grains own their encodings.
+//
+// Fencing (DESIGN.md §4): protoactor can run two activations of one session
+// during membership changes. Each activation takes a new epoch with
+// Activate; every write carries it and is refused atomically (ErrFenced)
+// unless it is still the newest epoch. The refused activation must stop.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/secret"
+)
+
+// Errors callers branch on.
+var (
+	// ErrFenced means a newer activation took the session: stop at once.
+	ErrFenced = errors.New("store: write refused, a newer activation owns this session")
+	// ErrNotFound means nothing is stored under the key.
+	ErrNotFound = errors.New("store: not found")
+)
+
+// Store is the persistence contract both backends meet.
+type Store interface {
+	// Activate takes the next fencing epoch of a guild's session. Epochs
+	// start at 1 and only grow.
+	Activate(ctx context.Context, guildID string) (uint64, error)
+	// LoadSession returns the last snapshot saved, or ErrNotFound.
+	LoadSession(ctx context.Context, guildID string) ([]byte, error)
+	// SaveSession stores a snapshot if epoch is still the newest, else
+	// returns ErrFenced and changes nothing.
+	SaveSession(ctx context.Context, guildID string, epoch uint64, snapshot []byte) error
+	// DeleteSession removes the snapshot under the same fencing rule.
+	DeleteSession(ctx context.Context, guildID string, epoch uint64) error
+	// LoadSettings returns a guild's settings, or ErrNotFound.
+	LoadSettings(ctx context.Context, guildID string) ([]byte, error)
+	// SaveSettings stores a guild's settings (last write wins: settings are
+	// written by the guild grain in answer to one user command).
+	SaveSettings(ctx context.Context, guildID string, settings []byte) error
+	// Ping checks the backend is reachable, for readiness.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Open opens the backend cfg names.
+func Open(ctx context.Context, cfg config.Store, redisPassword secret.String) (Store, error) {
+	switch cfg.Kind {
+	case config.StoreBbolt:
+		return OpenBolt(cfg.Bbolt.Path)
+	case config.StoreRedis:
+		return OpenRedis(ctx, RedisOptions{Addr: cfg.Redis.Addr, DB: cfg.Redis.DB, Password: redisPassword, Timeout: cfg.Redis.Timeout})
+	default:
+		return nil, fmt.Errorf("store: unknown kind %q", cfg.Kind)
+	}
+}

@@ -1,0 +1,190 @@
+// Package testserver starts real Redis and etcd servers for tests, each on
+// a free loopback port in the test's temporary directory, stopped when the
+// test ends. Tests use the real servers, never mocks: the fencing scripts,
+// expiries and transactions they check only mean something against Redis
+// itself.
+package testserver
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Redis is a running redis-server.
+type Redis struct {
+	Addr string
+	cmd  *exec.Cmd
+	dir  string
+	port int
+}
+
+// StartRedis starts redis-server with persistence off and fails the test if
+// it cannot (run `make deps` as root to install it).
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server not installed (make deps installs it): %v", err)
+	}
+	r := &Redis{dir: t.TempDir()}
+	r.start(t, bin)
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *Redis) start(t testing.TB, bin string) {
+	t.Helper()
+	// A port taken between FreePort and the server's bind makes the start
+	// fail; retry with a new port a few times.
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port := r.port
+		if port == 0 || attempt > 0 {
+			port = FreePort(t)
+		}
+		cmd := exec.Command(bin,
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", r.dir,
+			"--protected-mode", "yes", "--loglevel", "warning",
+		)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start redis-server: %v", err)
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if err := waitRedis(addr, cmd, 10*time.Second); err != nil {
+			lastErr = err
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			continue
+		}
+		r.cmd, r.Addr, r.port = cmd, addr, port
+		return
+	}
+	t.Fatalf("redis-server did not start: %v", lastErr)
+}
+
+// Restart kills the server (as a crash would) and starts a new one on the
+// same port. Data is lost: persistence is off.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	r.stop()
+	bin, _ := exec.LookPath("redis-server")
+	r.start(t, bin)
+}
+
+// Stop kills the server; tests of Redis outages call it.
+func (r *Redis) Stop() { r.stop() }
+
+func (r *Redis) stop() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+	r.cmd = nil
+}
+
+// waitRedis pings until the server answers PONG.
+func waitRedis(addr string, cmd *exec.Cmd, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cmd.ProcessState != nil {
+			return fmt.Errorf("redis-server exited: %v", cmd.ProcessState)
+		}
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			_ = c.SetDeadline(time.Now().Add(time.Second))
+			_, _ = c.Write([]byte("PING\r\n"))
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "+PONG") {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("no PONG from %s within %s", addr, timeout)
+}
+
+// Etcd is a running etcd server.
+type Etcd struct {
+	// Endpoint is the client URL.
+	Endpoint string
+	cmd      *exec.Cmd
+}
+
+// StartEtcd starts a single-member etcd with its data in a temporary
+// directory.
+func StartEtcd(t testing.TB) *Etcd {
+	t.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		t.Fatalf("etcd not installed (make deps installs etcd-server): %v", err)
+	}
+	dir := t.TempDir()
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		client := fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
+		peer := fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
+		cmd := exec.Command(bin,
+			"--name", "test", "--data-dir", filepath.Join(dir, fmt.Sprint(attempt)),
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			"--initial-cluster", "test="+peer, "--log-level", "error",
+		)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start etcd: %v", err)
+		}
+		if err := waitHTTP(client+"/health", cmd, 20*time.Second); err != nil {
+			lastErr = err
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			continue
+		}
+		e := &Etcd{Endpoint: client, cmd: cmd}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+		return e
+	}
+	t.Fatalf("etcd did not start: %v", lastErr)
+	return nil
+}
+
+func waitHTTP(url string, cmd *exec.Cmd, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for ctx.Err() == nil {
+		if cmd.ProcessState != nil {
+			return fmt.Errorf("process exited: %v", cmd.ProcessState)
+		}
+		if ok := httpOK(ctx, url); ok {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not healthy within %s", url, timeout)
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
