@@ -21,6 +21,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ensemble-bot/ensemble/internal/music"
 	"github.com/ensemble-bot/ensemble/internal/secret"
 )
 
@@ -361,8 +362,10 @@ func (c *Config) validateDiscord() error {
 	if d.ShardCount < 1 || d.ShardCount > 4096 {
 		return fieldErr("discord.shard_count", d.ShardCount, "must be between 1 and 4096")
 	}
-	if d.DevGuildID != "" && !isSnowflake(d.DevGuildID) {
-		return fieldErr("discord.dev_guild_id", d.DevGuildID, "must be a guild ID (digits)")
+	if d.DevGuildID != "" {
+		if err := music.ValidateGuildID(d.DevGuildID); err != nil {
+			return fieldErr("discord.dev_guild_id", d.DevGuildID, "must be a guild ID (a snowflake)")
+		}
 	}
 	for _, u := range []struct{ field, val string }{{"discord.rest_url", d.RESTURL}, {"discord.gateway_url", d.GatewayURL}} {
 		if u.val != "" && !strings.Contains(u.val, "://") {
@@ -453,14 +456,6 @@ func checkHostPort(field, addr string, zeroPortOK bool) error {
 		return fieldErr(field, addr, fmt.Sprintf("port must be a number between %d and 65535", min))
 	}
 	return nil
-}
-
-func isSnowflake(s string) bool {
-	if len(s) == 0 || len(s) > 20 {
-		return false
-	}
-	_, err := strconv.ParseUint(s, 10, 64)
-	return err == nil && s[0] != '0'
 }
 
 // decodeInto strictly decodes one YAML document over cfg, so fields the
