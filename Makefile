@@ -11,7 +11,7 @@ PKGS := ./...
 # file:line of every race it triggers). Filled in as such tests land.
 NORACE_PKGS :=
 
-.PHONY: test deps vet test-race test-norace lint run build fuzz
+.PHONY: test deps vet test-race test-norace lint run build fuzz generate
 
 test: deps vet test-race test-norace
 
@@ -47,3 +47,16 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# Regenerates the protobuf messages and typed grains (the generated code is
+# committed, so builds and CI need no protoc). rpcs are only ever appended:
+# generated grain methods are called by index.
+PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GRAIN := github.com/asynkron/protoactor-go/protobuf/protoc-gen-go-grain@v0.0.0-20240822202345-3c0e61ca19c9
+generate:
+	@command -v protoc >/dev/null || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq && apt-get install -y -qq protobuf-compiler >/dev/null; }
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GRAIN)
+	protoc --plugin=protoc-gen-go=bin/protoc-gen-go --plugin=protoc-gen-go-grain=bin/protoc-gen-go-grain \
+	  --go_out=. --go_opt=paths=source_relative --go-grain_out=. --go-grain_opt=paths=source_relative \
+	  cluster/clusterpb/ensemble.proto
