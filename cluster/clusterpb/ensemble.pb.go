@@ -303,10 +303,14 @@ type Interaction struct {
 	// answer counts from here.
 	ReceivedUnixNano int64 `protobuf:"varint,10,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
 	// The message a button is attached to.
-	MessageId     string `protobuf:"bytes,11,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	ShardId       int32  `protobuf:"varint,12,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MessageId string `protobuf:"bytes,11,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	ShardId   int32  `protobuf:"varint,12,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	// The bot's own voice channel in the guild from the shard's cache; empty
+	// when the bot is in none. With the invoker's channel it decides the
+	// voice half of the DJ rule.
+	BotVoiceChannelId string `protobuf:"bytes,13,opt,name=bot_voice_channel_id,json=botVoiceChannelId,proto3" json:"bot_voice_channel_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Interaction) Reset() {
@@ -421,6 +425,13 @@ func (x *Interaction) GetShardId() int32 {
 		return x.ShardId
 	}
 	return 0
+}
+
+func (x *Interaction) GetBotVoiceChannelId() string {
+	if x != nil {
+		return x.BotVoiceChannelId
+	}
+	return ""
 }
 
 type HandleReply struct {
@@ -799,8 +810,10 @@ type SessionRequest struct {
 	TextChannelId string    `protobuf:"bytes,5,opt,name=text_channel_id,json=textChannelId,proto3" json:"text_channel_id,omitempty"`
 	// Default volume from the guild's settings, for a new session.
 	DefaultVolume int32 `protobuf:"varint,6,opt,name=default_volume,json=defaultVolume,proto3" json:"default_volume,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// When the interaction reached the shard (Unix ns).
+	ReceivedUnixNano int64 `protobuf:"varint,7,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SessionRequest) Reset() {
@@ -871,6 +884,13 @@ func (x *SessionRequest) GetTextChannelId() string {
 func (x *SessionRequest) GetDefaultVolume() int32 {
 	if x != nil {
 		return x.DefaultVolume
+	}
+	return 0
+}
+
+func (x *SessionRequest) GetReceivedUnixNano() int64 {
+	if x != nil {
+		return x.ReceivedUnixNano
 	}
 	return 0
 }
@@ -1941,7 +1961,7 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x06Option\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x18\n" +
-	"\afocused\x18\x03 \x01(\bR\afocused\"\x98\x03\n" +
+	"\afocused\x18\x03 \x01(\bR\afocused\"\xc9\x03\n" +
 	"\vInteraction\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12%\n" +
@@ -1957,7 +1977,8 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	" \x01(\x03R\x10receivedUnixNano\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\v \x01(\tR\tmessageId\x12\x19\n" +
-	"\bshard_id\x18\f \x01(\x05R\ashardId\"\r\n" +
+	"\bshard_id\x18\f \x01(\x05R\ashardId\x12/\n" +
+	"\x14bot_voice_channel_id\x18\r \x01(\tR\x11botVoiceChannelId\"\r\n" +
 	"\vHandleReply\"\x9e\x02\n" +
 	"\x05Embed\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12 \n" +
@@ -1985,14 +2006,15 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x04rows\x18\x04 \x03(\v2\x13.ensemble.ButtonRowR\x04rows\"2\n" +
 	"\x06Choice\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xed\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x9b\x02\n" +
 	"\x0eSessionRequest\x12\x19\n" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12*\n" +
 	"\aoptions\x18\x03 \x03(\v2\x10.ensemble.OptionR\aoptions\x12+\n" +
 	"\ainvoker\x18\x04 \x01(\v2\x11.ensemble.InvokerR\ainvoker\x12&\n" +
 	"\x0ftext_channel_id\x18\x05 \x01(\tR\rtextChannelId\x12%\n" +
-	"\x0edefault_volume\x18\x06 \x01(\x05R\rdefaultVolume\"a\n" +
+	"\x0edefault_volume\x18\x06 \x01(\x05R\rdefaultVolume\x12,\n" +
+	"\x12received_unix_nano\x18\a \x01(\x03R\x10receivedUnixNano\"a\n" +
 	"\fSessionReply\x12%\n" +
 	"\x05reply\x18\x01 \x01(\v2\x0f.ensemble.ReplyR\x05reply\x12*\n" +
 	"\achoices\x18\x02 \x03(\v2\x10.ensemble.ChoiceR\achoices\"\x8f\x01\n" +
