@@ -1145,68 +1145,6 @@ func (x *VoiceServer) GetEndpoint() string {
 	return ""
 }
 
-// MemberVoice tells the session that a member's voice channel changed, so
-// it can leave a channel that emptied.
-type MemberVoice struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	GuildId       string                 `protobuf:"bytes,1,opt,name=guild_id,json=guildId,proto3" json:"guild_id,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	ChannelId     string                 `protobuf:"bytes,3,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *MemberVoice) Reset() {
-	*x = MemberVoice{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[14]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *MemberVoice) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*MemberVoice) ProtoMessage() {}
-
-func (x *MemberVoice) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[14]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use MemberVoice.ProtoReflect.Descriptor instead.
-func (*MemberVoice) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{14}
-}
-
-func (x *MemberVoice) GetGuildId() string {
-	if x != nil {
-		return x.GuildId
-	}
-	return ""
-}
-
-func (x *MemberVoice) GetUserId() string {
-	if x != nil {
-		return x.UserId
-	}
-	return ""
-}
-
-func (x *MemberVoice) GetChannelId() string {
-	if x != nil {
-		return x.ChannelId
-	}
-	return ""
-}
-
 // PlayerEvent is a Lavalink event of the guild's player, forwarded by the
 // member's Lavalink pool.
 type PlayerEvent struct {
@@ -1228,7 +1166,7 @@ type PlayerEvent struct {
 
 func (x *PlayerEvent) Reset() {
 	*x = PlayerEvent{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[15]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1178,7 @@ func (x *PlayerEvent) String() string {
 func (*PlayerEvent) ProtoMessage() {}
 
 func (x *PlayerEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[15]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1191,7 @@ func (x *PlayerEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlayerEvent.ProtoReflect.Descriptor instead.
 func (*PlayerEvent) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{15}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PlayerEvent) GetGuildId() string {
@@ -1327,7 +1265,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[16]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1277,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[16]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1290,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{16}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{15}
 }
 
 // VoiceRequest asks a shard to send gateway op 4 for a guild.
@@ -1368,7 +1306,7 @@ type VoiceRequest struct {
 
 func (x *VoiceRequest) Reset() {
 	*x = VoiceRequest{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[17]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1318,7 @@ func (x *VoiceRequest) String() string {
 func (*VoiceRequest) ProtoMessage() {}
 
 func (x *VoiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[17]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1331,7 @@ func (x *VoiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoiceRequest.ProtoReflect.Descriptor instead.
 func (*VoiceRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{17}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *VoiceRequest) GetGuildId() string {
@@ -1415,112 +1353,6 @@ func (x *VoiceRequest) GetSelfDeaf() bool {
 		return x.SelfDeaf
 	}
 	return false
-}
-
-// MemberVoiceQuery asks the shard's voice-state cache for a member.
-type MemberVoiceQuery struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	GuildId       string                 `protobuf:"bytes,1,opt,name=guild_id,json=guildId,proto3" json:"guild_id,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *MemberVoiceQuery) Reset() {
-	*x = MemberVoiceQuery{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[18]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *MemberVoiceQuery) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*MemberVoiceQuery) ProtoMessage() {}
-
-func (x *MemberVoiceQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[18]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use MemberVoiceQuery.ProtoReflect.Descriptor instead.
-func (*MemberVoiceQuery) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{18}
-}
-
-func (x *MemberVoiceQuery) GetGuildId() string {
-	if x != nil {
-		return x.GuildId
-	}
-	return ""
-}
-
-func (x *MemberVoiceQuery) GetUserId() string {
-	if x != nil {
-		return x.UserId
-	}
-	return ""
-}
-
-type MemberVoiceReply struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	ChannelId string                 `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
-	// Users (not bots) in the bot's channel, when the bot is in one.
-	Listeners     int32 `protobuf:"varint,2,opt,name=listeners,proto3" json:"listeners,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *MemberVoiceReply) Reset() {
-	*x = MemberVoiceReply{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[19]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *MemberVoiceReply) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*MemberVoiceReply) ProtoMessage() {}
-
-func (x *MemberVoiceReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[19]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use MemberVoiceReply.ProtoReflect.Descriptor instead.
-func (*MemberVoiceReply) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{19}
-}
-
-func (x *MemberVoiceReply) GetChannelId() string {
-	if x != nil {
-		return x.ChannelId
-	}
-	return ""
-}
-
-func (x *MemberVoiceReply) GetListeners() int32 {
-	if x != nil {
-		return x.Listeners
-	}
-	return 0
 }
 
 // SessionSnapshot is what a session stores: enough to restore the queue
@@ -1556,7 +1388,7 @@ type SessionSnapshot struct {
 
 func (x *SessionSnapshot) Reset() {
 	*x = SessionSnapshot{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1400,7 @@ func (x *SessionSnapshot) String() string {
 func (*SessionSnapshot) ProtoMessage() {}
 
 func (x *SessionSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1413,7 @@ func (x *SessionSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSnapshot.ProtoReflect.Descriptor instead.
 func (*SessionSnapshot) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{20}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SessionSnapshot) GetGuildId() string {
@@ -1722,7 +1554,7 @@ type GuildSettings struct {
 
 func (x *GuildSettings) Reset() {
 	*x = GuildSettings{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[21]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1734,7 +1566,7 @@ func (x *GuildSettings) String() string {
 func (*GuildSettings) ProtoMessage() {}
 
 func (x *GuildSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[21]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1747,7 +1579,7 @@ func (x *GuildSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuildSettings.ProtoReflect.Descriptor instead.
 func (*GuildSettings) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{21}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GuildSettings) GetDjRoleId() string {
@@ -1782,7 +1614,7 @@ type Embed_Field struct {
 
 func (x *Embed_Field) Reset() {
 	*x = Embed_Field{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[22]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +1626,7 @@ func (x *Embed_Field) String() string {
 func (*Embed_Field) ProtoMessage() {}
 
 func (x *Embed_Field) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[22]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +1681,7 @@ type SessionSnapshot_Track struct {
 
 func (x *SessionSnapshot_Track) Reset() {
 	*x = SessionSnapshot_Track{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +1693,7 @@ func (x *SessionSnapshot_Track) String() string {
 func (*SessionSnapshot_Track) ProtoMessage() {}
 
 func (x *SessionSnapshot_Track) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +1706,7 @@ func (x *SessionSnapshot_Track) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSnapshot_Track.ProtoReflect.Descriptor instead.
 func (*SessionSnapshot_Track) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{20, 0}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{17, 0}
 }
 
 func (x *SessionSnapshot_Track) GetEncoded() string {
@@ -2032,12 +1864,7 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\"?\n" +
 	"\vVoiceServer\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1a\n" +
-	"\bendpoint\x18\x02 \x01(\tR\bendpoint\"`\n" +
-	"\vMemberVoice\x12\x19\n" +
-	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
-	"\n" +
-	"channel_id\x18\x03 \x01(\tR\tchannelId\"\xaa\x02\n" +
+	"\bendpoint\x18\x02 \x01(\tR\bendpoint\"\xaa\x02\n" +
 	"\vPlayerEvent\x12\x19\n" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12-\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x19.ensemble.PlayerEventKindR\x04kind\x12#\n" +
@@ -2056,14 +1883,7 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12\x1d\n" +
 	"\n" +
 	"channel_id\x18\x02 \x01(\tR\tchannelId\x12\x1b\n" +
-	"\tself_deaf\x18\x03 \x01(\bR\bselfDeaf\"F\n" +
-	"\x10MemberVoiceQuery\x12\x19\n" +
-	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"O\n" +
-	"\x10MemberVoiceReply\x12\x1d\n" +
-	"\n" +
-	"channel_id\x18\x01 \x01(\tR\tchannelId\x12\x1c\n" +
-	"\tlisteners\x18\x02 \x01(\x05R\tlisteners\"\xbd\a\n" +
+	"\tself_deaf\x18\x03 \x01(\bR\bselfDeaf\"\xbd\a\n" +
 	"\x0fSessionSnapshot\x12\x19\n" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x125\n" +
 	"\x05queue\x18\x02 \x03(\v2\x1f.ensemble.SessionSnapshot.TrackR\x05queue\x129\n" +
@@ -2121,15 +1941,13 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x1fPLAYER_EVENT_KIND_PLAYER_UPDATE\x10\x05\x12\"\n" +
 	"\x1ePLAYER_EVENT_KIND_VOICE_CLOSED\x10\x062?\n" +
 	"\x05Guild\x126\n" +
-	"\x06Handle\x12\x15.ensemble.Interaction\x1a\x15.ensemble.HandleReply2\xe0\x01\n" +
+	"\x06Handle\x12\x15.ensemble.Interaction\x1a\x15.ensemble.HandleReply2\xa4\x01\n" +
 	"\aSession\x12;\n" +
 	"\aExecute\x12\x18.ensemble.SessionRequest\x1a\x16.ensemble.SessionReply\x12,\n" +
 	"\x05Voice\x12\x14.ensemble.VoiceEvent\x1a\r.ensemble.Ack\x12.\n" +
-	"\x06Player\x12\x15.ensemble.PlayerEvent\x1a\r.ensemble.Ack\x12:\n" +
-	"\x12MemberVoiceChanged\x12\x15.ensemble.MemberVoice\x1a\r.ensemble.Ack2\x84\x01\n" +
+	"\x06Player\x12\x15.ensemble.PlayerEvent\x1a\r.ensemble.Ack2=\n" +
 	"\x05Shard\x124\n" +
-	"\vUpdateVoice\x12\x16.ensemble.VoiceRequest\x1a\r.ensemble.Ack\x12E\n" +
-	"\vMemberVoice\x12\x1a.ensemble.MemberVoiceQuery\x1a\x1a.ensemble.MemberVoiceReplyB4Z2github.com/ensemble-bot/ensemble/cluster/clusterpbb\x06proto3"
+	"\vUpdateVoice\x12\x16.ensemble.VoiceRequest\x1a\r.ensemble.AckB4Z2github.com/ensemble-bot/ensemble/cluster/clusterpbb\x06proto3"
 
 var (
 	file_cluster_clusterpb_ensemble_proto_rawDescOnce sync.Once
@@ -2144,7 +1962,7 @@ func file_cluster_clusterpb_ensemble_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_clusterpb_ensemble_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cluster_clusterpb_ensemble_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_cluster_clusterpb_ensemble_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_cluster_clusterpb_ensemble_proto_goTypes = []any{
 	(InteractionKind)(0),          // 0: ensemble.InteractionKind
 	(PlayerEventKind)(0),          // 1: ensemble.PlayerEventKind
@@ -2162,22 +1980,19 @@ var file_cluster_clusterpb_ensemble_proto_goTypes = []any{
 	(*VoiceEvent)(nil),            // 13: ensemble.VoiceEvent
 	(*VoiceState)(nil),            // 14: ensemble.VoiceState
 	(*VoiceServer)(nil),           // 15: ensemble.VoiceServer
-	(*MemberVoice)(nil),           // 16: ensemble.MemberVoice
-	(*PlayerEvent)(nil),           // 17: ensemble.PlayerEvent
-	(*Ack)(nil),                   // 18: ensemble.Ack
-	(*VoiceRequest)(nil),          // 19: ensemble.VoiceRequest
-	(*MemberVoiceQuery)(nil),      // 20: ensemble.MemberVoiceQuery
-	(*MemberVoiceReply)(nil),      // 21: ensemble.MemberVoiceReply
-	(*SessionSnapshot)(nil),       // 22: ensemble.SessionSnapshot
-	(*GuildSettings)(nil),         // 23: ensemble.GuildSettings
-	(*Embed_Field)(nil),           // 24: ensemble.Embed.Field
-	(*SessionSnapshot_Track)(nil), // 25: ensemble.SessionSnapshot.Track
+	(*PlayerEvent)(nil),           // 16: ensemble.PlayerEvent
+	(*Ack)(nil),                   // 17: ensemble.Ack
+	(*VoiceRequest)(nil),          // 18: ensemble.VoiceRequest
+	(*SessionSnapshot)(nil),       // 19: ensemble.SessionSnapshot
+	(*GuildSettings)(nil),         // 20: ensemble.GuildSettings
+	(*Embed_Field)(nil),           // 21: ensemble.Embed.Field
+	(*SessionSnapshot_Track)(nil), // 22: ensemble.SessionSnapshot.Track
 }
 var file_cluster_clusterpb_ensemble_proto_depIdxs = []int32{
 	2,  // 0: ensemble.Interaction.invoker:type_name -> ensemble.Invoker
 	0,  // 1: ensemble.Interaction.kind:type_name -> ensemble.InteractionKind
 	3,  // 2: ensemble.Interaction.options:type_name -> ensemble.Option
-	24, // 3: ensemble.Embed.fields:type_name -> ensemble.Embed.Field
+	21, // 3: ensemble.Embed.fields:type_name -> ensemble.Embed.Field
 	7,  // 4: ensemble.ButtonRow.buttons:type_name -> ensemble.Button
 	6,  // 5: ensemble.Reply.embeds:type_name -> ensemble.Embed
 	8,  // 6: ensemble.Reply.rows:type_name -> ensemble.ButtonRow
@@ -2188,24 +2003,20 @@ var file_cluster_clusterpb_ensemble_proto_depIdxs = []int32{
 	14, // 11: ensemble.VoiceEvent.state:type_name -> ensemble.VoiceState
 	15, // 12: ensemble.VoiceEvent.server:type_name -> ensemble.VoiceServer
 	1,  // 13: ensemble.PlayerEvent.kind:type_name -> ensemble.PlayerEventKind
-	25, // 14: ensemble.SessionSnapshot.queue:type_name -> ensemble.SessionSnapshot.Track
-	25, // 15: ensemble.SessionSnapshot.current:type_name -> ensemble.SessionSnapshot.Track
+	22, // 14: ensemble.SessionSnapshot.queue:type_name -> ensemble.SessionSnapshot.Track
+	22, // 15: ensemble.SessionSnapshot.current:type_name -> ensemble.SessionSnapshot.Track
 	4,  // 16: ensemble.Guild.Handle:input_type -> ensemble.Interaction
 	11, // 17: ensemble.Session.Execute:input_type -> ensemble.SessionRequest
 	13, // 18: ensemble.Session.Voice:input_type -> ensemble.VoiceEvent
-	17, // 19: ensemble.Session.Player:input_type -> ensemble.PlayerEvent
-	16, // 20: ensemble.Session.MemberVoiceChanged:input_type -> ensemble.MemberVoice
-	19, // 21: ensemble.Shard.UpdateVoice:input_type -> ensemble.VoiceRequest
-	20, // 22: ensemble.Shard.MemberVoice:input_type -> ensemble.MemberVoiceQuery
-	5,  // 23: ensemble.Guild.Handle:output_type -> ensemble.HandleReply
-	12, // 24: ensemble.Session.Execute:output_type -> ensemble.SessionReply
-	18, // 25: ensemble.Session.Voice:output_type -> ensemble.Ack
-	18, // 26: ensemble.Session.Player:output_type -> ensemble.Ack
-	18, // 27: ensemble.Session.MemberVoiceChanged:output_type -> ensemble.Ack
-	18, // 28: ensemble.Shard.UpdateVoice:output_type -> ensemble.Ack
-	21, // 29: ensemble.Shard.MemberVoice:output_type -> ensemble.MemberVoiceReply
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
+	16, // 19: ensemble.Session.Player:input_type -> ensemble.PlayerEvent
+	18, // 20: ensemble.Shard.UpdateVoice:input_type -> ensemble.VoiceRequest
+	5,  // 21: ensemble.Guild.Handle:output_type -> ensemble.HandleReply
+	12, // 22: ensemble.Session.Execute:output_type -> ensemble.SessionReply
+	17, // 23: ensemble.Session.Voice:output_type -> ensemble.Ack
+	17, // 24: ensemble.Session.Player:output_type -> ensemble.Ack
+	17, // 25: ensemble.Shard.UpdateVoice:output_type -> ensemble.Ack
+	21, // [21:26] is the sub-list for method output_type
+	16, // [16:21] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -2226,7 +2037,7 @@ func file_cluster_clusterpb_ensemble_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_clusterpb_ensemble_proto_rawDesc), len(file_cluster_clusterpb_ensemble_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -207,7 +207,6 @@ type Session interface {
 	Execute(req *SessionRequest, ctx cluster.GrainContext) (*SessionReply, error)
 	Voice(req *VoiceEvent, ctx cluster.GrainContext) (*Ack, error)
 	Player(req *PlayerEvent, ctx cluster.GrainContext) (*Ack, error)
-	MemberVoiceChanged(req *MemberVoice, ctx cluster.GrainContext) (*Ack, error)
 }
 
 // SessionGrainClient holds the base data for the SessionGrain
@@ -280,33 +279,6 @@ func (g *SessionGrainClient) Player(r *PlayerEvent, opts ...cluster.GrainCallOpt
 		return nil, err
 	}
 	reqMsg := &cluster.GrainRequest{MethodIndex: 2, MessageData: bytes}
-	resp, err := g.cluster.Request(g.Identity, "Session", reqMsg, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("error request: %w", err)
-	}
-	switch msg := resp.(type) {
-	case *Ack:
-		return msg, nil
-	case *cluster.GrainErrorResponse:
-		if msg == nil {
-			return nil, nil
-		}
-		return nil, msg
-	default:
-		return nil, fmt.Errorf("unknown response type %T", resp)
-	}
-}
-
-// MemberVoiceChanged requests the execution on to the cluster with CallOptions
-func (g *SessionGrainClient) MemberVoiceChanged(r *MemberVoice, opts ...cluster.GrainCallOption) (*Ack, error) {
-	if g.cluster.Config.RequestLog {
-		g.cluster.Logger().Info("Requesting", slog.String("identity", g.Identity), slog.String("kind", "Session"), slog.String("method", "MemberVoiceChanged"), slog.Any("request", r))
-	}
-	bytes, err := proto.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	reqMsg := &cluster.GrainRequest{MethodIndex: 3, MessageData: bytes}
 	resp, err := g.cluster.Request(g.Identity, "Session", reqMsg, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("error request: %w", err)
@@ -412,26 +384,6 @@ func (a *SessionActor) Receive(ctx actor.Context) {
 				return
 			}
 			ctx.Respond(r0)
-		case 3:
-			req := &MemberVoice{}
-			err := proto.Unmarshal(msg.MessageData, req)
-			if err != nil {
-				ctx.Logger().Error("[Grain] MemberVoiceChanged(MemberVoice) proto.Unmarshal failed.", slog.Any("error", err))
-				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
-					WithMetadata(map[string]string{
-						"argument": req.String(),
-					})
-				ctx.Respond(resp)
-				return
-			}
-
-			r0, err := a.inner.MemberVoiceChanged(req, a.ctx)
-			if err != nil {
-				resp := cluster.FromError(err)
-				ctx.Respond(resp)
-				return
-			}
-			ctx.Respond(r0)
 		}
 	default:
 		a.inner.ReceiveDefault(a.ctx)
@@ -492,7 +444,6 @@ type Shard interface {
 	Terminate(ctx cluster.GrainContext)
 	ReceiveDefault(ctx cluster.GrainContext)
 	UpdateVoice(req *VoiceRequest, ctx cluster.GrainContext) (*Ack, error)
-	MemberVoice(req *MemberVoiceQuery, ctx cluster.GrainContext) (*MemberVoiceReply, error)
 }
 
 // ShardGrainClient holds the base data for the ShardGrain
@@ -517,33 +468,6 @@ func (g *ShardGrainClient) UpdateVoice(r *VoiceRequest, opts ...cluster.GrainCal
 	}
 	switch msg := resp.(type) {
 	case *Ack:
-		return msg, nil
-	case *cluster.GrainErrorResponse:
-		if msg == nil {
-			return nil, nil
-		}
-		return nil, msg
-	default:
-		return nil, fmt.Errorf("unknown response type %T", resp)
-	}
-}
-
-// MemberVoice requests the execution on to the cluster with CallOptions
-func (g *ShardGrainClient) MemberVoice(r *MemberVoiceQuery, opts ...cluster.GrainCallOption) (*MemberVoiceReply, error) {
-	if g.cluster.Config.RequestLog {
-		g.cluster.Logger().Info("Requesting", slog.String("identity", g.Identity), slog.String("kind", "Shard"), slog.String("method", "MemberVoice"), slog.Any("request", r))
-	}
-	bytes, err := proto.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	reqMsg := &cluster.GrainRequest{MethodIndex: 1, MessageData: bytes}
-	resp, err := g.cluster.Request(g.Identity, "Shard", reqMsg, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("error request: %w", err)
-	}
-	switch msg := resp.(type) {
-	case *MemberVoiceReply:
 		return msg, nil
 	case *cluster.GrainErrorResponse:
 		if msg == nil {
@@ -597,26 +521,6 @@ func (a *ShardActor) Receive(ctx actor.Context) {
 			}
 
 			r0, err := a.inner.UpdateVoice(req, a.ctx)
-			if err != nil {
-				resp := cluster.FromError(err)
-				ctx.Respond(resp)
-				return
-			}
-			ctx.Respond(r0)
-		case 1:
-			req := &MemberVoiceQuery{}
-			err := proto.Unmarshal(msg.MessageData, req)
-			if err != nil {
-				ctx.Logger().Error("[Grain] MemberVoice(MemberVoiceQuery) proto.Unmarshal failed.", slog.Any("error", err))
-				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
-					WithMetadata(map[string]string{
-						"argument": req.String(),
-					})
-				ctx.Respond(resp)
-				return
-			}
-
-			r0, err := a.inner.MemberVoice(req, a.ctx)
 			if err != nil {
 				resp := cluster.FromError(err)
 				ctx.Respond(resp)

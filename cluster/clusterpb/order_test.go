@@ -15,9 +15,7 @@ var grainMethods = []string{
 	"Session.0 Execute(SessionRequest) SessionReply",
 	"Session.1 Voice(VoiceEvent) Ack",
 	"Session.2 Player(PlayerEvent) Ack",
-	"Session.3 MemberVoiceChanged(MemberVoice) Ack",
 	"Shard.0 UpdateVoice(VoiceRequest) Ack",
-	"Shard.1 MemberVoice(MemberVoiceQuery) MemberVoiceReply",
 }
 
 func TestRPCOrderIsAppendOnly(t *testing.T) {
