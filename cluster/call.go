@@ -1,0 +1,65 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+)
+
+// ErrNoDeadline is returned by Call for a context without a deadline: every
+// grain call must be bounded.
+var ErrNoDeadline = errors.New("grain call without a deadline")
+
+// Call runs a grain call with a deadline and bounded retries with real,
+// jittered backoff. protoactor's own retry sleeps nanoseconds and gives
+// each attempt the full timeout (PITFALLS.md), so each attempt here gets
+// its share of the time left and one protoactor try.
+//
+// attempt receives the call options to pass to the generated client. An
+// error the grain itself returned (a GrainErrorResponse) is not retried:
+// the grain answered.
+func Call[T any](ctx context.Context, attempts int, attempt func(opts ...pcluster.GrainCallOption) (T, error)) (T, error) {
+	var zero T
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return zero, ErrNoDeadline
+	}
+	attempts = max(attempts, 1)
+	backoff := 20 * time.Millisecond
+	var lastErr error
+	for i := 0; i < attempts; i++ {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		// Leave time for the attempts after this one.
+		per := left / time.Duration(attempts-i)
+		res, err := attempt(pcluster.WithTimeout(per), pcluster.WithRetryCount(1))
+		if err == nil {
+			return res, nil
+		}
+		var ge *pcluster.GrainErrorResponse
+		if errors.As(err, &ge) {
+			return zero, err
+		}
+		lastErr = err
+		if i == attempts-1 {
+			break
+		}
+		sleep := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
+		select {
+		case <-ctx.Done():
+			return zero, fmt.Errorf("grain call: %w (last error: %v)", ctx.Err(), lastErr)
+		case <-time.After(sleep):
+		}
+		backoff *= 2
+	}
+	if lastErr == nil {
+		lastErr = context.DeadlineExceeded
+	}
+	return zero, fmt.Errorf("grain call failed after %d attempts: %w", attempts, lastErr)
+}
