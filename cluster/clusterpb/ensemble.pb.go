@@ -1355,6 +1355,66 @@ func (x *VoiceRequest) GetSelfDeaf() bool {
 	return false
 }
 
+type ShardStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ready         bool                   `protobuf:"varint,1,opt,name=ready,proto3" json:"ready,omitempty"`
+	Guilds        int32                  `protobuf:"varint,2,opt,name=guilds,proto3" json:"guilds,omitempty"`
+	Member        string                 `protobuf:"bytes,3,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardStatus) Reset() {
+	*x = ShardStatus{}
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardStatus) ProtoMessage() {}
+
+func (x *ShardStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardStatus.ProtoReflect.Descriptor instead.
+func (*ShardStatus) Descriptor() ([]byte, []int) {
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ShardStatus) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *ShardStatus) GetGuilds() int32 {
+	if x != nil {
+		return x.Guilds
+	}
+	return 0
+}
+
+func (x *ShardStatus) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
 // SessionSnapshot is what a session stores: enough to restore the queue
 // and resume the track at its position on another activation.
 type SessionSnapshot struct {
@@ -1388,7 +1448,7 @@ type SessionSnapshot struct {
 
 func (x *SessionSnapshot) Reset() {
 	*x = SessionSnapshot{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[17]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1460,7 @@ func (x *SessionSnapshot) String() string {
 func (*SessionSnapshot) ProtoMessage() {}
 
 func (x *SessionSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[17]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1473,7 @@ func (x *SessionSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSnapshot.ProtoReflect.Descriptor instead.
 func (*SessionSnapshot) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{17}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SessionSnapshot) GetGuildId() string {
@@ -1554,7 +1614,7 @@ type GuildSettings struct {
 
 func (x *GuildSettings) Reset() {
 	*x = GuildSettings{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[18]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1626,7 @@ func (x *GuildSettings) String() string {
 func (*GuildSettings) ProtoMessage() {}
 
 func (x *GuildSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[18]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1639,7 @@ func (x *GuildSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuildSettings.ProtoReflect.Descriptor instead.
 func (*GuildSettings) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{18}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GuildSettings) GetDjRoleId() string {
@@ -1614,7 +1674,7 @@ type Embed_Field struct {
 
 func (x *Embed_Field) Reset() {
 	*x = Embed_Field{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[19]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +1686,7 @@ func (x *Embed_Field) String() string {
 func (*Embed_Field) ProtoMessage() {}
 
 func (x *Embed_Field) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[19]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1741,7 @@ type SessionSnapshot_Track struct {
 
 func (x *SessionSnapshot_Track) Reset() {
 	*x = SessionSnapshot_Track{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +1753,7 @@ func (x *SessionSnapshot_Track) String() string {
 func (*SessionSnapshot_Track) ProtoMessage() {}
 
 func (x *SessionSnapshot_Track) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +1766,7 @@ func (x *SessionSnapshot_Track) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSnapshot_Track.ProtoReflect.Descriptor instead.
 func (*SessionSnapshot_Track) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{17, 0}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{18, 0}
 }
 
 func (x *SessionSnapshot_Track) GetEncoded() string {
@@ -1883,7 +1943,11 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12\x1d\n" +
 	"\n" +
 	"channel_id\x18\x02 \x01(\tR\tchannelId\x12\x1b\n" +
-	"\tself_deaf\x18\x03 \x01(\bR\bselfDeaf\"\xbd\a\n" +
+	"\tself_deaf\x18\x03 \x01(\bR\bselfDeaf\"S\n" +
+	"\vShardStatus\x12\x14\n" +
+	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x16\n" +
+	"\x06guilds\x18\x02 \x01(\x05R\x06guilds\x12\x16\n" +
+	"\x06member\x18\x03 \x01(\tR\x06member\"\xbd\a\n" +
 	"\x0fSessionSnapshot\x12\x19\n" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x125\n" +
 	"\x05queue\x18\x02 \x03(\v2\x1f.ensemble.SessionSnapshot.TrackR\x05queue\x129\n" +
@@ -1945,9 +2009,10 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\aSession\x12;\n" +
 	"\aExecute\x12\x18.ensemble.SessionRequest\x1a\x16.ensemble.SessionReply\x12,\n" +
 	"\x05Voice\x12\x14.ensemble.VoiceEvent\x1a\r.ensemble.Ack\x12.\n" +
-	"\x06Player\x12\x15.ensemble.PlayerEvent\x1a\r.ensemble.Ack2=\n" +
+	"\x06Player\x12\x15.ensemble.PlayerEvent\x1a\r.ensemble.Ack2m\n" +
 	"\x05Shard\x124\n" +
-	"\vUpdateVoice\x12\x16.ensemble.VoiceRequest\x1a\r.ensemble.AckB4Z2github.com/ensemble-bot/ensemble/cluster/clusterpbb\x06proto3"
+	"\vUpdateVoice\x12\x16.ensemble.VoiceRequest\x1a\r.ensemble.Ack\x12.\n" +
+	"\x06Ensure\x12\r.ensemble.Ack\x1a\x15.ensemble.ShardStatusB4Z2github.com/ensemble-bot/ensemble/cluster/clusterpbb\x06proto3"
 
 var (
 	file_cluster_clusterpb_ensemble_proto_rawDescOnce sync.Once
@@ -1962,7 +2027,7 @@ func file_cluster_clusterpb_ensemble_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_clusterpb_ensemble_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cluster_clusterpb_ensemble_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_cluster_clusterpb_ensemble_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_cluster_clusterpb_ensemble_proto_goTypes = []any{
 	(InteractionKind)(0),          // 0: ensemble.InteractionKind
 	(PlayerEventKind)(0),          // 1: ensemble.PlayerEventKind
@@ -1983,16 +2048,17 @@ var file_cluster_clusterpb_ensemble_proto_goTypes = []any{
 	(*PlayerEvent)(nil),           // 16: ensemble.PlayerEvent
 	(*Ack)(nil),                   // 17: ensemble.Ack
 	(*VoiceRequest)(nil),          // 18: ensemble.VoiceRequest
-	(*SessionSnapshot)(nil),       // 19: ensemble.SessionSnapshot
-	(*GuildSettings)(nil),         // 20: ensemble.GuildSettings
-	(*Embed_Field)(nil),           // 21: ensemble.Embed.Field
-	(*SessionSnapshot_Track)(nil), // 22: ensemble.SessionSnapshot.Track
+	(*ShardStatus)(nil),           // 19: ensemble.ShardStatus
+	(*SessionSnapshot)(nil),       // 20: ensemble.SessionSnapshot
+	(*GuildSettings)(nil),         // 21: ensemble.GuildSettings
+	(*Embed_Field)(nil),           // 22: ensemble.Embed.Field
+	(*SessionSnapshot_Track)(nil), // 23: ensemble.SessionSnapshot.Track
 }
 var file_cluster_clusterpb_ensemble_proto_depIdxs = []int32{
 	2,  // 0: ensemble.Interaction.invoker:type_name -> ensemble.Invoker
 	0,  // 1: ensemble.Interaction.kind:type_name -> ensemble.InteractionKind
 	3,  // 2: ensemble.Interaction.options:type_name -> ensemble.Option
-	21, // 3: ensemble.Embed.fields:type_name -> ensemble.Embed.Field
+	22, // 3: ensemble.Embed.fields:type_name -> ensemble.Embed.Field
 	7,  // 4: ensemble.ButtonRow.buttons:type_name -> ensemble.Button
 	6,  // 5: ensemble.Reply.embeds:type_name -> ensemble.Embed
 	8,  // 6: ensemble.Reply.rows:type_name -> ensemble.ButtonRow
@@ -2003,20 +2069,22 @@ var file_cluster_clusterpb_ensemble_proto_depIdxs = []int32{
 	14, // 11: ensemble.VoiceEvent.state:type_name -> ensemble.VoiceState
 	15, // 12: ensemble.VoiceEvent.server:type_name -> ensemble.VoiceServer
 	1,  // 13: ensemble.PlayerEvent.kind:type_name -> ensemble.PlayerEventKind
-	22, // 14: ensemble.SessionSnapshot.queue:type_name -> ensemble.SessionSnapshot.Track
-	22, // 15: ensemble.SessionSnapshot.current:type_name -> ensemble.SessionSnapshot.Track
+	23, // 14: ensemble.SessionSnapshot.queue:type_name -> ensemble.SessionSnapshot.Track
+	23, // 15: ensemble.SessionSnapshot.current:type_name -> ensemble.SessionSnapshot.Track
 	4,  // 16: ensemble.Guild.Handle:input_type -> ensemble.Interaction
 	11, // 17: ensemble.Session.Execute:input_type -> ensemble.SessionRequest
 	13, // 18: ensemble.Session.Voice:input_type -> ensemble.VoiceEvent
 	16, // 19: ensemble.Session.Player:input_type -> ensemble.PlayerEvent
 	18, // 20: ensemble.Shard.UpdateVoice:input_type -> ensemble.VoiceRequest
-	5,  // 21: ensemble.Guild.Handle:output_type -> ensemble.HandleReply
-	12, // 22: ensemble.Session.Execute:output_type -> ensemble.SessionReply
-	17, // 23: ensemble.Session.Voice:output_type -> ensemble.Ack
-	17, // 24: ensemble.Session.Player:output_type -> ensemble.Ack
-	17, // 25: ensemble.Shard.UpdateVoice:output_type -> ensemble.Ack
-	21, // [21:26] is the sub-list for method output_type
-	16, // [16:21] is the sub-list for method input_type
+	17, // 21: ensemble.Shard.Ensure:input_type -> ensemble.Ack
+	5,  // 22: ensemble.Guild.Handle:output_type -> ensemble.HandleReply
+	12, // 23: ensemble.Session.Execute:output_type -> ensemble.SessionReply
+	17, // 24: ensemble.Session.Voice:output_type -> ensemble.Ack
+	17, // 25: ensemble.Session.Player:output_type -> ensemble.Ack
+	17, // 26: ensemble.Shard.UpdateVoice:output_type -> ensemble.Ack
+	19, // 27: ensemble.Shard.Ensure:output_type -> ensemble.ShardStatus
+	22, // [22:28] is the sub-list for method output_type
+	16, // [16:22] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -2037,7 +2105,7 @@ func file_cluster_clusterpb_ensemble_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_clusterpb_ensemble_proto_rawDesc), len(file_cluster_clusterpb_ensemble_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

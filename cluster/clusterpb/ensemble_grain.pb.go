@@ -444,6 +444,7 @@ type Shard interface {
 	Terminate(ctx cluster.GrainContext)
 	ReceiveDefault(ctx cluster.GrainContext)
 	UpdateVoice(req *VoiceRequest, ctx cluster.GrainContext) (*Ack, error)
+	Ensure(req *Ack, ctx cluster.GrainContext) (*ShardStatus, error)
 }
 
 // ShardGrainClient holds the base data for the ShardGrain
@@ -468,6 +469,33 @@ func (g *ShardGrainClient) UpdateVoice(r *VoiceRequest, opts ...cluster.GrainCal
 	}
 	switch msg := resp.(type) {
 	case *Ack:
+		return msg, nil
+	case *cluster.GrainErrorResponse:
+		if msg == nil {
+			return nil, nil
+		}
+		return nil, msg
+	default:
+		return nil, fmt.Errorf("unknown response type %T", resp)
+	}
+}
+
+// Ensure requests the execution on to the cluster with CallOptions
+func (g *ShardGrainClient) Ensure(r *Ack, opts ...cluster.GrainCallOption) (*ShardStatus, error) {
+	if g.cluster.Config.RequestLog {
+		g.cluster.Logger().Info("Requesting", slog.String("identity", g.Identity), slog.String("kind", "Shard"), slog.String("method", "Ensure"), slog.Any("request", r))
+	}
+	bytes, err := proto.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	reqMsg := &cluster.GrainRequest{MethodIndex: 1, MessageData: bytes}
+	resp, err := g.cluster.Request(g.Identity, "Shard", reqMsg, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("error request: %w", err)
+	}
+	switch msg := resp.(type) {
+	case *ShardStatus:
 		return msg, nil
 	case *cluster.GrainErrorResponse:
 		if msg == nil {
@@ -521,6 +549,26 @@ func (a *ShardActor) Receive(ctx actor.Context) {
 			}
 
 			r0, err := a.inner.UpdateVoice(req, a.ctx)
+			if err != nil {
+				resp := cluster.FromError(err)
+				ctx.Respond(resp)
+				return
+			}
+			ctx.Respond(r0)
+		case 1:
+			req := &Ack{}
+			err := proto.Unmarshal(msg.MessageData, req)
+			if err != nil {
+				ctx.Logger().Error("[Grain] Ensure(Ack) proto.Unmarshal failed.", slog.Any("error", err))
+				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
+					WithMetadata(map[string]string{
+						"argument": req.String(),
+					})
+				ctx.Respond(resp)
+				return
+			}
+
+			r0, err := a.inner.Ensure(req, a.ctx)
 			if err != nil {
 				resp := cluster.FromError(err)
 				ctx.Respond(resp)

@@ -16,6 +16,7 @@ var grainMethods = []string{
 	"Session.1 Voice(VoiceEvent) Ack",
 	"Session.2 Player(PlayerEvent) Ack",
 	"Shard.0 UpdateVoice(VoiceRequest) Ack",
+	"Shard.1 Ensure(Ack) ShardStatus",
 }
 
 func TestRPCOrderIsAppendOnly(t *testing.T) {
