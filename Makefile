@@ -15,7 +15,13 @@ PKGS := ./...
 #   player.go:133 vs player.go:211 (goroutine started at player.go:143)
 #   node.go:115 (via player.go:120) vs node.go:235 (reconnect path node.go:306 -> 294)
 #   node.go:111 vs node.go:360
-NORACE_PKGS := ./internal/lavalinkemu/...
+#
+# internal/discordemu (disgo v0.19.6 gateway races, disgo_gateway_test.go):
+#   gateway/gateway.go:317,319 (CloseWithCode, heartbeatCancel) vs gateway.go:450,451 (heartbeat)
+#   gateway/gateway.go:641,650,651 (listen) vs gateway.go:335-337 (CloseWithCode)
+#   gateway/gateway_transports.go:146 (pipeBuffer.Reset from Close :195) vs :140 (Write)
+#   klauspost/compress v1.20.1 zstd/decoder.go:619 (Close) vs :545,:524,:459 and :299-300
+NORACE_PKGS := ./internal/lavalinkemu/... ./internal/discordemu/...
 
 .PHONY: test deps vet test-race test-norace lint run build fuzz generate
 
