@@ -1,0 +1,217 @@
+package session
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/music"
+)
+
+// resumePlayer gives Lavalink the current track at the current position,
+// with voice, volume and pause state in one update. Without complete voice
+// facts it waits: Voice calls it again when they arrive.
+func (g *Grain) resumePlayer() error {
+	st := g.st
+	if st.current == nil || !st.voice.Complete() {
+		return nil
+	}
+	now := g.deps.Now()
+	st.position, st.positionAt = st.positionNow(now), now
+	c, cancel := g.callCtx()
+	defer cancel()
+	node, err := g.deps.Audio.Play(c, g.guildID, PlayRequest{
+		Track: *st.current, Position: st.position, Volume: st.volume, Paused: st.paused, Voice: st.voice,
+	})
+	if err != nil {
+		g.playerLive = false
+		g.log.Warn("play failed", "err", err)
+		return err
+	}
+	g.playerLive, g.sentVoice, st.node = true, st.voice, node
+	return nil
+}
+
+// startTrack makes t the current track from the start.
+func (g *Grain) startTrack(t music.Track) error {
+	st := g.st
+	st.current = &t
+	st.position, st.positionAt, st.paused = 0, g.deps.Now(), false
+	st.recent = append(st.recent, t.Identifier)
+	if over := len(st.recent) - g.deps.RecentLimit; over > 0 {
+		st.recent = slices.Delete(st.recent, 0, over)
+	}
+	g.playerLive = false
+	g.markNowPlaying()
+	return g.resumePlayer()
+}
+
+// advance moves on after the current track ended by itself.
+func (g *Grain) advance() {
+	next, ok := g.st.queue.Next(g.st.current, g.st.modes.Loop)
+	g.moveTo(next, ok)
+}
+
+// moveTo plays next, or autoplays, or stops when there is nothing.
+func (g *Grain) moveTo(next music.Track, ok bool) {
+	if !ok && g.st.modes.Autoplay {
+		next, ok = g.autoplayPick()
+	}
+	if ok {
+		_ = g.startTrack(next)
+		return
+	}
+	g.st.current = nil
+	g.st.position = 0
+	g.playerLive = false
+	c, cancel := g.callCtx()
+	defer cancel()
+	if err := g.deps.Audio.Stop(c, g.guildID); err != nil {
+		g.log.Warn("stop player", "err", err)
+	}
+	g.markNowPlaying()
+}
+
+// autoplayPick searches for a track related to the last one played that is
+// not among the recent ones. It is rate-limited so a run of failing
+// tracks cannot turn into a loop of searches.
+func (g *Grain) autoplayPick() (music.Track, bool) {
+	last := g.st.current
+	now := g.deps.Now()
+	if last == nil || now.Sub(g.lastAutoplay) < g.deps.AutoplayCooldown {
+		return music.Track{}, false
+	}
+	g.lastAutoplay = now
+	c, cancel := g.callCtx()
+	defer cancel()
+	loaded, err := g.deps.Audio.Load(c, "ytsearch:"+last.Author+" "+last.Title)
+	if err != nil {
+		g.log.Warn("autoplay search", "err", err)
+		return music.Track{}, false
+	}
+	for _, t := range loaded.Tracks {
+		if t.Identifier == last.Identifier || slices.Contains(g.st.recent, t.Identifier) {
+			continue
+		}
+		t.RequesterID = ""
+		return t, true
+	}
+	return music.Track{}, false
+}
+
+// Voice records the bot's own voice facts and (re)connects the player once
+// they are complete. Keeping the facts here, and sending them to Lavalink
+// in one update, avoids disgolink's ordering hazard (PITFALLS.md).
+func (g *Grain) Voice(ev *clusterpb.VoiceEvent, _ cluster.GrainContext) (*clusterpb.Ack, error) {
+	if r := g.refusal(); r != nil {
+		return nil, errors.New(r.GetReply().GetContent())
+	}
+	st := g.st
+	switch e := ev.GetEvent().(type) {
+	case *clusterpb.VoiceEvent_State:
+		if e.State.GetChannelId() == "" {
+			g.disconnected()
+			break
+		}
+		if st.voice.ChannelID != e.State.GetChannelId() || st.voice.SessionID != e.State.GetSessionId() {
+			st.voice.ChannelID, st.voice.SessionID = e.State.GetChannelId(), e.State.GetSessionId()
+		}
+	case *clusterpb.VoiceEvent_Server:
+		st.voice.Token, st.voice.Endpoint = e.Server.GetToken(), e.Server.GetEndpoint()
+	}
+	if st.current != nil && st.voice.Complete() && (!g.playerLive || g.sentVoice != st.voice) {
+		_ = g.resumePlayer()
+	}
+	g.save()
+	g.updateIdle()
+	return &clusterpb.Ack{}, nil
+}
+
+// disconnected handles the bot leaving voice without /leave (kicked, moved
+// out, channel deleted): the current track goes back to the front of the
+// queue so nothing is lost.
+func (g *Grain) disconnected() {
+	st := g.st
+	if st.current != nil {
+		if err := st.queue.InsertNext(*st.current); err != nil {
+			g.log.Warn("requeue current track on disconnect", "err", err)
+		}
+	}
+	st.current, st.voice, g.sentVoice, g.playerLive = nil, Voice{}, Voice{}, false
+	c, cancel := g.callCtx()
+	defer cancel()
+	if err := g.deps.Audio.Destroy(c, g.guildID); err != nil {
+		g.log.Warn("destroy player", "err", err)
+	}
+	g.markNowPlaying()
+}
+
+// Player handles a Lavalink event of this guild's player.
+func (g *Grain) Player(ev *clusterpb.PlayerEvent, _ cluster.GrainContext) (*clusterpb.Ack, error) {
+	if g.refusal() != nil || g.st.current == nil {
+		return &clusterpb.Ack{}, nil
+	}
+	st := g.st
+	// Events about a track we already replaced are stale.
+	if ev.GetEncodedTrack() != "" && ev.GetEncodedTrack() != st.current.Encoded {
+		return &clusterpb.Ack{}, nil
+	}
+	switch ev.GetKind() {
+	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_PLAYER_UPDATE:
+		if ev.GetTimeUnixMs() > 0 && !st.paused {
+			st.position = msDuration(ev.GetPositionMs())
+			st.positionAt = unixMs(ev.GetTimeUnixMs())
+		}
+		return &clusterpb.Ack{}, nil
+	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_START:
+		g.playerLive = true
+		return &clusterpb.Ack{}, nil
+	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_END:
+		switch ev.GetEndReason() {
+		case "finished", "loadFailed":
+		default:
+			// replaced, stopped, cleanup: we caused them.
+			return &clusterpb.Ack{}, nil
+		}
+		g.advance()
+	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_EXCEPTION, clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_STUCK:
+		g.log.Warn("track failed; skipping", "kind", ev.GetKind(), "message", ev.GetMessage())
+		next, ok := st.queue.Next(nil, music.LoopOff)
+		g.moveTo(next, ok)
+	default:
+		return &clusterpb.Ack{}, nil
+	}
+	g.save()
+	g.updateIdle()
+	return &clusterpb.Ack{}, nil
+}
+
+// leave stops, destroys the player, leaves voice and forgets the session.
+func (g *Grain) leave() {
+	st := g.st
+	st.queue.Clear()
+	st.current, g.playerLive = nil, false
+	c, cancel := g.callCtx()
+	defer cancel()
+	if err := g.deps.Audio.Destroy(c, g.guildID); err != nil {
+		g.log.Warn("destroy player", "err", err)
+	}
+	if st.voice.ChannelID != "" {
+		if err := g.deps.Gateway.UpdateVoice(c, g.guildID, ""); err != nil {
+			g.log.Warn("leave voice", "err", err)
+		}
+	}
+	st.voice, g.sentVoice = Voice{}, Voice{}
+	g.markNowPlaying()
+	g.flushNowPlaying()
+	if err := g.deps.Store.DeleteSession(c, g.guildID, g.epoch); err != nil {
+		g.log.Warn("delete session", "err", err)
+	}
+}
+
+func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
+
+func unixMs(ms int64) time.Time { return time.UnixMilli(ms) }

@@ -1,0 +1,254 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/music"
+	"github.com/ensemble-bot/ensemble/internal/store"
+)
+
+// Kind is the cluster kind name of session grains.
+const Kind = "Session"
+
+// NewKind returns the session kind. The generated kind keeps its factory in
+// a package variable, so one process serves one set of Deps.
+func NewKind(deps Deps) *cluster.Kind {
+	deps.defaults()
+	d := &deps
+	// Timeout 0: the grain manages its own idleness (it must stay active
+	// while playing, however quiet the player is).
+	return clusterpb.NewSessionKind(func() clusterpb.Session { return &Grain{deps: d} }, 0)
+}
+
+// state is what a session owns and stores.
+type state struct {
+	queue   *music.Queue
+	current *music.Track
+	// position of current at positionAt; it advances while playing and
+	// not paused.
+	position   time.Duration
+	positionAt time.Time
+	paused     bool
+	volume     int
+	modes      music.PlaybackModes
+	voice      Voice
+	// textChannelID is where the now-playing message lives.
+	textChannelID string
+	nowPlayingID  string
+	node          string
+	recent        []string
+}
+
+// Grain is one activation of session/<guildID>.
+type Grain struct {
+	deps    *Deps
+	ctx     cluster.GrainContext
+	guildID string
+	log     *slog.Logger
+	epoch   uint64
+	st      *state
+	// failed is set when activation could not reach the store: the grain
+	// answers with the error and stops, so the next call retries.
+	failed error
+	// fenced is set once a newer activation refused our write.
+	fenced bool
+	// sentVoice is the voice last given to Lavalink, to notice changes.
+	sentVoice Voice
+	// playerLive reports that the player has the current track.
+	playerLive bool
+	// unsaved is set when a write failed for a reason other than fencing
+	// (store down): a retry is scheduled and state stays in memory.
+	unsaved       bool
+	npDirty       bool
+	npScheduled   bool
+	idleGen       int
+	lastAutoplay  time.Time
+	retryInFlight bool
+}
+
+// Self-messages, delivered through ReceiveDefault.
+type (
+	flushNowPlaying struct{}
+	idleLeave       struct{ gen int }
+	retrySave       struct{}
+)
+
+// Init restores the session from the store.
+func (g *Grain) Init(ctx cluster.GrainContext) {
+	g.ctx = ctx
+	g.guildID = ctx.Identity()
+	g.log = g.deps.Log.With("guild", g.guildID)
+	c, cancel := g.callCtx()
+	defer cancel()
+	epoch, err := g.deps.Store.Activate(c, g.guildID)
+	if err != nil {
+		g.fail(fmt.Errorf("activate: %w", err))
+		return
+	}
+	g.epoch = epoch
+	data, err := g.deps.Store.LoadSession(c, g.guildID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		q, _ := music.NewQueue(g.deps.QueueMax)
+		g.st = &state{queue: q, volume: int(music.DefaultVolume)}
+		g.updateIdle()
+		return
+	case err != nil:
+		g.fail(fmt.Errorf("load: %w", err))
+		return
+	}
+	var snap clusterpb.SessionSnapshot
+	if err := proto.Unmarshal(data, &snap); err != nil {
+		g.fail(fmt.Errorf("decode snapshot: %w", err))
+		return
+	}
+	st, err := restore(&snap, g.deps.QueueMax)
+	if err != nil {
+		g.fail(fmt.Errorf("restore snapshot: %w", err))
+		return
+	}
+	g.st = st
+	g.log.Info("session restored", "epoch", epoch, "queue", st.queue.Len(), "playing", st.current != nil)
+	if st.current != nil {
+		// Resume where the track would be now: the saved position plus
+		// the time since it was saved, unless paused.
+		st.position = st.positionNow(g.deps.Now())
+		st.positionAt = g.deps.Now()
+		g.resumePlayer()
+	}
+	// Claim the epoch in the store at once: an older activation still
+	// running is fenced off from its next write.
+	g.save()
+	g.updateIdle()
+}
+
+func (g *Grain) fail(err error) {
+	g.failed = err
+	g.log.Error("session activation failed", "err", err)
+	g.ctx.Poison(g.ctx.Self())
+}
+
+// Terminate flushes a pending now-playing edit.
+func (g *Grain) Terminate(cluster.GrainContext) {
+	if g.st != nil && !g.fenced && g.failed == nil && g.unsaved {
+		g.save()
+	}
+}
+
+// ReceiveDefault handles the grain's own timers.
+func (g *Grain) ReceiveDefault(ctx cluster.GrainContext) {
+	if g.st == nil || g.fenced {
+		return
+	}
+	switch msg := ctx.Message().(type) {
+	case flushNowPlaying:
+		g.npScheduled = false
+		g.flushNowPlaying()
+	case idleLeave:
+		if msg.gen == g.idleGen && g.st.current == nil {
+			g.log.Info("leaving voice after idle timeout")
+			g.leave()
+			g.ctx.Poison(g.ctx.Self())
+		}
+	case retrySave:
+		g.retryInFlight = false
+		if g.unsaved {
+			g.save()
+		}
+	}
+}
+
+// refusal is the reply when the grain cannot serve at all.
+func (g *Grain) refusal() *clusterpb.SessionReply {
+	switch {
+	case g.fenced:
+		return errorReply("This session just moved to another node; please try again.")
+	case g.failed != nil:
+		return errorReply("The music session could not start (storage unavailable); please try again in a moment.")
+	}
+	return nil
+}
+
+func (g *Grain) callCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), g.deps.CallTimeout)
+}
+
+// save writes the snapshot. It reports whether the change is stored; a
+// fenced write stops the grain.
+func (g *Grain) save() bool {
+	data, err := proto.Marshal(g.st.snapshot(g.guildID, g.epoch))
+	if err != nil {
+		g.log.Error("encode snapshot", "err", err)
+		return false
+	}
+	c, cancel := g.callCtx()
+	defer cancel()
+	err = g.deps.Store.SaveSession(c, g.guildID, g.epoch, data)
+	switch {
+	case err == nil:
+		g.unsaved = false
+		return true
+	case errors.Is(err, store.ErrFenced):
+		g.fenced = true
+		g.log.Warn("a newer activation owns this session; stopping", "epoch", g.epoch)
+		g.ctx.Poison(g.ctx.Self())
+		return false
+	default:
+		// Keep serving from memory and retry in order (DESIGN.md §6).
+		g.unsaved = true
+		g.log.Warn("session not saved; will retry", "err", err)
+		if !g.retryInFlight {
+			g.retryInFlight = true
+			g.after(time.Second, retrySave{})
+		}
+		return false
+	}
+}
+
+// after delivers msg to this grain after d.
+func (g *Grain) after(d time.Duration, msg any) {
+	self, root := g.ctx.Self(), g.ctx.ActorSystem().Root
+	time.AfterFunc(d, func() { root.Send(self, msg) })
+}
+
+// updateIdle passivates a session with nothing to do, and arms the idle
+// leave when the bot sits in voice with nothing to play.
+func (g *Grain) updateIdle() {
+	switch {
+	case g.st.current != nil:
+		g.ctx.CancelReceiveTimeout()
+	case g.st.voice.ChannelID != "":
+		g.ctx.CancelReceiveTimeout()
+		g.idleGen++
+		g.after(g.deps.IdleTimeout, idleLeave{gen: g.idleGen})
+	case g.st.queue.Len() == 0:
+		g.ctx.SetReceiveTimeout(g.deps.IdleTimeout)
+	default:
+		g.ctx.SetReceiveTimeout(g.deps.IdleTimeout)
+	}
+}
+
+func (s *state) positionNow(now time.Time) time.Duration {
+	if s.current == nil {
+		return 0
+	}
+	p := s.position
+	if !s.paused && !s.positionAt.IsZero() {
+		p += now.Sub(s.positionAt)
+	}
+	if !s.current.IsStream && s.current.Length > 0 && p > s.current.Length {
+		p = s.current.Length
+	}
+	return max(p, 0)
+}
+
+var _ actor.Actor = (*clusterpb.SessionActor)(nil)
