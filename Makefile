@@ -21,7 +21,10 @@ PKGS := ./...
 #   gateway/gateway.go:641,650,651 (listen) vs gateway.go:335-337 (CloseWithCode)
 #   gateway/gateway_transports.go:146 (pipeBuffer.Reset from Close :195) vs :140 (Write)
 #   klauspost/compress v1.20.1 zstd/decoder.go:619 (Close) vs :545,:524,:459 and :299-300
-NORACE_PKGS := ./internal/lavalinkemu/... ./internal/discordemu/...
+#
+# actors/shard (gateway_test.go) and internal/node (end-to-end tests): the
+# disgo gateway races above and the disgolink races above.
+NORACE_PKGS := ./internal/lavalinkemu/... ./internal/discordemu/... ./actors/shard/... ./internal/node/...
 
 .PHONY: test deps vet test-race test-norace lint run build fuzz generate
 

@@ -28,6 +28,7 @@ type Member struct {
 	System  *actor.ActorSystem
 	Cluster *pcluster.Cluster
 	log     *slog.Logger
+	cfg     config.Cluster
 }
 
 // Options carry what a member needs besides its configuration.
@@ -40,8 +41,9 @@ type Options struct {
 	Kinds           []*pcluster.Kind
 }
 
-// Start starts a member and returns once the cluster has its topology.
-func Start(ctx context.Context, cfg config.Cluster, opts Options) (*Member, error) {
+// New builds a member without starting it, so the grains' dependencies can
+// hold its cluster before the first activation.
+func New(cfg config.Cluster, opts Options) (*Member, error) {
 	if cfg.Provider != config.ProviderSingle {
 		return nil, fmt.Errorf("%w: %s", ErrProviderNotWired, cfg.Provider)
 	}
@@ -65,38 +67,49 @@ func Start(ctx context.Context, cfg config.Cluster, opts Options) (*Member, erro
 		actorOpts = append(actorOpts, actor.WithMetricProviders(opts.MeterProvider))
 	}
 	system := actor.NewActorSystem(actorOpts...)
-
 	remoteCfg := remote.Configure(host, port)
 	clusterCfg := pcluster.Configure(cfg.Name, &singleProvider{}, disthash.New(), remoteCfg,
 		pcluster.WithKinds(opts.Kinds...),
 		pcluster.WithRequestTimeout(cfg.RequestTimeout),
 	)
-	c := pcluster.New(system, clusterCfg)
+	return &Member{System: system, Cluster: pcluster.New(system, clusterCfg), log: opts.Log, cfg: cfg}, nil
+}
 
+// Start starts a member and returns once the cluster has its topology.
+func Start(ctx context.Context, cfg config.Cluster, opts Options) (*Member, error) {
+	m, err := New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return m, m.Start(ctx)
+}
+
+// Start joins the cluster.
+func (m *Member) Start(ctx context.Context) error {
 	// remote.Start panics when it cannot listen; a node should exit with a
 	// clear error instead.
 	started := make(chan error, 1)
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				started <- fmt.Errorf("start cluster member on %s: %v", cfg.BindAddr, r)
+				started <- fmt.Errorf("start cluster member on %s: %v", m.cfg.BindAddr, r)
 			}
 		}()
-		c.StartMember() // sleeps a fixed 1 s inside protoactor
+		m.Cluster.StartMember() // sleeps a fixed 1 s inside protoactor
 		started <- nil
 	}()
 	select {
 	case err := <-started:
 		if err != nil {
-			system.Shutdown()
-			return nil, err
+			m.System.Shutdown()
+			return err
 		}
 	case <-ctx.Done():
-		return nil, fmt.Errorf("start cluster member: %w", ctx.Err())
+		return fmt.Errorf("start cluster member: %w", ctx.Err())
 	}
-	log := opts.Log.With("member", system.ID, "address", system.Address())
-	log.Info("cluster member started", "provider", cfg.Provider, "cluster", cfg.Name)
-	return &Member{System: system, Cluster: c, log: log}, nil
+	m.log = m.log.With("member", m.System.ID, "address", m.System.Address())
+	m.log.Info("cluster member started", "provider", m.cfg.Provider, "cluster", m.cfg.Name)
+	return nil
 }
 
 // Stop leaves the cluster. A graceful stop lets activations hand over;

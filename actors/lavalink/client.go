@@ -328,6 +328,9 @@ func (c *Client) Destroy(ctx context.Context, guild string) error {
 type listener struct{ c *Client }
 
 func (l listener) OnEvent(p disgolink.Player, msg lavalink.Message) {
+	if p == nil {
+		return // node-level messages (stats, ready) have no player
+	}
 	ev := &clusterpb.PlayerEvent{GuildId: p.GuildID().String()}
 	if n := p.Node(); n != nil {
 		ev.Node = n.Config().Name

@@ -28,11 +28,25 @@ func (g *Grain) resumePlayer() error {
 	})
 	if err != nil {
 		g.playerLive = false
-		g.log.Warn("play failed", "err", err)
+		g.log.Warn("play failed; will retry", "err", err, "in", g.playRetry)
+		g.schedulePlayRetry()
 		return err
 	}
 	g.playerLive, g.sentVoice, st.node = true, st.voice, node
+	g.playRetry = 0
 	return nil
+}
+
+// schedulePlayRetry retries a failed play with backoff (1 s doubling to
+// 15 s) for as long as there is a track to play, so playback starts by
+// itself when an audio node (re)appears.
+func (g *Grain) schedulePlayRetry() {
+	if g.retryArmed {
+		return
+	}
+	g.playRetry = min(max(g.playRetry*2, time.Second), 15*time.Second)
+	g.retryArmed = true
+	g.after(g.playRetry, retryPlay{})
 }
 
 // startTrack makes t the current track from the start.

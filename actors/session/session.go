@@ -73,6 +73,10 @@ type Grain struct {
 	idleGen       int
 	lastAutoplay  time.Time
 	retryInFlight bool
+	// playRetry is the current backoff of a failed play; retryArmed says
+	// a retry is scheduled.
+	playRetry  time.Duration
+	retryArmed bool
 }
 
 // Self-messages, delivered through ReceiveDefault.
@@ -80,6 +84,7 @@ type (
 	flushNowPlaying struct{}
 	idleLeave       struct{ gen int }
 	retrySave       struct{}
+	retryPlay       struct{}
 )
 
 // Init restores the session from the store.
@@ -164,6 +169,13 @@ func (g *Grain) ReceiveDefault(ctx cluster.GrainContext) {
 		if g.unsaved {
 			g.save()
 		}
+	case retryPlay:
+		g.retryArmed = false
+		if g.st.current != nil && !g.playerLive {
+			if g.resumePlayer() == nil {
+				g.save()
+			}
+		}
 	}
 }
 
@@ -230,8 +242,6 @@ func (g *Grain) updateIdle() {
 		g.ctx.CancelReceiveTimeout()
 		g.idleGen++
 		g.after(g.deps.IdleTimeout, idleLeave{gen: g.idleGen})
-	case g.st.queue.Len() == 0:
-		g.ctx.SetReceiveTimeout(g.deps.IdleTimeout)
 	default:
 		g.ctx.SetReceiveTimeout(g.deps.IdleTimeout)
 	}
@@ -252,3 +262,12 @@ func (s *state) positionNow(now time.Time) time.Duration {
 }
 
 var _ actor.Actor = (*clusterpb.SessionActor)(nil)
+
+// Wake does nothing but activate: Init has restored the session and
+// resumed its player by the time it runs.
+func (g *Grain) Wake(*clusterpb.Ack, cluster.GrainContext) (*clusterpb.Ack, error) {
+	if g.failed != nil {
+		return nil, g.failed
+	}
+	return &clusterpb.Ack{}, nil
+}

@@ -2005,11 +2005,12 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x1fPLAYER_EVENT_KIND_PLAYER_UPDATE\x10\x05\x12\"\n" +
 	"\x1ePLAYER_EVENT_KIND_VOICE_CLOSED\x10\x062?\n" +
 	"\x05Guild\x126\n" +
-	"\x06Handle\x12\x15.ensemble.Interaction\x1a\x15.ensemble.HandleReply2\xa4\x01\n" +
+	"\x06Handle\x12\x15.ensemble.Interaction\x1a\x15.ensemble.HandleReply2\xca\x01\n" +
 	"\aSession\x12;\n" +
 	"\aExecute\x12\x18.ensemble.SessionRequest\x1a\x16.ensemble.SessionReply\x12,\n" +
 	"\x05Voice\x12\x14.ensemble.VoiceEvent\x1a\r.ensemble.Ack\x12.\n" +
-	"\x06Player\x12\x15.ensemble.PlayerEvent\x1a\r.ensemble.Ack2m\n" +
+	"\x06Player\x12\x15.ensemble.PlayerEvent\x1a\r.ensemble.Ack\x12$\n" +
+	"\x04Wake\x12\r.ensemble.Ack\x1a\r.ensemble.Ack2m\n" +
 	"\x05Shard\x124\n" +
 	"\vUpdateVoice\x12\x16.ensemble.VoiceRequest\x1a\r.ensemble.Ack\x12.\n" +
 	"\x06Ensure\x12\r.ensemble.Ack\x1a\x15.ensemble.ShardStatusB4Z2github.com/ensemble-bot/ensemble/cluster/clusterpbb\x06proto3"
@@ -2075,16 +2076,18 @@ var file_cluster_clusterpb_ensemble_proto_depIdxs = []int32{
 	11, // 17: ensemble.Session.Execute:input_type -> ensemble.SessionRequest
 	13, // 18: ensemble.Session.Voice:input_type -> ensemble.VoiceEvent
 	16, // 19: ensemble.Session.Player:input_type -> ensemble.PlayerEvent
-	18, // 20: ensemble.Shard.UpdateVoice:input_type -> ensemble.VoiceRequest
-	17, // 21: ensemble.Shard.Ensure:input_type -> ensemble.Ack
-	5,  // 22: ensemble.Guild.Handle:output_type -> ensemble.HandleReply
-	12, // 23: ensemble.Session.Execute:output_type -> ensemble.SessionReply
-	17, // 24: ensemble.Session.Voice:output_type -> ensemble.Ack
-	17, // 25: ensemble.Session.Player:output_type -> ensemble.Ack
-	17, // 26: ensemble.Shard.UpdateVoice:output_type -> ensemble.Ack
-	19, // 27: ensemble.Shard.Ensure:output_type -> ensemble.ShardStatus
-	22, // [22:28] is the sub-list for method output_type
-	16, // [16:22] is the sub-list for method input_type
+	17, // 20: ensemble.Session.Wake:input_type -> ensemble.Ack
+	18, // 21: ensemble.Shard.UpdateVoice:input_type -> ensemble.VoiceRequest
+	17, // 22: ensemble.Shard.Ensure:input_type -> ensemble.Ack
+	5,  // 23: ensemble.Guild.Handle:output_type -> ensemble.HandleReply
+	12, // 24: ensemble.Session.Execute:output_type -> ensemble.SessionReply
+	17, // 25: ensemble.Session.Voice:output_type -> ensemble.Ack
+	17, // 26: ensemble.Session.Player:output_type -> ensemble.Ack
+	17, // 27: ensemble.Session.Wake:output_type -> ensemble.Ack
+	17, // 28: ensemble.Shard.UpdateVoice:output_type -> ensemble.Ack
+	19, // 29: ensemble.Shard.Ensure:output_type -> ensemble.ShardStatus
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name

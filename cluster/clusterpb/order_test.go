@@ -15,6 +15,7 @@ var grainMethods = []string{
 	"Session.0 Execute(SessionRequest) SessionReply",
 	"Session.1 Voice(VoiceEvent) Ack",
 	"Session.2 Player(PlayerEvent) Ack",
+	"Session.3 Wake(Ack) Ack",
 	"Shard.0 UpdateVoice(VoiceRequest) Ack",
 	"Shard.1 Ensure(Ack) ShardStatus",
 }

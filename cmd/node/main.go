@@ -13,11 +13,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
-	"github.com/ensemble-bot/ensemble/cluster"
-	"github.com/ensemble-bot/ensemble/internal/admin"
 	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/node"
 	"github.com/ensemble-bot/ensemble/internal/telemetry"
 )
 
@@ -103,55 +101,17 @@ func loadConfig(f flags, getenv func(string) string) (config.Config, error) {
 // serve runs the node until ctx ends, then stops it within
 // node.shutdown_timeout.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	metrics, err := telemetry.NewMetrics()
+	n, err := node.Start(ctx, cfg, node.Options{Log: log})
 	if err != nil {
 		return err
 	}
-	ready := admin.NewReadiness("cluster", "discord", "lavalink")
-	adminSrv, err := admin.Serve(cfg.Node.AdminAddr, admin.Handler(metrics.Registry, ready), log)
-	if err != nil {
-		return err
-	}
-	log.Info("admin HTTP listening", "addr", adminSrv.Addr())
-
-	if cfg.Discord.Token.IsSet() {
-		ready.Set("discord", false, "gateway not connected")
-	} else {
-		ready.Set("discord", false, "not configured")
-		log.Warn("discord: not configured (set DISCORD_TOKEN or DISCORD_TOKEN_FILE); the node runs but is not ready")
-	}
-	ready.Set("lavalink", false, fmt.Sprintf("no node connected (0/%d)", len(cfg.Lavalink.Nodes)))
-
-	member, err := cluster.Start(ctx, cfg.Cluster, cluster.Options{Log: log, MeterProvider: metrics.MeterProvider})
-	if err != nil {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
-		defer cancel()
-		return errors.Join(err, adminSrv.Shutdown(shutdownCtx))
-	}
-	ready.Set("cluster", true, fmt.Sprintf("%s member %s", cfg.Cluster.Provider, member.System.Address()))
-
 	<-ctx.Done()
 	log.Info("shutting down", "timeout", cfg.Node.ShutdownTimeout)
-	return shutdown(cfg.Node.ShutdownTimeout, log, member, adminSrv, metrics)
-}
-
-// shutdown stops the parts in reverse order of start, giving up after
-// timeout so a stuck part cannot keep the process alive.
-func shutdown(timeout time.Duration, log *slog.Logger, member *cluster.Member, adminSrv *admin.Server, metrics *telemetry.Metrics) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		member.Stop(true)
-		done <- errors.Join(adminSrv.Shutdown(ctx), metrics.Shutdown(ctx))
-	}()
-	select {
-	case err := <-done:
-		if err == nil {
-			log.Info("stopped")
-		}
+	if err := n.Stop(stopCtx); err != nil {
 		return err
-	case <-ctx.Done():
-		return fmt.Errorf("shutdown took longer than node.shutdown_timeout (%s)", timeout)
 	}
+	log.Info("stopped")
+	return nil
 }

@@ -293,7 +293,7 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validateNode() error {
-	if err := checkHostPort("node.admin_addr", c.Node.AdminAddr, false); err != nil {
+	if err := checkHostPort("node.admin_addr", c.Node.AdminAddr, true); err != nil {
 		return err
 	}
 	return positive("node.shutdown_timeout", c.Node.ShutdownTimeout)

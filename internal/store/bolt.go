@@ -144,3 +144,18 @@ func (b *Bolt) get(ctx context.Context, bucket []byte, guildID string) ([]byte, 
 func (b *Bolt) Ping(ctx context.Context) error { return ctx.Err() }
 
 func (b *Bolt) Close() error { return b.db.Close() }
+
+// Sessions lists the keys of the sessions bucket.
+func (b *Bolt) Sessions(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []string
+	err := b.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSessions).ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	return out, err
+}

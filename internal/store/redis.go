@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -134,3 +135,21 @@ func (r *Redis) Ping(ctx context.Context) error {
 }
 
 func (r *Redis) Close() error { return r.c.Close() }
+
+// Sessions scans for session keys (SCAN, not KEYS: it does not block
+// Redis on a large keyspace).
+func (r *Redis) Sessions(ctx context.Context) ([]string, error) {
+	var out []string
+	iter := r.c.Scan(ctx, 0, "ensemble:{*}:session", 500).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		open, end := strings.Index(k, "{"), strings.Index(k, "}")
+		if open >= 0 && end > open {
+			out = append(out, k[open+1:end])
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("store: list sessions: %w", err)
+	}
+	return out, nil
+}

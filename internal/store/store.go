@@ -40,6 +40,9 @@ type Store interface {
 	SaveSession(ctx context.Context, guildID string, epoch uint64, snapshot []byte) error
 	// DeleteSession removes the snapshot under the same fencing rule.
 	DeleteSession(ctx context.Context, guildID string, epoch uint64) error
+	// Sessions lists the guilds that have a stored session, so a starting
+	// member can wake them and resume their playback.
+	Sessions(ctx context.Context) ([]string, error)
 	// LoadSettings returns a guild's settings, or ErrNotFound.
 	LoadSettings(ctx context.Context, guildID string) ([]byte, error)
 	// SaveSettings stores a guild's settings (last write wins: settings are

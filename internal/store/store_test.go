@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -247,4 +249,34 @@ func TestOpenByConfig(t *testing.T) {
 	if _, err := Open(context.Background(), cfg, config.Default().Store.Redis.Password); err == nil {
 		t.Fatal("unknown kind opened")
 	}
+}
+
+func TestSessionsListsStoredGuilds(t *testing.T) {
+	backends(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		if got, err := s.Sessions(ctx); err != nil || len(got) != 0 {
+			t.Fatalf("empty store lists %v, %v", got, err)
+		}
+		for _, g := range []string{"111", "222", "333"} {
+			e, _ := s.Activate(ctx, g)
+			if err := s.SaveSession(ctx, g, e, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Activation alone (no snapshot) and settings are not sessions.
+		s.Activate(ctx, "444")
+		s.SaveSettings(ctx, "555", []byte("s"))
+		e, _ := s.Activate(ctx, "222")
+		if err := s.DeleteSession(ctx, "222", e); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Sessions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(got)
+		if strings.Join(got, ",") != "111,333" {
+			t.Fatalf("Sessions = %v, want [111 333]", got)
+		}
+	})
 }

@@ -1,0 +1,31 @@
+// Package shard is the shard grain (kind "Shard", identity = the decimal
+// shard ID): one activation owns one Discord gateway connection, made with
+// disgo's gateway package, and everything that has to sit next to it.
+//
+// Making each shard a cluster identity lets the cluster place shards on
+// members like any grain; the keeper (Keep) on every member touches every
+// shard identity each interval, so a shard lost with its member is
+// activated again elsewhere within the failure-detection time.
+//
+// The grain:
+//   - keeps the voice states of its guilds (guild → user → channel, the bot
+//     included), so an interaction carries the invoker's and the bot's voice
+//     channel without a REST call;
+//   - forwards INTERACTION_CREATE to the guild grain and the bot's own
+//     VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE to the session grain,
+//     through cluster.Ordered keyed by guild: one guild's events reach its
+//     grains in the order Discord sent them (a voice server update never
+//     overtakes the voice state), and a slow grain never stalls the reader;
+//   - sends op 4 for session grains (UpdateVoice), after checking the guild
+//     really belongs to this shard: disgo's own guild→shard lookup falls back
+//     to shard 0 for guilds it does not own, and Discord answers an op 4 on
+//     the wrong shard with silence.
+//
+// disgo calls its event handler on the gateway's reader goroutine and holds
+// one mutex for all shards of a process while it runs, so the handler only
+// stamps the receive time and sends the event to the grain; all state lives
+// in the grain and is touched by its mailbox alone (no locks).
+//
+// Only this package and internal/commands import disgo's gateway and event
+// types (DESIGN.md §3); the rest of the cluster sees clusterpb messages.
+package shard

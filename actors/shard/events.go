@@ -1,0 +1,203 @@
+package shard
+
+import (
+	"context"
+	"time"
+
+	"github.com/disgoorg/disgo/discord"
+	"github.com/disgoorg/disgo/gateway"
+	"github.com/disgoorg/snowflake/v2"
+
+	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/commands"
+)
+
+// voiceState is where a user is in voice. The session ID matters only for
+// the bot (Lavalink needs it) but costs little to keep for everyone.
+type voiceState struct {
+	channel snowflake.ID
+	session string
+}
+
+// voiceCache is guild → user → voice state, for the guilds of one shard.
+// A guild is present from its GUILD_CREATE until its GUILD_DELETE, even
+// with nobody in voice, so its size is the shard's guild count. Owned by
+// the grain: no locks.
+type voiceCache map[snowflake.ID]map[snowflake.ID]voiceState
+
+func (c voiceCache) channel(guild, user snowflake.ID) snowflake.ID {
+	return c[guild][user].channel
+}
+
+// handle applies one gateway event. at is when the reader received it.
+func (g *grain) handle(at time.Time, ev gateway.EventData) {
+	switch ev := ev.(type) {
+	case gateway.EventReady:
+		g.onReady(ev)
+	case gateway.EventResumed:
+		// Discord replays what was missed before RESUMED, so the cache
+		// is whole again.
+		g.log.Info("gateway resumed")
+		g.setReady(true)
+	case gateway.EventGuildCreate:
+		g.onGuildCreate(ev)
+	case gateway.EventGuildDelete:
+		g.onGuildDelete(ev)
+	case gateway.EventVoiceStateUpdate:
+		g.onVoiceState(ev)
+	case gateway.EventVoiceServerUpdate:
+		g.onVoiceServer(ev)
+	case gateway.EventInteractionCreate:
+		g.onInteraction(at, ev.Interaction)
+	}
+}
+
+func (g *grain) onReady(ev gateway.EventReady) {
+	g.botID = ev.User.ID
+	// A new session: every guild gets a fresh GUILD_CREATE, which replaces
+	// its entry. Guilds the bot left while the shard was away get no
+	// GUILD_DELETE, so they go now.
+	listed := make(map[snowflake.ID]bool, len(ev.Guilds))
+	for _, ug := range ev.Guilds {
+		listed[ug.ID] = true
+	}
+	for id := range g.cache {
+		if !listed[id] {
+			g.dropGuild(id, true)
+		}
+	}
+	g.log.Info("gateway ready", "guilds", len(ev.Guilds), "bot", ev.User.ID.String())
+	g.setReady(true)
+}
+
+func (g *grain) onGuildCreate(ev gateway.EventGuildCreate) {
+	if ev.Unavailable {
+		return
+	}
+	gid := ev.ID
+	bot := g.botID
+	before, hadBefore := g.cache[gid][bot]
+	states := make(map[snowflake.ID]voiceState, len(ev.VoiceStates))
+	for _, vs := range ev.VoiceStates {
+		if vs.ChannelID != nil && *vs.ChannelID != 0 {
+			states[vs.UserID] = voiceState{channel: *vs.ChannelID, session: vs.SessionID}
+		}
+	}
+	g.cache[gid] = states
+	// After a new session or on a new owner of the shard, GUILD_CREATE is
+	// the only news of the bot's voice state: the session grain must hear
+	// of a change (or of the state it may not know, on a first sight).
+	after, hasAfter := states[bot]
+	if bot != 0 && (hadBefore || hasAfter) && before != after {
+		g.forwardBotState(gid, after)
+	}
+}
+
+func (g *grain) onGuildDelete(ev gateway.EventGuildDelete) {
+	// An unavailable guild (an outage) keeps the bot as a member: its voice
+	// states are unknown until it comes back with a GUILD_CREATE.
+	g.dropGuild(ev.ID, !ev.Unavailable)
+}
+
+// dropGuild forgets a guild. When the bot really left it, the session
+// grain hears that the bot is out of voice there.
+func (g *grain) dropGuild(gid snowflake.ID, left bool) {
+	states, ok := g.cache[gid]
+	if !ok {
+		return
+	}
+	delete(g.cache, gid)
+	if bs, inVoice := states[g.botID]; left && inVoice && g.botID != 0 {
+		g.forwardBotState(gid, voiceState{session: bs.session})
+	}
+}
+
+func (g *grain) onVoiceState(ev gateway.EventVoiceStateUpdate) {
+	gid := ev.GuildID
+	if gid == 0 {
+		return
+	}
+	states := g.cache[gid]
+	if states == nil {
+		states = map[snowflake.ID]voiceState{}
+		g.cache[gid] = states
+	}
+	vs := voiceState{session: ev.SessionID}
+	if ev.ChannelID != nil {
+		vs.channel = *ev.ChannelID
+	}
+	if vs.channel == 0 {
+		delete(states, ev.UserID)
+	} else {
+		states[ev.UserID] = vs
+	}
+	if g.botID != 0 && ev.UserID == g.botID {
+		g.forwardBotState(gid, vs)
+	}
+}
+
+func (g *grain) forwardBotState(gid snowflake.ID, vs voiceState) {
+	state := &clusterpb.VoiceState{SessionId: vs.session}
+	if vs.channel != 0 {
+		state.ChannelId = vs.channel.String()
+	}
+	g.deliverVoice(&clusterpb.VoiceEvent{GuildId: gid.String(), Event: &clusterpb.VoiceEvent_State{State: state}})
+}
+
+func (g *grain) onVoiceServer(ev gateway.EventVoiceServerUpdate) {
+	if ev.GuildID == 0 {
+		return
+	}
+	server := &clusterpb.VoiceServer{Token: ev.Token}
+	// A null endpoint means Discord is moving the voice server; a later
+	// update brings the new one. The session must drop the old one now.
+	if ev.Endpoint != nil {
+		server.Endpoint = *ev.Endpoint
+	}
+	g.deliverVoice(&clusterpb.VoiceEvent{GuildId: ev.GuildID.String(), Event: &clusterpb.VoiceEvent_Server{Server: server}})
+}
+
+func (g *grain) onInteraction(at time.Time, i discord.Interaction) {
+	if i == nil {
+		return
+	}
+	if gid := i.GuildID(); gid != nil && *gid != 0 {
+		if owner := int((uint64(*gid) >> 22) % uint64(g.deps.ShardCount)); owner != g.id {
+			g.log.Warn("refusing interaction for a guild of another shard",
+				"guild", gid.String(), "owner", owner, "interaction", i.ID().String())
+			return
+		}
+	}
+	in, err := commands.FromInteraction(i, at, g.id)
+	if err != nil {
+		g.log.Info("dropping interaction", "err", err, "interaction", i.ID().String())
+		return
+	}
+	// FromInteraction accepts only interactions in a guild, by a member.
+	gid, user := *i.GuildID(), i.Member().User.ID
+	if ch := g.cache.channel(gid, user); ch != 0 {
+		in.Invoker.VoiceChannelId = ch.String()
+	}
+	if ch := g.cache.channel(gid, g.botID); ch != 0 && g.botID != 0 {
+		in.BotVoiceChannelId = ch.String()
+	}
+	guilds, log := g.deps.Guilds, g.log
+	g.deps.Ordered.Submit(in.GetGuildId(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
+		defer cancel()
+		if err := guilds(ctx, in); err != nil {
+			log.Warn("deliver interaction to guild grain", "err", err, "guild", in.GetGuildId(), "command", in.GetName())
+		}
+	})
+}
+
+func (g *grain) deliverVoice(ev *clusterpb.VoiceEvent) {
+	voice, log := g.deps.Voice, g.log
+	g.deps.Ordered.Submit(ev.GetGuildId(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
+		defer cancel()
+		if err := voice(ctx, ev); err != nil {
+			log.Warn("deliver voice event to session grain", "err", err, "guild", ev.GetGuildId())
+		}
+	})
+}

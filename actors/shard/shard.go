@@ -1,0 +1,393 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/disgoorg/disgo/discord"
+	"github.com/disgoorg/disgo/gateway"
+	"github.com/disgoorg/snowflake/v2"
+	"github.com/gorilla/websocket"
+
+	"github.com/ensemble-bot/ensemble/cluster"
+	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/secret"
+	"github.com/ensemble-bot/ensemble/internal/telemetry"
+)
+
+// Kind is the cluster kind name of shard grains.
+const Kind = "Shard"
+
+// DefaultGatewayURL is Discord's gateway. disgo would otherwise ask REST
+// for it, which needs a REST client the shard does not have.
+const DefaultGatewayURL = "wss://gateway.discord.gg"
+
+const (
+	// sendTimeout bounds an op 4: disgo's gateway rate limiter may make it
+	// wait, and the grain's mailbox waits with it.
+	sendTimeout = 5 * time.Second
+	// deliverTimeout bounds one delivery to a guild or session grain. The
+	// Ordered worker that runs it is shared with other guilds, so it must
+	// not wait for ever.
+	deliverTimeout = 5 * time.Second
+	// openTimeout bounds one Open: disgo retries inside it (1 s, 2 s, 4 s,
+	// ... delays), then the grain's own backoff takes over.
+	openTimeout = 30 * time.Second
+	// closeTimeout bounds closing the gateway when the grain stops.
+	closeTimeout = 5 * time.Second
+
+	minBackoff = time.Second
+	maxBackoff = time.Minute
+)
+
+// Deps is what the shard grains of a member share. The generated kind keeps
+// its factory in a package global, so a process has one Deps.
+type Deps struct {
+	Token secret.String
+	// GatewayURL is the websocket URL without a query (the emulator's in
+	// tests). Default DefaultGatewayURL.
+	GatewayURL string
+	// ShardCount is the total number of shards. Default 1.
+	ShardCount int
+	// Intents default to Guilds|GuildVoiceStates: the guild list and the
+	// voice states are all the bot reads from the gateway (interactions
+	// need no intent).
+	Intents gateway.Intents
+	// GatewayOpts are appended to the shard's own options (an identify
+	// limiter shared by the member's shards, compression, a dialer). A
+	// logger given here replaces the shard's and must drop disgo's DEBUG
+	// records: they show the token.
+	GatewayOpts []gateway.ConfigOpt
+	Log         *slog.Logger
+	// Guilds delivers an interaction to its guild grain.
+	Guilds func(ctx context.Context, in *clusterpb.Interaction) error
+	// Voice delivers the bot's own voice event to the guild's session grain.
+	Voice func(ctx context.Context, ev *clusterpb.VoiceEvent) error
+	// Ordered runs the deliveries, in order per guild. Default: a private
+	// one with a few workers.
+	Ordered *cluster.Ordered
+	// OnStatus is told when a shard becomes ready or stops being ready. It
+	// runs in the grain and must not block.
+	OnStatus func(shardID int, ready bool)
+	Now      func() time.Time
+}
+
+func (d *Deps) defaults() {
+	if d.GatewayURL == "" {
+		d.GatewayURL = DefaultGatewayURL
+	}
+	if d.ShardCount <= 0 {
+		d.ShardCount = 1
+	}
+	if d.Intents == 0 {
+		d.Intents = gateway.IntentGuilds | gateway.IntentGuildVoiceStates
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Guilds == nil {
+		d.Guilds = func(context.Context, *clusterpb.Interaction) error { return errors.New("no guild delivery wired") }
+	}
+	if d.Voice == nil {
+		d.Voice = func(context.Context, *clusterpb.VoiceEvent) error { return errors.New("no voice delivery wired") }
+	}
+	if d.Ordered == nil {
+		d.Ordered = cluster.NewOrdered(4, 256)
+	}
+	if d.OnStatus == nil {
+		d.OnStatus = func(int, bool) {}
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+}
+
+// NewKind returns the shard kind. Shards never passivate: an idle shard
+// still owns its guilds' gateway connection.
+func NewKind(deps Deps) *pcluster.Kind {
+	deps.defaults()
+	d := &deps
+	return clusterpb.NewShardKind(func() clusterpb.Shard { return &grain{deps: d} }, 0)
+}
+
+// grain is one activation of a shard identity.
+type grain struct {
+	deps *Deps
+	log  *slog.Logger
+	id   int
+	// invalid is set when the identity is not a shard of this deployment;
+	// requests get it as their error until the grain has stopped.
+	invalid error
+
+	gw      gateway.Gateway
+	root    *actor.RootContext
+	self    *actor.PID
+	stop    context.CancelFunc
+	base    context.Context
+	openWG  sync.WaitGroup
+	opening bool
+
+	ready bool
+	botID snowflake.ID
+	cache voiceCache
+}
+
+// Self-messages. They never leave the member, so they need not be protobuf.
+type (
+	// dispatch is a gateway event as the reader goroutine saw it.
+	dispatch struct {
+		at time.Time
+		ev gateway.EventData
+	}
+	// closed is disgo giving up on the connection (it reconnects by itself
+	// otherwise, without telling anyone).
+	closed struct {
+		err       error
+		reconnect bool
+	}
+	// openEnded is the end of the open loop.
+	openEnded struct{ err error }
+)
+
+// Init parses the identity and starts connecting. Connecting runs in a
+// goroutine: Open blocks until READY (after a fixed 1 s delay in disgo), and
+// the grain must answer Ensure meanwhile.
+func (g *grain) Init(ctx pcluster.GrainContext) {
+	g.log = g.deps.Log.With("shard", ctx.Identity())
+	g.cache = voiceCache{}
+	id, err := parseShardID(ctx.Identity(), g.deps.ShardCount)
+	if err != nil {
+		g.invalid = err
+		g.log.Error("refusing shard identity; stopping", "err", err)
+		// Poison, not Stop: the request that activated the grain is
+		// already queued and gets the error instead of a timeout.
+		ctx.Poison(ctx.Self())
+		return
+	}
+	g.id = id
+	g.root = ctx.ActorSystem().Root
+	g.self = ctx.Self()
+	g.base, g.stop = context.WithCancel(context.Background())
+
+	root, self, now := g.root, g.self, g.deps.Now
+	onEvent := func(_ gateway.Gateway, _ gateway.EventType, _ int, ev gateway.EventData) {
+		switch ev.(type) {
+		case gateway.EventReady, gateway.EventResumed, gateway.EventGuildCreate, gateway.EventGuildDelete,
+			gateway.EventVoiceStateUpdate, gateway.EventVoiceServerUpdate, gateway.EventInteractionCreate:
+			root.Send(self, &dispatch{at: now(), ev: ev})
+		}
+	}
+	onClose := func(_ gateway.Gateway, err error, reconnect bool) {
+		root.Send(self, &closed{err: err, reconnect: reconnect})
+	}
+	opts := append([]gateway.ConfigOpt{
+		gateway.WithURL(g.deps.GatewayURL),
+		gateway.WithShardID(id),
+		gateway.WithShardCount(g.deps.ShardCount),
+		gateway.WithIntents(g.deps.Intents),
+		gateway.WithCloseHandler(onClose),
+		// disgo logs every payload it sends at DEBUG, IDENTIFY and RESUME
+		// with the token in clear: its floor is INFO whatever ours is.
+		gateway.WithLogger(slog.New(telemetry.WithMinLevel(g.log.Handler(), slog.LevelInfo)).With("lib", "disgo")),
+	}, g.deps.GatewayOpts...)
+	g.gw = gateway.New(g.deps.Token.Reveal(), onEvent, opts...)
+	register(ctx.ActorSystem(), g.self)
+	g.log.Info("shard activated; connecting", "shards", g.deps.ShardCount)
+	g.open()
+}
+
+func parseShardID(identity string, count int) (int, error) {
+	id, err := strconv.Atoi(identity)
+	// One shard must have one identity: "01" would be a second activation
+	// of shard 1 with its own gateway connection.
+	if err != nil || id < 0 || strconv.Itoa(id) != identity {
+		return 0, fmt.Errorf("shard identity %q is not a shard number", identity)
+	}
+	if id >= count {
+		return 0, fmt.Errorf("shard %d does not exist: the bot runs %d shards", id, count)
+	}
+	return id, nil
+}
+
+// open starts the open loop unless it runs already.
+func (g *grain) open() {
+	if g.opening || g.base.Err() != nil {
+		return
+	}
+	g.opening = true
+	g.openWG.Add(1)
+	base, gw, log, root, self := g.base, g.gw, g.log, g.root, g.self
+	go func() {
+		defer g.openWG.Done()
+		root.Send(self, &openEnded{err: openLoop(base, gw, log)})
+	}()
+}
+
+// openLoop opens the gateway, retrying with jittered exponential backoff
+// until it is open, the grain stops, or Discord refuses the shard for good
+// (bad token, bad shard, disallowed intents: retrying cannot help and
+// Discord counts the attempts).
+func openLoop(ctx context.Context, gw gateway.Gateway, log *slog.Logger) error {
+	backoff := minBackoff
+	for {
+		attempt, cancel := context.WithTimeout(ctx, openTimeout)
+		err := gw.Open(attempt)
+		cancel()
+		// Already connected: disgo's own reconnect won the race with a
+		// restart of this loop.
+		if err == nil || errors.Is(err, discord.ErrGatewayAlreadyConnected) {
+			return nil
+		}
+		if ctx.Err() != nil || fatal(err) {
+			return err
+		}
+		log.Warn("gateway open failed; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff/2 + rand.N(backoff)):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// fatal reports a close code after which Discord will not accept the shard.
+func fatal(err error) bool {
+	var ce *websocket.CloseError
+	return errors.As(err, &ce) && !gateway.CloseEventCodeByCode(ce.Code).Reconnect
+}
+
+// Terminate closes the gateway connection (with a close frame, so Discord
+// ends the session rather than waiting for it to time out).
+func (g *grain) Terminate(pcluster.GrainContext) {
+	if g.gw == nil {
+		return
+	}
+	g.stop()
+	done := make(chan struct{})
+	go func() { g.openWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+		g.log.Warn("open loop did not end in time")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	g.gw.Close(ctx)
+	g.setReady(false)
+	unregister(g.self)
+	g.log.Info("shard stopped")
+}
+
+// ReceiveDefault handles gateway events and the connection's life.
+func (g *grain) ReceiveDefault(ctx pcluster.GrainContext) {
+	switch msg := ctx.Message().(type) {
+	case *dispatch:
+		// A panic would restart the grain: the generated actor comes back
+		// without its state or ClusterInit, and the old connection runs on
+		// unowned. One bad event is not worth that.
+		defer func() {
+			if r := recover(); r != nil {
+				g.log.Error("panic handling a gateway event", "panic", r, "event", fmt.Sprintf("%T", msg.ev))
+			}
+		}()
+		g.handle(msg.at, msg.ev)
+	case *closed:
+		g.setReady(false)
+		if fatal(msg.err) {
+			g.log.Error("Discord closed the shard for good; not reconnecting", "err", msg.err)
+			return
+		}
+		g.log.Warn("gateway closed; reconnecting", "err", msg.err)
+		g.open()
+	case *openEnded:
+		g.opening = false
+		switch {
+		case msg.err == nil, g.base.Err() != nil:
+		case fatal(msg.err):
+			g.log.Error("Discord refused the shard; not retrying", "err", msg.err)
+		default:
+			g.log.Warn("gateway open ended", "err", msg.err)
+		}
+	}
+}
+
+func (g *grain) setReady(ready bool) {
+	if g.ready == ready {
+		return
+	}
+	g.ready = ready
+	g.log.Info("shard status", "ready", ready)
+	g.deps.OnStatus(g.id, ready)
+}
+
+// syncStatus notices disgo reconnecting after a drop or op 7: it does that
+// without calling the close handler, so its status is the only sign until
+// RESUMED arrives.
+func (g *grain) syncStatus() {
+	if g.ready && g.gw.Status() != gateway.StatusReady {
+		g.setReady(false)
+	}
+}
+
+// UpdateVoice sends op 4 for a guild of this shard; an empty channel
+// leaves voice. The bot always deafens itself: it never listens, and
+// Discord then sends it no audio.
+func (g *grain) UpdateVoice(req *clusterpb.VoiceRequest, _ pcluster.GrainContext) (*clusterpb.Ack, error) {
+	if g.invalid != nil {
+		return nil, g.invalid
+	}
+	msg, err := voiceUpdate(req, g.id, g.deps.ShardCount)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	defer cancel()
+	if err := g.gw.Send(ctx, gateway.OpcodeVoiceStateUpdate, msg); err != nil {
+		return nil, fmt.Errorf("shard %d: voice update for guild %s: %w", g.id, req.GetGuildId(), err)
+	}
+	return &clusterpb.Ack{}, nil
+}
+
+// voiceUpdate checks a request against the shard and builds the op 4.
+func voiceUpdate(req *clusterpb.VoiceRequest, shardID, shardCount int) (gateway.MessageDataVoiceStateUpdate, error) {
+	owner, err := ForGuild(req.GetGuildId(), shardCount)
+	if err != nil {
+		return gateway.MessageDataVoiceStateUpdate{}, fmt.Errorf("voice update: %w", err)
+	}
+	if owner != shardID {
+		return gateway.MessageDataVoiceStateUpdate{}, fmt.Errorf("voice update for guild %s refused by shard %d: the guild belongs to shard %d of %d",
+			req.GetGuildId(), shardID, owner, shardCount)
+	}
+	guild, _ := parseID(req.GetGuildId())
+	msg := gateway.MessageDataVoiceStateUpdate{GuildID: guild, SelfDeaf: true}
+	if req.GetChannelId() != "" {
+		ch, err := parseID(req.GetChannelId())
+		if err != nil {
+			return gateway.MessageDataVoiceStateUpdate{}, fmt.Errorf("voice update: channel: %w", err)
+		}
+		msg.ChannelID = &ch
+	}
+	return msg, nil
+}
+
+// Ensure reports the shard's state; calling it is what activates the shard.
+func (g *grain) Ensure(_ *clusterpb.Ack, ctx pcluster.GrainContext) (*clusterpb.ShardStatus, error) {
+	if g.invalid != nil {
+		return nil, g.invalid
+	}
+	g.syncStatus()
+	return &clusterpb.ShardStatus{
+		Ready:  g.ready,
+		Guilds: int32(len(g.cache)),
+		Member: ctx.ActorSystem().Address(),
+	}, nil
+}
