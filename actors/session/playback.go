@@ -183,6 +183,16 @@ func (g *Grain) Player(ev *clusterpb.PlayerEvent, _ cluster.GrainContext) (*clus
 	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_START:
 		g.playerLive = true
 		return &clusterpb.Ack{}, nil
+	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_NODE_LOST:
+		// Move: the same track, at the position it has reached, with
+		// volume, pause state and voice, on whatever node Audio picks.
+		if ev.GetNode() != "" && ev.GetNode() != st.node {
+			return &clusterpb.Ack{}, nil // an old node; we moved already
+		}
+		g.playerLive = false
+		if g.resumePlayer() != nil {
+			return &clusterpb.Ack{}, nil // retried with backoff
+		}
 	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_END:
 		switch ev.GetEndReason() {
 		case "finished", "loadFailed":

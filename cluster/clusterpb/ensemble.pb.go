@@ -91,6 +91,9 @@ const (
 	PlayerEventKind_PLAYER_EVENT_KIND_TRACK_STUCK     PlayerEventKind = 4
 	PlayerEventKind_PLAYER_EVENT_KIND_PLAYER_UPDATE   PlayerEventKind = 5
 	PlayerEventKind_PLAYER_EVENT_KIND_VOICE_CLOSED    PlayerEventKind = 6
+	// The player's Lavalink node was lost (breaker open, websocket gone):
+	// the session re-creates its player on a healthy node at its position.
+	PlayerEventKind_PLAYER_EVENT_KIND_NODE_LOST PlayerEventKind = 7
 )
 
 // Enum value maps for PlayerEventKind.
@@ -103,6 +106,7 @@ var (
 		4: "PLAYER_EVENT_KIND_TRACK_STUCK",
 		5: "PLAYER_EVENT_KIND_PLAYER_UPDATE",
 		6: "PLAYER_EVENT_KIND_VOICE_CLOSED",
+		7: "PLAYER_EVENT_KIND_NODE_LOST",
 	}
 	PlayerEventKind_value = map[string]int32{
 		"PLAYER_EVENT_KIND_UNSPECIFIED":     0,
@@ -112,6 +116,7 @@ var (
 		"PLAYER_EVENT_KIND_TRACK_STUCK":     4,
 		"PLAYER_EVENT_KIND_PLAYER_UPDATE":   5,
 		"PLAYER_EVENT_KIND_VOICE_CLOSED":    6,
+		"PLAYER_EVENT_KIND_NODE_LOST":       7,
 	}
 )
 
@@ -1995,7 +2000,7 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x1cINTERACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18INTERACTION_KIND_COMMAND\x10\x01\x12\x1b\n" +
 	"\x17INTERACTION_KIND_BUTTON\x10\x02\x12!\n" +
-	"\x1dINTERACTION_KIND_AUTOCOMPLETE\x10\x03*\x8b\x02\n" +
+	"\x1dINTERACTION_KIND_AUTOCOMPLETE\x10\x03*\xac\x02\n" +
 	"\x0fPlayerEventKind\x12!\n" +
 	"\x1dPLAYER_EVENT_KIND_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dPLAYER_EVENT_KIND_TRACK_START\x10\x01\x12\x1f\n" +
@@ -2003,7 +2008,8 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"!PLAYER_EVENT_KIND_TRACK_EXCEPTION\x10\x03\x12!\n" +
 	"\x1dPLAYER_EVENT_KIND_TRACK_STUCK\x10\x04\x12#\n" +
 	"\x1fPLAYER_EVENT_KIND_PLAYER_UPDATE\x10\x05\x12\"\n" +
-	"\x1ePLAYER_EVENT_KIND_VOICE_CLOSED\x10\x062?\n" +
+	"\x1ePLAYER_EVENT_KIND_VOICE_CLOSED\x10\x06\x12\x1f\n" +
+	"\x1bPLAYER_EVENT_KIND_NODE_LOST\x10\a2?\n" +
 	"\x05Guild\x126\n" +
 	"\x06Handle\x12\x15.ensemble.Interaction\x1a\x15.ensemble.HandleReply2\xca\x01\n" +
 	"\aSession\x12;\n" +
