@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
@@ -165,6 +166,7 @@ func (g *Grain) Terminate(cluster.GrainContext) {}
 
 // ReceiveDefault handles deferral timers and session results.
 func (g *Grain) ReceiveDefault(ctx cluster.GrainContext) {
+	defer g.recoverPanic(nil)
 	switch msg := ctx.Message().(type) {
 	case deferNow:
 		w := g.inFlight[msg.id]
@@ -221,7 +223,8 @@ func (g *Grain) reply(in *clusterpb.Interaction, r *clusterpb.Reply) {
 }
 
 // Handle takes one interaction from the shard.
-func (g *Grain) Handle(in *clusterpb.Interaction, _ cluster.GrainContext) (*clusterpb.HandleReply, error) {
+func (g *Grain) Handle(in *clusterpb.Interaction, _ cluster.GrainContext) (_ *clusterpb.HandleReply, err error) {
+	defer g.recoverPanic(&err)
 	if in.GetGuildId() != g.guildID {
 		return nil, fmt.Errorf("interaction for guild %s sent to guild %s", in.GetGuildId(), g.guildID)
 	}
@@ -365,4 +368,19 @@ func (g *Grain) autocomplete(in *clusterpb.Interaction) {
 	if err := g.deps.Replier.Autocomplete(c, in.GetId(), in.GetToken(), choices); err != nil {
 		g.log.Warn("autocomplete", "err", err)
 	}
+}
+
+// recoverPanic turns a panic into an error for the caller and stops the
+// activation (protoactor would restart the generated actor without its
+// inner grain). Settings reload on the next activation.
+func (g *Grain) recoverPanic(err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	g.log.Error("guild panic; stopping the activation", "panic", r, "stack", string(debug.Stack()))
+	if err != nil {
+		*err = fmt.Errorf("guild %s: internal error", g.guildID)
+	}
+	g.ctx.Poison(g.ctx.Self())
 }

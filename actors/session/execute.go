@@ -29,7 +29,8 @@ func infoReply(msg string) *clusterpb.SessionReply {
 
 // Execute runs one command the guild grain allowed. A refusal changes
 // nothing; a change is stored before the reply says it happened.
-func (g *Grain) Execute(req *clusterpb.SessionRequest, _ cluster.GrainContext) (*clusterpb.SessionReply, error) {
+func (g *Grain) Execute(req *clusterpb.SessionRequest, _ cluster.GrainContext) (_ *clusterpb.SessionReply, err error) {
+	defer g.recoverPanic(&err)
 	if r := g.refusal(); r != nil {
 		return r, nil
 	}

@@ -27,7 +27,8 @@ func (g *Grain) resumePlayer() error {
 		Track: *st.current, Position: st.position, Volume: st.volume, Paused: st.paused, Voice: st.voice,
 	})
 	if err != nil {
-		g.playerLive = false
+		// Nothing plays, so the position must not advance.
+		g.playerLive, st.positionAt = false, time.Time{}
 		g.log.Warn("play failed; will retry", "err", err, "in", g.playRetry)
 		g.schedulePlayRetry()
 		return err
@@ -53,7 +54,9 @@ func (g *Grain) schedulePlayRetry() {
 func (g *Grain) startTrack(t music.Track) error {
 	st := g.st
 	st.current = &t
-	st.position, st.positionAt, st.paused = 0, g.deps.Now(), false
+	// The clock starts when a player takes the track, not before: voice
+	// may still be connecting.
+	st.position, st.positionAt, st.paused = 0, time.Time{}, false
 	st.recent = append(st.recent, t.Identifier)
 	if over := len(st.recent) - g.deps.RecentLimit; over > 0 {
 		st.recent = slices.Delete(st.recent, 0, over)
@@ -119,7 +122,8 @@ func (g *Grain) autoplayPick() (music.Track, bool) {
 // Voice records the bot's own voice facts and (re)connects the player once
 // they are complete. Keeping the facts here, and sending them to Lavalink
 // in one update, avoids disgolink's ordering hazard (PITFALLS.md).
-func (g *Grain) Voice(ev *clusterpb.VoiceEvent, _ cluster.GrainContext) (*clusterpb.Ack, error) {
+func (g *Grain) Voice(ev *clusterpb.VoiceEvent, _ cluster.GrainContext) (_ *clusterpb.Ack, err error) {
+	defer g.recoverPanic(&err)
 	if r := g.refusal(); r != nil {
 		return nil, errors.New(r.GetReply().GetContent())
 	}
@@ -164,7 +168,8 @@ func (g *Grain) disconnected() {
 }
 
 // Player handles a Lavalink event of this guild's player.
-func (g *Grain) Player(ev *clusterpb.PlayerEvent, _ cluster.GrainContext) (*clusterpb.Ack, error) {
+func (g *Grain) Player(ev *clusterpb.PlayerEvent, _ cluster.GrainContext) (_ *clusterpb.Ack, err error) {
+	defer g.recoverPanic(&err)
 	if g.refusal() != nil || g.st.current == nil {
 		return &clusterpb.Ack{}, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -151,6 +152,7 @@ func (g *Grain) Terminate(cluster.GrainContext) {
 
 // ReceiveDefault handles the grain's own timers.
 func (g *Grain) ReceiveDefault(ctx cluster.GrainContext) {
+	defer g.recoverPanic(nil)
 	if g.st == nil || g.fenced {
 		return
 	}
@@ -265,9 +267,27 @@ var _ actor.Actor = (*clusterpb.SessionActor)(nil)
 
 // Wake does nothing but activate: Init has restored the session and
 // resumed its player by the time it runs.
-func (g *Grain) Wake(*clusterpb.Ack, cluster.GrainContext) (*clusterpb.Ack, error) {
+func (g *Grain) Wake(*clusterpb.Ack, cluster.GrainContext) (_ *clusterpb.Ack, err error) {
+	defer g.recoverPanic(&err)
 	if g.failed != nil {
 		return nil, g.failed
 	}
 	return &clusterpb.Ack{}, nil
+}
+
+// recoverPanic turns a panic in a handler into an error for the caller and
+// stops the activation: protoactor would restart the generated actor
+// without its inner grain, so every later message would fail. The next
+// call activates afresh from the store.
+func (g *Grain) recoverPanic(err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	g.log.Error("session panic; stopping the activation", "panic", r, "stack", string(debug.Stack()))
+	if err != nil {
+		*err = fmt.Errorf("session %s: internal error", g.guildID)
+	}
+	g.fenced = true // refuse everything until the new activation
+	g.ctx.Poison(g.ctx.Self())
 }

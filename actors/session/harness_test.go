@@ -1,0 +1,278 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/proto"
+
+	ecluster "github.com/ensemble-bot/ensemble/cluster"
+	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/music"
+	"github.com/ensemble-bot/ensemble/internal/store"
+)
+
+// These tests run the real grain in a real single-member cluster on a real
+// bbolt store, under -race. Lavalink and the Discord gateway are replaced
+// by recording doubles of the session's own ports (Audio, Gateway,
+// Messages), so the grain's concurrency is checked without disgo's and
+// disgolink's own races; the same paths run against the emulators in
+// internal/node's end-to-end tests.
+
+const testGuild = "81384788765712384"
+
+type fakeAudio struct {
+	mu     sync.Mutex
+	plays  []PlayRequest
+	calls  []string
+	failAt map[string]error
+	panics bool
+	delay  time.Duration
+}
+
+func (a *fakeAudio) record(call string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls = append(a.calls, call)
+	if a.panics {
+		panic("audio exploded")
+	}
+	return a.failAt[call]
+}
+
+func (a *fakeAudio) setFail(call string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.failAt == nil {
+		a.failAt = map[string]error{}
+	}
+	a.failAt[call] = err
+}
+
+func (a *fakeAudio) Load(_ context.Context, id string) (Loaded, error) {
+	if err := a.record("load"); err != nil {
+		return Loaded{}, err
+	}
+	a.mu.Lock()
+	d := a.delay
+	a.mu.Unlock()
+	time.Sleep(d)
+	q := strings.TrimPrefix(id, "ytsearch:")
+	var out Loaded
+	out.Search = strings.HasPrefix(id, "ytsearch:")
+	n := 3
+	if strings.Contains(id, "playlist") {
+		out.Search, out.Playlist, n = false, "My list", 4
+	}
+	for i := 0; i < n; i++ {
+		out.Tracks = append(out.Tracks, music.Track{
+			Encoded: fmt.Sprintf("enc-%s-%d", q, i), Identifier: fmt.Sprintf("%s-%d", q, i),
+			Title: fmt.Sprintf("%s #%d", q, i), Author: "Artist", Length: 3 * time.Minute,
+		})
+	}
+	return out, nil
+}
+
+func (a *fakeAudio) Play(_ context.Context, _ string, p PlayRequest) (string, error) {
+	if err := a.record("play"); err != nil {
+		return "", err
+	}
+	a.mu.Lock()
+	a.plays = append(a.plays, p)
+	a.mu.Unlock()
+	return "node-a", nil
+}
+
+func (a *fakeAudio) Pause(context.Context, string, bool) error         { return a.record("pause") }
+func (a *fakeAudio) Seek(context.Context, string, time.Duration) error { return a.record("seek") }
+func (a *fakeAudio) Volume(context.Context, string, int) error         { return a.record("volume") }
+func (a *fakeAudio) Stop(context.Context, string) error                { return a.record("stop") }
+func (a *fakeAudio) Destroy(context.Context, string) error             { return a.record("destroy") }
+
+func (a *fakeAudio) lastPlay() (PlayRequest, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.plays) == 0 {
+		return PlayRequest{}, 0
+	}
+	return a.plays[len(a.plays)-1], len(a.plays)
+}
+
+// fakeGateway answers op 4 as Discord does: the bot's voice state, then
+// the voice server, delivered to the session grain in that order.
+type fakeGateway struct {
+	mu      sync.Mutex
+	c       *pcluster.Cluster
+	updates []string
+}
+
+func (g *fakeGateway) UpdateVoice(_ context.Context, guildID, channelID string) error {
+	g.mu.Lock()
+	g.updates = append(g.updates, channelID)
+	c := g.c
+	g.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		client := clusterpb.GetSessionGrainClient(c, guildID)
+		_, _ = ecluster.Call(ctx, 3, func(opts ...pcluster.GrainCallOption) (*clusterpb.Ack, error) {
+			return client.Voice(&clusterpb.VoiceEvent{GuildId: guildID, Event: &clusterpb.VoiceEvent_State{State: &clusterpb.VoiceState{ChannelId: channelID, SessionId: "voice-session"}}}, opts...)
+		})
+		if channelID != "" {
+			_, _ = ecluster.Call(ctx, 3, func(opts ...pcluster.GrainCallOption) (*clusterpb.Ack, error) {
+				return client.Voice(&clusterpb.VoiceEvent{GuildId: guildID, Event: &clusterpb.VoiceEvent_Server{Server: &clusterpb.VoiceServer{Token: "voice-token", Endpoint: "voice.example:443"}}}, opts...)
+			})
+		}
+	}()
+	return nil
+}
+
+type fakeMessages struct {
+	mu      sync.Mutex
+	creates int
+	edits   int
+	last    *clusterpb.Reply
+}
+
+func (m *fakeMessages) CreateMessage(_ context.Context, _ string, r *clusterpb.Reply) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.creates++
+	m.last = r
+	return "900000000000000001", nil
+}
+
+func (m *fakeMessages) EditMessage(_ context.Context, _, _ string, r *clusterpb.Reply) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.edits++
+	m.last = r
+	return nil
+}
+
+func (m *fakeMessages) counts() (int, int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.creates, m.edits
+}
+
+type harness struct {
+	t        *testing.T
+	member   *ecluster.Member
+	store    *store.Bolt
+	audio    *fakeAudio
+	gateway  *fakeGateway
+	messages *fakeMessages
+	logs     *strings.Builder
+	logMu    *sync.Mutex
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func newHarness(t *testing.T, tweak func(*Deps)) *harness {
+	t.Helper()
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, store: st, audio: &fakeAudio{}, gateway: &fakeGateway{}, messages: &fakeMessages{}, logs: &strings.Builder{}, logMu: &sync.Mutex{}}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(lockedWriter{h.logMu, h.logs}), nil))
+	deps := Deps{
+		Store: st, Audio: h.audio, Gateway: h.gateway, Messages: h.messages, Log: log,
+		Rand: rand.New(rand.NewPCG(1, 2)).IntN, QueueMax: 20, CallTimeout: 2 * time.Second,
+		NowPlayingDelay: 50 * time.Millisecond, AutoplayCooldown: time.Millisecond, IdleTimeout: time.Minute,
+	}
+	if tweak != nil {
+		tweak(&deps)
+	}
+	ccfg := config.Default().Cluster
+	ccfg.RequestTimeout = 5 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, err := ecluster.Start(ctx, ccfg, ecluster.Options{Log: log, Kinds: []*pcluster.Kind{NewKind(deps)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.member = m
+	h.gateway.mu.Lock()
+	h.gateway.c = m.Cluster
+	h.gateway.mu.Unlock()
+	t.Cleanup(func() {
+		m.Stop(false)
+		st.Close()
+	})
+	return h
+}
+
+func (h *harness) client() *clusterpb.SessionGrainClient {
+	return clusterpb.GetSessionGrainClient(h.member.Cluster, testGuild)
+}
+
+func opt(name, value string) *clusterpb.Option { return &clusterpb.Option{Name: name, Value: value} }
+
+// exec runs a command as a member in voice channel "111".
+func (h *harness) exec(command string, opts ...*clusterpb.Option) *clusterpb.Reply {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.SessionReply, error) {
+		return h.client().Execute(&clusterpb.SessionRequest{
+			GuildId: testGuild, Command: command, Options: opts, TextChannelId: "222",
+			Invoker: &clusterpb.Invoker{UserId: "333", VoiceChannelId: "111"},
+		}, o...)
+	})
+	if err != nil {
+		h.t.Fatalf("%s: %v", command, err)
+	}
+	return res.GetReply()
+}
+
+func (h *harness) snapshot() *clusterpb.SessionSnapshot {
+	h.t.Helper()
+	data, err := h.store.LoadSession(context.Background(), testGuild)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	snap := &clusterpb.SessionSnapshot{}
+	if err := proto.Unmarshal(data, snap); err != nil {
+		h.t.Fatal(err)
+	}
+	return snap
+}
+
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.logMu.Lock()
+			logs := h.logs.String()
+			h.logMu.Unlock()
+			h.t.Fatalf("timed out: %s\nlogs:\n%s", what, logs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,265 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+
+	ecluster "github.com/ensemble-bot/ensemble/cluster"
+	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+)
+
+func TestPlayJoinsVoiceThenPlaysWithFullVoiceFacts(t *testing.T) {
+	h := newHarness(t, nil)
+	r := h.exec("play", opt("query", "lofi"))
+	if r.GetEphemeral() || !strings.Contains(r.GetContent()+fmt.Sprint(r.GetEmbeds()), "lofi") {
+		t.Fatalf("play reply %+v", r)
+	}
+	h.waitFor("player started", func() bool { _, n := h.audio.lastPlay(); return n == 1 })
+	p, _ := h.audio.lastPlay()
+	if !p.Voice.Complete() || p.Voice.ChannelID != "111" || p.Voice.Token != "voice-token" || p.Position != 0 || p.Volume != 100 {
+		t.Fatalf("play request %+v", p)
+	}
+	if len(h.gateway.updates) != 1 || h.gateway.updates[0] != "111" {
+		t.Fatalf("op 4 requests %v", h.gateway.updates)
+	}
+	snap := h.snapshot()
+	if snap.GetCurrent().GetIdentifier() != "lofi-0" || snap.GetVoiceToken() != "voice-token" || snap.GetEpoch() == 0 {
+		t.Fatalf("stored snapshot %+v", snap)
+	}
+	// A now-playing message is posted once, then edited.
+	h.waitFor("now-playing posted", func() bool { c, _ := h.messages.counts(); return c == 1 })
+}
+
+// TestRefusalsChangeNothing: every refused command leaves the stored
+// snapshot byte for byte as it was.
+func TestRefusalsChangeNothing(t *testing.T) {
+	h := newHarness(t, nil)
+	h.exec("play", opt("query", "a"))
+	h.exec("play", opt("query", "b"))
+	h.waitFor("playing", func() bool { _, n := h.audio.lastPlay(); return n == 1 })
+	h.waitFor("now-playing saved", func() bool { return h.snapshot().GetNowPlayingMessageId() != "" })
+	before := h.snapshot().String()
+	for _, c := range []struct {
+		cmd  string
+		opts []*clusterpb.Option
+	}{
+		{"volume", []*clusterpb.Option{opt("level", "201")}},
+		{"seek", []*clusterpb.Option{opt("position", "99:00")}},
+		{"remove", []*clusterpb.Option{opt("position", "0")}},
+		{"move", []*clusterpb.Option{opt("from", "1"), opt("to", "9")}},
+		{"skip", []*clusterpb.Option{opt("count", "50")}},
+		{"play", []*clusterpb.Option{opt("query", "file:///etc/passwd")}},
+		{"play", []*clusterpb.Option{opt("query", strings.Repeat("x", 3000))}},
+		{"queue", []*clusterpb.Option{opt("page", "9")}},
+		{"resume", nil},
+		{"nosuch", nil},
+	} {
+		r := h.exec(c.cmd, c.opts...)
+		if !r.GetEphemeral() {
+			t.Errorf("%s refusal not ephemeral: %q", c.cmd, r.GetContent())
+		}
+	}
+	h.exec("loop", opt("mode", "track"))
+	if r := h.exec("autoplay", opt("state", "on")); !r.GetEphemeral() {
+		t.Fatalf("autoplay while looping allowed: %q", r.GetContent())
+	}
+	h.exec("loop", opt("mode", "off"))
+	after := h.snapshot()
+	after.Loop = "off"
+	if got := after.String(); got != before {
+		t.Fatalf("refusals changed the snapshot:\n%s\n->\n%s", before, got)
+	}
+}
+
+// TestConcurrentCommandsAndEvents hammers one session from many
+// goroutines: commands, voice and player events. Every successful add is
+// in the queue exactly once and the stored snapshot matches.
+func TestConcurrentCommandsAndEvents(t *testing.T) {
+	h := newHarness(t, func(d *Deps) { d.QueueMax = 500 })
+	h.exec("play", opt("query", "seed"))
+	h.waitFor("playing", func() bool { _, n := h.audio.lastPlay(); return n == 1 })
+	var wg sync.WaitGroup
+	const workers, each = 8, 6
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				h.exec("play", opt("query", fmt.Sprintf("w%d-%d", w, i)))
+				h.exec("queue")
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, _ = ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.Ack, error) {
+					return h.client().Player(&clusterpb.PlayerEvent{GuildId: testGuild, Kind: clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_PLAYER_UPDATE, PositionMs: int64(i * 1000), TimeUnixMs: time.Now().UnixMilli()}, o...)
+				})
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	snap := h.snapshot()
+	seen := map[string]int{}
+	for _, tr := range snap.GetQueue() {
+		seen[tr.GetIdentifier()]++
+	}
+	if len(snap.GetQueue()) != workers*each {
+		t.Fatalf("queue has %d tracks, want %d", len(snap.GetQueue()), workers*each)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s queued %d times", id, n)
+		}
+	}
+}
+
+func TestTrackEndAdvancesWithLoopModes(t *testing.T) {
+	h := newHarness(t, nil)
+	h.exec("play", opt("query", "one"))
+	h.exec("play", opt("query", "two"))
+	h.waitFor("playing", func() bool { _, n := h.audio.lastPlay(); return n == 1 })
+	end := func() {
+		t.Helper()
+		cur := h.snapshot().GetCurrent().GetEncoded()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.Ack, error) {
+			return h.client().Player(&clusterpb.PlayerEvent{GuildId: testGuild, Kind: clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_END, EncodedTrack: cur, EndReason: "finished"}, o...)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := func() string { return h.snapshot().GetCurrent().GetIdentifier() }
+
+	h.exec("loop", opt("mode", "track"))
+	end()
+	if current() != "one-0" {
+		t.Fatalf("loop track: now %q", current())
+	}
+	h.exec("loop", opt("mode", "queue"))
+	end()
+	if current() != "two-0" || h.snapshot().GetQueue()[0].GetIdentifier() != "one-0" {
+		t.Fatalf("loop queue: now %q, queue %v", current(), h.snapshot().GetQueue())
+	}
+	h.exec("loop", opt("mode", "off"))
+	// A stale end (for a track no longer current) is ignored.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _ = ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.Ack, error) {
+		return h.client().Player(&clusterpb.PlayerEvent{GuildId: testGuild, Kind: clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_END, EncodedTrack: "enc-old", EndReason: "finished"}, o...)
+	})
+	if current() != "two-0" {
+		t.Fatalf("stale end moved on to %q", current())
+	}
+	end()
+	if current() != "one-0" {
+		t.Fatalf("loop off: now %q", current())
+	}
+	// Autoplay when the queue runs dry picks a related track not played
+	// recently.
+	h.exec("autoplay", opt("state", "on"))
+	end()
+	if id := current(); id == "" || id == "one-0" || id == "two-0" {
+		t.Fatalf("autoplay picked %q", id)
+	}
+	h.exec("autoplay", opt("state", "off"))
+	end()
+	if snap := h.snapshot(); snap.GetCurrent() != nil {
+		t.Fatalf("queue end without autoplay still plays %v", snap.GetCurrent())
+	}
+}
+
+func TestNowPlayingEditsAreCoalesced(t *testing.T) {
+	h := newHarness(t, func(d *Deps) { d.NowPlayingDelay = 300 * time.Millisecond })
+	h.exec("play", opt("query", "np"))
+	h.waitFor("posted", func() bool { c, _ := h.messages.counts(); return c == 1 })
+	for i := 0; i < 10; i++ {
+		h.exec("volume", opt("level", fmt.Sprint(50+i)))
+	}
+	h.waitFor("edited", func() bool { _, e := h.messages.counts(); return e >= 1 })
+	time.Sleep(600 * time.Millisecond) // let any further flush happen
+	if _, e := h.messages.counts(); e > 2 {
+		t.Fatalf("10 quick changes made %d edits, want them coalesced", e)
+	}
+	h.messages.mu.Lock()
+	last := fmt.Sprint(h.messages.last.GetEmbeds())
+	h.messages.mu.Unlock()
+	if !strings.Contains(last, "59") {
+		t.Fatalf("final edit does not show the last volume: %s", last)
+	}
+}
+
+func TestFencedActivationStops(t *testing.T) {
+	h := newHarness(t, nil)
+	h.exec("play", opt("query", "old"))
+	h.waitFor("playing", func() bool { _, n := h.audio.lastPlay(); return n == 1 })
+	if _, err := h.store.Activate(context.Background(), testGuild); err != nil {
+		t.Fatal(err)
+	}
+	r := h.exec("volume", opt("level", "10"))
+	if !r.GetEphemeral() || !strings.Contains(r.GetContent(), "try again") {
+		t.Fatalf("fenced write answered %q", r.GetContent())
+	}
+	if h.snapshot().GetVolume() == 10 {
+		t.Fatal("fenced write reached the store")
+	}
+	// The next call gets a new activation with a newer epoch.
+	r = h.exec("volume", opt("level", "20"))
+	if r.GetEphemeral() || h.snapshot().GetVolume() != 20 {
+		t.Fatalf("new activation: %q, stored volume %d", r.GetContent(), h.snapshot().GetVolume())
+	}
+}
+
+func TestPanicStopsActivationAndRecovers(t *testing.T) {
+	h := newHarness(t, nil)
+	h.exec("play", opt("query", "x"))
+	h.waitFor("playing", func() bool { _, n := h.audio.lastPlay(); return n == 1 })
+	h.audio.mu.Lock()
+	h.audio.panics = true
+	h.audio.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.SessionReply, error) {
+		return h.client().Execute(&clusterpb.SessionRequest{GuildId: testGuild, Command: "skip", Invoker: &clusterpb.Invoker{UserId: "1", VoiceChannelId: "111"}}, o...)
+	})
+	if err == nil || !strings.Contains(err.Error(), "internal error") {
+		t.Fatalf("panicking call returned %v", err)
+	}
+	h.audio.mu.Lock()
+	h.audio.panics = false
+	h.audio.mu.Unlock()
+	// A fresh activation serves the stored state.
+	if r := h.exec("queue"); !strings.Contains(fmt.Sprint(r.GetEmbeds())+r.GetContent(), "x ") {
+		t.Fatalf("after panic: %+v", r)
+	}
+}
+
+func TestAudioDownRetriesUntilNodeAppears(t *testing.T) {
+	h := newHarness(t, nil)
+	h.audio.setFail("play", fmt.Errorf("lavalink: %w", ErrNoAudioNode))
+	h.exec("play", opt("query", "later"))
+	h.waitFor("first play attempt", func() bool {
+		h.audio.mu.Lock()
+		defer h.audio.mu.Unlock()
+		return strings.Count(strings.Join(h.audio.calls, ","), "play") >= 1
+	})
+	h.audio.setFail("play", nil)
+	h.waitFor("play retried after the node came back", func() bool { _, n := h.audio.lastPlay(); return n >= 1 })
+	r := h.exec("play", opt("query", "more"))
+	if r.GetEphemeral() {
+		t.Fatalf("play after recovery refused: %q", r.GetContent())
+	}
+	h.audio.setFail("load", fmt.Errorf("lavalink: %w", ErrNoAudioNode))
+	if r := h.exec("play", opt("query", "none")); !strings.Contains(r.GetContent(), "No audio node") {
+		t.Fatalf("load without a node answered %q", r.GetContent())
+	}
+	if !errors.Is(fmt.Errorf("x: %w", ErrNoAudioNode), ErrNoAudioNode) {
+		t.Fatal("sentinel does not wrap")
+	}
+}
