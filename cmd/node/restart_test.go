@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ensemble-bot/ensemble/internal/discordemu"
+	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
+	"github.com/ensemble-bot/ensemble/internal/testserver"
+)
+
+// TestProcessRestartKeepsTheMusic kills the node process (SIGKILL) in the
+// middle of a track and starts a new one on the same store, with each
+// store: the queue is intact and the track resumes where it would have
+// been. The emulators live in this test process; the node binary is built
+// without -race because disgo's gateway races inside the library.
+func TestProcessRestartKeepsTheMusic(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "node")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, storeKind := range []string{"bbolt", "redis"} {
+		t.Run(storeKind, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			dc, err := discordemu.Start(ctx, discordemu.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dc.Close()
+			lava, err := lavalinkemu.Start(ctx, lavalinkemu.Config{Password: "pw", PlayerUpdateInterval: 200 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lava.Close()
+			guild, text, voice, user := discordemu.SnowflakeForShard(0, 1), discordemu.NewSnowflake(), discordemu.NewSnowflake(), discordemu.NewSnowflake()
+			if err := dc.AddGuild(discordemu.Guild{ID: guild, Channels: []discordemu.Channel{
+				{ID: text, Name: "music", Type: discordemu.ChannelText}, {ID: voice, Name: "Lounge", Type: discordemu.ChannelVoice},
+			}, Members: []discordemu.Member{{User: discordemu.User{ID: user, Username: "listener"}}}}); err != nil {
+				t.Fatal(err)
+			}
+
+			storeYAML := "store: {kind: bbolt, bbolt: {path: " + filepath.Join(t.TempDir(), "ensemble.db") + "}}"
+			if storeKind == "redis" {
+				storeYAML = "store: {kind: redis, redis: {addr: " + testserver.StartRedis(t).Addr + "}}"
+			}
+			cfgPath := filepath.Join(t.TempDir(), "cluster.yaml")
+			cfg := fmt.Sprintf(`node: {admin_addr: "127.0.0.1:0"}
+%s
+discord: {rest_url: %q, gateway_url: %q}
+lavalink: {nodes: [{name: emu, address: %q}]}
+limits: {command_cooldown: 0s}
+`, storeYAML, dc.RESTURL(), dc.GatewayURL(), lava.Addr())
+			if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			start := func() (*exec.Cmd, *bytes.Buffer) {
+				t.Helper()
+				addr := freeAddr(t)
+				var out bytes.Buffer
+				cmd := exec.Command(bin, "--config", cfgPath, "--admin-addr", addr)
+				cmd.Env = cleanEnv("DISCORD_TOKEN="+dc.Token(), "LAVALINK_PASSWORD=pw")
+				cmd.Stdout, cmd.Stderr = &out, &out
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					res, err := http.Get("http://" + addr + "/readyz")
+					if err == nil {
+						res.Body.Close()
+						if res.StatusCode == 200 {
+							return cmd, &out
+						}
+					}
+					if time.Now().After(deadline) {
+						_ = cmd.Process.Kill()
+						_ = cmd.Wait()
+						t.Fatalf("node never ready:\n%s", out.String())
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			answer := func(name string, opts ...discordemu.Option) string {
+				t.Helper()
+				ix, err := dc.InvokeCommand(guild, user, text, name, opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+				defer wcancel()
+				res, err := ix.Wait(wctx)
+				if err != nil {
+					t.Fatalf("/%s: %v", name, err)
+				}
+				if res.Type == discordemu.ResponseDeferredMessage {
+					msg, err := ix.WaitEdit(wctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return fmt.Sprint(msg.Content, msg.Embeds)
+				}
+				return fmt.Sprint(res.Content, res.Embeds)
+			}
+			player := func(cond func(lavalinkemu.PlayerInfo) bool) lavalinkemu.PlayerInfo {
+				t.Helper()
+				deadline := time.Now().Add(20 * time.Second)
+				for time.Now().Before(deadline) {
+					for _, s := range lava.Sessions() {
+						for _, p := range lava.Players(s.ID) {
+							if p.GuildID == uint64(guild) && cond(p) {
+								return p
+							}
+						}
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				t.Fatal("player never reached the expected state")
+				return lavalinkemu.PlayerInfo{}
+			}
+			playingAt := func(min int64) func(lavalinkemu.PlayerInfo) bool {
+				return func(p lavalinkemu.PlayerInfo) bool {
+					return p.Track != nil && p.Connected && !p.Paused && p.Position >= min
+				}
+			}
+
+			node, out := start()
+			if err := dc.JoinVoice(guild, user, voice); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			for _, q := range []string{"first song", "second song", "third song"} {
+				answer("play", discordemu.StringOption("query", q))
+			}
+			queueBefore := answer("queue")
+			before := player(playingAt(1500))
+
+			killedAt := time.Now()
+			if err := node.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			_ = node.Wait()
+
+			node, out = start()
+			defer func() {
+				_ = node.Process.Signal(syscall.SIGTERM)
+				_ = node.Wait()
+				if t.Failed() {
+					t.Logf("node output:\n%s", out.String())
+				}
+			}()
+			after := player(func(p lavalinkemu.PlayerInfo) bool {
+				return playingAt(0)(p) && p.SessionID != before.SessionID
+			})
+			if after.Track.Info.Identifier != before.Track.Info.Identifier {
+				t.Fatalf("after restart playing %s, want %s", after.Track.Info.Identifier, before.Track.Info.Identifier)
+			}
+			expected := before.Position + time.Since(killedAt).Milliseconds()
+			diff := after.Position - expected
+			t.Logf("resumed at %d ms, expected about %d ms (error %+d ms)", after.Position, expected, diff)
+			if diff < -2000 || diff > 2000 {
+				t.Fatalf("resumed %d ms away from where the track would be", diff)
+			}
+			q := answer("queue")
+			for _, title := range []string{"second song", "third song"} {
+				if !strings.Contains(queueBefore, title) || !strings.Contains(q, title) {
+					t.Fatalf("%q missing from the queue; after restart:\n%s\nbefore:\n%s", title, q, queueBefore)
+				}
+			}
+		})
+	}
+}
