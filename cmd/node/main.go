@@ -13,9 +13,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/node"
+	"github.com/ensemble-bot/ensemble/internal/sandbox"
 	"github.com/ensemble-bot/ensemble/internal/telemetry"
 )
 
@@ -29,7 +31,7 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stderr, os.Getenv)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
 }
@@ -39,6 +41,7 @@ type flags struct {
 	logFormat string
 	logLevel  string
 	adminAddr string
+	sandbox   bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -49,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.adminAddr, "admin-addr", "", "admin HTTP address (overrides node.admin_addr), so several nodes can share a host")
+	fs.BoolVar(&f.sandbox, "sandbox", false, "run one node against the built-in Discord and Lavalink emulators with a scripted listener, then exit")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -59,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 }
 
 // run is main without the process: it returns the exit code.
-func run(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	f, err := parseFlags(args, stderr)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -71,6 +75,19 @@ func run(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 	if err != nil {
 		fmt.Fprintln(stderr, "node:", err)
 		return exitUsage
+	}
+	if f.sandbox {
+		// The terminal shows the user's view; the node's own logs are kept
+		// to warnings.
+		quiet, _ := telemetry.NewLogger(stderr, f.logFormat, "warn")
+		if f.logLevel != "info" {
+			quiet = log
+		}
+		if err := sandbox.Run(ctx, stdout, sandbox.Options{Pause: 300 * time.Millisecond, Log: quiet}); err != nil {
+			log.Error("sandbox failed", "err", err)
+			return exitFailure
+		}
+		return exitOK
 	}
 	cfg, err := loadConfig(f, getenv)
 	if err != nil {

@@ -221,7 +221,7 @@ func TestBadInvocationExits2WithOneLine(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := run(context.Background(), tc.args, &stderr, func(string) string { return "" })
+			code := run(context.Background(), tc.args, io.Discard, &stderr, func(string) string { return "" })
 			if code != exitUsage {
 				t.Fatalf("exit code %d, want %d; stderr %q", code, exitUsage, stderr.String())
 			}
