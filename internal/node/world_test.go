@@ -32,7 +32,7 @@ const lavalinkPassword = "emu-lavalink-password"
 // world is one guild with a DJ, a listener, a moderator and an outsider,
 // a text channel and two voice channels, served by one node.
 type world struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	discord  *discordemu.Emulator
 	lava     *lavalinkemu.Emulator
@@ -57,11 +57,12 @@ type worldOpts struct {
 	boltPath string
 	speed    float64
 	// lava reuses a Lavalink emulator across node restarts.
-	lava    *lavalinkemu.Emulator
-	discord *discordemu.Emulator
+	lava     *lavalinkemu.Emulator
+	discord  *discordemu.Emulator
+	queueMax int
 }
 
-func newWorld(t *testing.T, o worldOpts) *world {
+func newWorld(t testing.TB, o worldOpts) *world {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	t.Cleanup(cancel)
@@ -122,6 +123,9 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	cfg.Lavalink.Nodes = []config.LavalinkNode{{Name: "emu", Address: w.lava.Addr(), Password: secret.New(lavalinkPassword)}}
 	cfg.Lavalink.RequestTimeout = 5 * time.Second
 	cfg.Limits.CommandCooldown = 0
+	if o.queueMax > 0 {
+		cfg.Limits.QueueMax = o.queueMax
+	}
 	switch o.store {
 	case config.StoreRedis:
 		cfg.Store.Kind = config.StoreRedis
@@ -276,7 +280,7 @@ func playing(title string) func(lavalinkemu.PlayerInfo) bool {
 	}
 }
 
-func wantContains(t *testing.T, r reply, parts ...string) {
+func wantContains(t testing.TB, r reply, parts ...string) {
 	t.Helper()
 	for _, p := range parts {
 		if !strings.Contains(strings.ToLower(r.text()), strings.ToLower(p)) {
@@ -285,7 +289,7 @@ func wantContains(t *testing.T, r reply, parts ...string) {
 	}
 }
 
-func wantRefusal(t *testing.T, r reply, part string) {
+func wantRefusal(t testing.TB, r reply, part string) {
 	t.Helper()
 	if !r.ephemeral {
 		t.Fatalf("refusal %q is not ephemeral", r.text())
