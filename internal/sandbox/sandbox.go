@@ -129,7 +129,9 @@ func (s *script) play() error {
 			return s.dc.JoinVoice(s.guild, s.user, s.voice)
 		},
 		func() error { return s.command("play", discordemu.StringOption("query", "lofi hip hop")) },
-		func() error { return s.command("play", discordemu.StringOption("query", "https://www.youtube.com/playlist?list=PLsandbox")) },
+		func() error {
+			return s.command("play", discordemu.StringOption("query", "https://www.youtube.com/playlist?list=PLsandbox"))
+		},
 		func() error {
 			return s.command("play", discordemu.StringOption("query", "synthwave drive"), discordemu.BoolOption("next", true))
 		},
