@@ -109,6 +109,9 @@ type Deps struct {
 	AutoplayCooldown time.Duration
 	// RecentLimit is how many played tracks autoplay will not repeat.
 	RecentLimit int
+	// VoiceTimeout bounds how long a join waits for Discord's voice events
+	// (a bot without the Connect permission never gets them).
+	VoiceTimeout time.Duration
 }
 
 func (d *Deps) defaults() {
@@ -132,5 +135,8 @@ func (d *Deps) defaults() {
 	}
 	if d.RecentLimit <= 0 {
 		d.RecentLimit = 25
+	}
+	if d.VoiceTimeout <= 0 {
+		d.VoiceTimeout = 15 * time.Second
 	}
 }

@@ -34,8 +34,18 @@ func (g *Grain) Execute(req *clusterpb.SessionRequest, _ cluster.GrainContext) (
 	if r := g.refusal(); r != nil {
 		return r, nil
 	}
+	if r, ok := g.replies.get(req.GetRequestId()); ok {
+		return r, nil
+	}
 	if g.st.textChannelID == "" && req.GetTextChannelId() != "" {
 		g.st.textChannelID = req.GetTextChannelId()
+	}
+	if g.fresh {
+		// A new session starts at the guild's default volume.
+		g.fresh = false
+		if v := int(req.GetDefaultVolume()); v > 0 && v <= int(music.MaxVolume) {
+			g.st.volume = v
+		}
 	}
 	reply, changed := g.execute(req)
 	if changed {
@@ -46,6 +56,7 @@ func (g *Grain) Execute(req *clusterpb.SessionRequest, _ cluster.GrainContext) (
 			reply.Reply.Content += "\n(Not saved yet: storage is unavailable; retrying.)"
 		}
 	}
+	g.replies.put(req.GetRequestId(), reply)
 	g.updateIdle()
 	return reply, nil
 }
@@ -96,7 +107,7 @@ func (g *Grain) execute(req *clusterpb.SessionRequest) (*clusterpb.SessionReply,
 		}
 		g.moveTo(next, ok)
 		if n == 1 {
-			return infoReply(fmt.Sprintf("Skipped **%s**.", escape(skipped))), true
+			return infoReply(fmt.Sprintf("Skipped **%s**.", commands.Escape(skipped))), true
 		}
 		return infoReply(fmt.Sprintf("Skipped %d tracks.", n)), true
 	case "stop":
@@ -187,7 +198,7 @@ func (g *Grain) execute(req *clusterpb.SessionRequest) (*clusterpb.SessionReply,
 			return errorReply(err.Error()), false
 		}
 		g.markNowPlaying()
-		return infoReply(fmt.Sprintf("Removed **%s**.", escape(t.Title))), true
+		return infoReply(fmt.Sprintf("Removed **%s**.", commands.Escape(t.Title))), true
 	case "move":
 		from, to, err := commands.ParseMove(opts)
 		if err != nil {
@@ -198,7 +209,7 @@ func (g *Grain) execute(req *clusterpb.SessionRequest) (*clusterpb.SessionReply,
 			return errorReply(err.Error()), false
 		}
 		g.markNowPlaying()
-		return infoReply(fmt.Sprintf("Moved **%s** to position %d.", escape(t.Title), to)), true
+		return infoReply(fmt.Sprintf("Moved **%s** to position %d.", commands.Escape(t.Title), to)), true
 	case "seek":
 		pos, err := commands.ParseSeek(opts)
 		if err != nil {
@@ -227,8 +238,9 @@ func (g *Grain) execute(req *clusterpb.SessionRequest) (*clusterpb.SessionReply,
 			return errorReply("I'm not in a voice channel."), false
 		}
 		g.leave()
-		g.ctx.Poison(g.ctx.Self())
-		return infoReply("Left the voice channel and cleared the queue."), false
+		// leave cleared the state; Execute stores it (an empty session
+		// deletes its snapshot) before the user is told.
+		return infoReply("Left the voice channel and cleared the queue."), true
 	}
 	return errorReply(fmt.Sprintf("Unknown command %q.", req.GetCommand())), false
 }
@@ -264,6 +276,19 @@ func (g *Grain) play(req *clusterpb.SessionRequest) (*clusterpb.SessionReply, bo
 	for i := range tracks {
 		tracks[i].RequesterID = req.GetInvoker().GetUserId()
 	}
+	if st.queue.Remaining() == 0 {
+		return errorReply(fmt.Sprintf("The queue is full (%d tracks); remove some or wait.", st.queue.Max())), false
+	}
+	// Join before touching the queue: a failed join must change nothing.
+	if st.voice.ChannelID == "" {
+		if err := g.deps.Gateway.UpdateVoice(c, g.guildID, member); err != nil {
+			g.log.Warn("join voice", "err", err)
+			return errorReply("I couldn't join your voice channel; please try again."), false
+		}
+		st.voice = Voice{ChannelID: member}
+		g.voiceGen++
+		g.after(g.deps.VoiceTimeout, voiceDeadline{gen: g.voiceGen})
+	}
 	var added int
 	if args.Next {
 		added, err = st.queue.InsertNextAll(tracks)
@@ -274,26 +299,26 @@ func (g *Grain) play(req *clusterpb.SessionRequest) (*clusterpb.SessionReply, bo
 		if err == nil {
 			err = errors.New("nothing could be queued")
 		}
-		return errorReply(err.Error()), false
+		return errorReply(err.Error()), true
 	}
-	position := st.queue.Len()
-	if args.Next {
-		position = 1
+	position := 1
+	if !args.Next {
+		position = st.queue.Len() - added + 1
 	}
-	if st.voice.ChannelID == "" {
-		if err := g.deps.Gateway.UpdateVoice(c, g.guildID, member); err != nil {
-			return errorReply("I couldn't join your voice channel; please try again."), false
-		}
-		st.voice = Voice{ChannelID: member}
-	}
-	if st.current == nil {
+	started := st.current == nil
+	if started {
+		// Whatever is at the head plays now: the new track, or one that
+		// was already waiting (requeued when the bot was disconnected).
 		next, _ := st.queue.Pop()
-		position = 0
 		_ = g.startTrack(next)
+		position--
 	}
 	g.markNowPlaying()
 	if loaded.Playlist != "" && len(tracks) > 1 {
 		return &clusterpb.SessionReply{Reply: commands.AddedPlaylist(loaded.Playlist, added, len(tracks)-added)}, true
+	}
+	if started && position == 0 {
+		return &clusterpb.SessionReply{Reply: commands.Added(*st.current, 0)}, true
 	}
 	return &clusterpb.SessionReply{Reply: commands.Added(tracks[0], position)}, true
 }

@@ -115,13 +115,21 @@ type fakeGateway struct {
 	mu      sync.Mutex
 	c       *pcluster.Cluster
 	updates []string
+	// fail refuses op 4; silent accepts it but Discord never answers.
+	fail, silent bool
 }
 
 func (g *fakeGateway) UpdateVoice(_ context.Context, guildID, channelID string) error {
 	g.mu.Lock()
 	g.updates = append(g.updates, channelID)
-	c := g.c
+	c, fail, silent := g.c, g.fail, g.silent
 	g.mu.Unlock()
+	if fail {
+		return errors.New("shard not ready")
+	}
+	if silent {
+		return nil
+	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

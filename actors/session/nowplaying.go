@@ -2,7 +2,6 @@ package session
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/music"
@@ -64,6 +63,8 @@ func (g *Grain) flushNowPlaying() {
 			g.log.Warn("edit now-playing message", "err", err)
 			return
 		}
+		// Deleted by someone: post a new one when there is music.
+		st.nowPlayingID = ""
 	}
 	if st.current == nil {
 		return
@@ -75,10 +76,4 @@ func (g *Grain) flushNowPlaying() {
 	}
 	st.nowPlayingID = id
 	g.save()
-}
-
-// escape keeps user-provided text from being read as Markdown.
-func escape(s string) string {
-	r := strings.NewReplacer("*", "\\*", "_", "\\_", "`", "\\`", "~", "\\~", "|", "\\|", ">", "\\>")
-	return r.Replace(s)
 }

@@ -134,9 +134,7 @@ func (g *Grain) Voice(ev *clusterpb.VoiceEvent, _ cluster.GrainContext) (_ *clus
 			g.disconnected()
 			break
 		}
-		if st.voice.ChannelID != e.State.GetChannelId() || st.voice.SessionID != e.State.GetSessionId() {
-			st.voice.ChannelID, st.voice.SessionID = e.State.GetChannelId(), e.State.GetSessionId()
-		}
+		st.voice.ChannelID, st.voice.SessionID = e.State.GetChannelId(), e.State.GetSessionId()
 	case *clusterpb.VoiceEvent_Server:
 		st.voice.Token, st.voice.Endpoint = e.Server.GetToken(), e.Server.GetEndpoint()
 	}
@@ -180,9 +178,13 @@ func (g *Grain) Player(ev *clusterpb.PlayerEvent, _ cluster.GrainContext) (_ *cl
 	}
 	switch ev.GetKind() {
 	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_PLAYER_UPDATE:
-		if ev.GetTimeUnixMs() > 0 && !st.paused {
-			st.position = msDuration(ev.GetPositionMs())
-			st.positionAt = unixMs(ev.GetTimeUnixMs())
+		// An update from another node, or sent before our last seek, skip
+		// or move, describes a position we already replaced.
+		at := unixMs(ev.GetTimeUnixMs())
+		stale := ev.GetTimeUnixMs() <= 0 || st.positionAt.IsZero() || at.Before(st.positionAt) ||
+			(ev.GetNode() != "" && st.node != "" && ev.GetNode() != st.node)
+		if !stale && !st.paused {
+			st.position, st.positionAt = msDuration(ev.GetPositionMs()), at
 		}
 		return &clusterpb.Ack{}, nil
 	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_START:
@@ -218,7 +220,8 @@ func (g *Grain) Player(ev *clusterpb.PlayerEvent, _ cluster.GrainContext) (_ *cl
 	return &clusterpb.Ack{}, nil
 }
 
-// leave stops, destroys the player, leaves voice and forgets the session.
+// leave stops, destroys the player and leaves voice; the caller's save then
+// deletes the (now empty) snapshot, under the fencing rule.
 func (g *Grain) leave() {
 	st := g.st
 	st.queue.Clear()
@@ -236,9 +239,6 @@ func (g *Grain) leave() {
 	st.voice, g.sentVoice = Voice{}, Voice{}
 	g.markNowPlaying()
 	g.flushNowPlaying()
-	if err := g.deps.Store.DeleteSession(c, g.guildID, g.epoch); err != nil {
-		g.log.Warn("delete session", "err", err)
-	}
 }
 
 func msDuration(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }

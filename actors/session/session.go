@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/music"
 	"github.com/ensemble-bot/ensemble/internal/store"
 )
@@ -78,6 +79,14 @@ type Grain struct {
 	// a retry is scheduled.
 	playRetry  time.Duration
 	retryArmed bool
+	// fresh is set for a session with no stored snapshot: its first
+	// command applies the guild's default volume.
+	fresh bool
+	// replies caches recent answers by request ID, so a request delivered
+	// twice runs once.
+	replies replyCache
+	// voiceGen identifies the latest join request, for its deadline.
+	voiceGen int
 }
 
 // Self-messages, delivered through ReceiveDefault.
@@ -86,7 +95,9 @@ type (
 	idleLeave       struct{ gen int }
 	retrySave       struct{}
 	retryPlay       struct{}
+	voiceDeadline   struct{ gen int }
 )
+
 
 // Init restores the session from the store.
 func (g *Grain) Init(ctx cluster.GrainContext) {
@@ -106,6 +117,7 @@ func (g *Grain) Init(ctx cluster.GrainContext) {
 	case errors.Is(err, store.ErrNotFound):
 		q, _ := music.NewQueue(g.deps.QueueMax)
 		g.st = &state{queue: q, volume: int(music.DefaultVolume)}
+		g.fresh = true
 		g.updateIdle()
 		return
 	case err != nil:
@@ -143,7 +155,7 @@ func (g *Grain) fail(err error) {
 	g.ctx.Poison(g.ctx.Self())
 }
 
-// Terminate flushes a pending now-playing edit.
+// Terminate retries a write that failed while the store was down.
 func (g *Grain) Terminate(cluster.GrainContext) {
 	if g.st != nil && !g.fenced && g.failed == nil && g.unsaved {
 		g.save()
@@ -164,7 +176,9 @@ func (g *Grain) ReceiveDefault(ctx cluster.GrainContext) {
 		if msg.gen == g.idleGen && g.st.current == nil {
 			g.log.Info("leaving voice after idle timeout")
 			g.leave()
-			g.ctx.Poison(g.ctx.Self())
+			if g.save() {
+				g.ctx.Poison(g.ctx.Self())
+			}
 		}
 	case retrySave:
 		g.retryInFlight = false
@@ -176,6 +190,23 @@ func (g *Grain) ReceiveDefault(ctx cluster.GrainContext) {
 		if g.st.current != nil && !g.playerLive {
 			if g.resumePlayer() == nil {
 				g.save()
+			}
+		}
+	case voiceDeadline:
+		if msg.gen == g.voiceGen && !g.st.voice.Complete() && g.st.voice.ChannelID != "" {
+			g.log.Warn("voice connection never completed; giving up", "channel", g.st.voice.ChannelID)
+			channel := g.st.voice.ChannelID
+			g.disconnected()
+			g.save()
+			g.updateIdle()
+			if g.st.textChannelID != "" {
+				c, cancel := g.callCtx()
+				defer cancel()
+				_, err := g.deps.Messages.CreateMessage(c, g.st.textChannelID, commands.Info(fmt.Sprintf(
+					"I couldn't connect to <#%s>. Check that I may view, connect and speak there, then use /play again; your queue is kept.", channel)))
+				if err != nil {
+					g.log.Warn("tell the channel about the failed voice connection", "err", err)
+				}
 			}
 		}
 	}
@@ -196,17 +227,32 @@ func (g *Grain) callCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), g.deps.CallTimeout)
 }
 
+// empty reports a session with nothing worth storing.
+func (s *state) empty() bool {
+	return s.current == nil && s.queue.Len() == 0 && s.voice.ChannelID == ""
+}
+
 // save writes the snapshot. It reports whether the change is stored; a
-// fenced write stops the grain.
+// fenced write stops the grain. An empty session deletes its snapshot, so
+// guilds that left do not pile up in the store (and are not woken at
+// every start).
 func (g *Grain) save() bool {
+	if g.st.empty() {
+		return g.write(func(c context.Context) error { return g.deps.Store.DeleteSession(c, g.guildID, g.epoch) })
+	}
 	data, err := proto.Marshal(g.st.snapshot(g.guildID, g.epoch))
 	if err != nil {
 		g.log.Error("encode snapshot", "err", err)
 		return false
 	}
+	return g.write(func(c context.Context) error { return g.deps.Store.SaveSession(c, g.guildID, g.epoch, data) })
+}
+
+// write runs one fenced write.
+func (g *Grain) write(op func(context.Context) error) bool {
 	c, cancel := g.callCtx()
 	defer cancel()
-	err = g.deps.Store.SaveSession(c, g.guildID, g.epoch, data)
+	err := op(c)
 	switch {
 	case err == nil:
 		g.unsaved = false

@@ -324,3 +324,8 @@ func escapeLine(s string, limit int) string {
 	}
 	return strings.Join(pieces, "")
 }
+
+// Escape makes outside text (a track title, a query) safe to show inline in
+// any reply: one line, Markdown, links and mentions escaped, at most 200
+// characters.
+func Escape(s string) string { return escapeLine(s, 200) }
