@@ -107,8 +107,15 @@ type Grain struct {
 	guildID   string
 	log       *slog.Logger
 	settings  music.Settings
-	cooldowns *cooldowns
-	inFlight  map[string]*work
+	// settingsLoaded is false while the store could not be read: DJ
+	// checks and /settings then retry the load instead of trusting
+	// defaults (a change merged onto defaults would wipe the DJ role).
+	settingsLoaded bool
+	cooldowns      *cooldowns
+	inFlight       map[string]*work
+	// seen remembers recent interaction IDs: a call retried after a
+	// timeout delivers the same interaction twice.
+	seen *recentIDs
 }
 
 // work is one command routed to the session.
@@ -117,6 +124,7 @@ type work struct {
 	deferred bool
 	// ephemeral deferral: the final reply's visibility is fixed by it.
 	ephemeral bool
+	button    bool
 }
 
 // Self-messages.
@@ -136,16 +144,23 @@ func (g *Grain) Init(ctx cluster.GrainContext) {
 	g.log = g.deps.Log.With("guild", g.guildID)
 	g.cooldowns = newCooldowns(g.deps.CooldownEntries)
 	g.inFlight = map[string]*work{}
+	g.seen = newRecentIDs(256)
 	g.settings = music.DefaultSettings()
+	g.loadSettings()
+}
+
+// loadSettings reads the guild's settings; on a store error the grain
+// keeps the safe defaults for now (DJ actions need Manage Server) and
+// tries again on the next command.
+func (g *Grain) loadSettings() {
 	c, cancel := context.WithTimeout(context.Background(), g.deps.CallTimeout)
 	defer cancel()
 	data, err := g.deps.Store.LoadSettings(c, g.guildID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
-		// Defaults are safe: DJ actions need Manage Server until the
-		// settings load on a later activation.
-		g.log.Warn("load settings; using defaults", "err", err)
+		g.log.Warn("load settings; will retry", "err", err)
+		return
 	default:
 		var pb clusterpb.GuildSettings
 		if err := proto.Unmarshal(data, &pb); err != nil {
@@ -159,6 +174,7 @@ func (g *Grain) Init(ctx cluster.GrainContext) {
 		}
 		g.settings = s
 	}
+	g.settingsLoaded = true
 }
 
 // Terminate does nothing: settings are stored when they change.
@@ -193,6 +209,9 @@ func (g *Grain) ReceiveDefault(ctx cluster.GrainContext) {
 		if reply == nil {
 			reply = commands.Info("Done.")
 		}
+		if w.button {
+			reply.Ephemeral = true
+		}
 		g.answer(w, reply)
 	}
 }
@@ -217,9 +236,17 @@ func (g *Grain) answer(w *work, r *clusterpb.Reply) {
 	}
 }
 
-// reply answers at once (refusals, local commands).
+// reply answers at once (refusals, local commands), off the mailbox: a
+// slow or rate-limited Discord must not delay this guild's other commands.
 func (g *Grain) reply(in *clusterpb.Interaction, r *clusterpb.Reply) {
-	g.answer(&work{in: in}, r)
+	replier, log, timeout := g.deps.Replier, g.log, g.deps.CallTimeout
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := replier.Respond(c, in.GetId(), in.GetToken(), r); err != nil {
+			log.Warn("answer interaction", "err", err, "command", in.GetName())
+		}
+	}()
 }
 
 // Handle takes one interaction from the shard.
@@ -227,6 +254,12 @@ func (g *Grain) Handle(in *clusterpb.Interaction, _ cluster.GrainContext) (_ *cl
 	defer g.recoverPanic(&err)
 	if in.GetGuildId() != g.guildID {
 		return nil, fmt.Errorf("interaction for guild %s sent to guild %s", in.GetGuildId(), g.guildID)
+	}
+	if !g.seen.add(in.GetId()) {
+		return &clusterpb.HandleReply{}, nil // a retried delivery
+	}
+	if !g.settingsLoaded {
+		g.loadSettings()
 	}
 	switch in.GetKind() {
 	case clusterpb.InteractionKind_INTERACTION_KIND_AUTOCOMPLETE:
@@ -276,6 +309,10 @@ func (g *Grain) command(in *clusterpb.Interaction, name string, button bool) {
 		g.reply(in, commands.Error(err.Error()))
 		return
 	}
+	if name != "settings" && len(g.inFlight) >= g.deps.MaxInFlight {
+		g.reply(in, commands.Error("I'm busy with this server's earlier commands; please try again in a moment."))
+		return
+	}
 	now := g.deps.Now()
 	if wait := g.cooldowns.take(inv.GetUserId()+"/"+name, now, g.deps.Cooldown); wait > 0 {
 		g.reply(in, commands.Error(fmt.Sprintf("Slow down: you can use that again in %.1fs.", wait.Seconds())))
@@ -283,10 +320,6 @@ func (g *Grain) command(in *clusterpb.Interaction, name string, button bool) {
 	}
 	if name == "settings" {
 		g.settingsCommand(in)
-		return
-	}
-	if len(g.inFlight) >= g.deps.MaxInFlight {
-		g.reply(in, commands.Error("I'm busy with this server's earlier commands; please try again in a moment."))
 		return
 	}
 	g.route(in, name, button)
@@ -307,10 +340,12 @@ func (g *Grain) route(in *clusterpb.Interaction, name string, button bool) {
 		TextChannelId:    channel,
 		DefaultVolume:    int32(g.settings.DefaultVolume),
 		ReceivedUnixNano: in.GetReceivedUnixNano(),
+		RequestId:        in.GetId(),
 	}
-	// /play's answer is for everyone in the channel; other answers, and
-	// every button answer, are for the invoker.
-	w := &work{in: in, ephemeral: name != "play" || button}
+	// /play's answer is for everyone in the channel; other deferred
+	// answers, and every button answer, are for the invoker (the
+	// now-playing message shows the rest of the channel what changed).
+	w := &work{in: in, ephemeral: name != "play" || button, button: button}
 	g.inFlight[in.GetId()] = w
 
 	received := time.Unix(0, in.GetReceivedUnixNano())
@@ -333,6 +368,8 @@ func (g *Grain) route(in *clusterpb.Interaction, name string, button bool) {
 	}()
 }
 
+// autocomplete answers /play suggestions off the mailbox: a search per
+// keystroke must not hold up this guild's commands.
 func (g *Grain) autocomplete(in *clusterpb.Interaction) {
 	var typed string
 	for _, o := range in.GetOptions() {
@@ -340,34 +377,62 @@ func (g *Grain) autocomplete(in *clusterpb.Interaction) {
 			typed = o.GetValue()
 		}
 	}
-	var choices []*clusterpb.Choice
-	if q, err := music.ValidateQuery(typed); err == nil && q.Search && g.deps.Search != nil {
-		// Autocomplete must answer within the deadline or not at all.
-		c, cancel := context.WithTimeout(context.Background(), time.Second)
-		loaded, err := g.deps.Search.Load(c, q.Identifier)
-		cancel()
-		if err == nil {
-			for i, t := range loaded.Tracks {
-				if i == 10 {
-					break
+	search, replier, log, timeout := g.deps.Search, g.deps.Replier, g.log, g.deps.CallTimeout
+	go func() {
+		var choices []*clusterpb.Choice
+		if q, err := music.ValidateQuery(typed); err == nil && q.Search && search != nil {
+			// Autocomplete must answer within the deadline or not at all.
+			c, cancel := context.WithTimeout(context.Background(), time.Second)
+			loaded, err := search.Load(c, q.Identifier)
+			cancel()
+			if err == nil {
+				for i, t := range loaded.Tracks {
+					if i == 10 {
+						break
+					}
+					name := t.Title
+					if t.Author != "" {
+						name = t.Author + " - " + t.Title
+					}
+					value := t.URI
+					if value == "" {
+						value = typed
+					}
+					choices = append(choices, &clusterpb.Choice{Name: name, Value: value})
 				}
-				name := t.Title
-				if t.Author != "" {
-					name = t.Author + " - " + t.Title
-				}
-				value := t.URI
-				if value == "" {
-					value = typed
-				}
-				choices = append(choices, &clusterpb.Choice{Name: name, Value: value})
 			}
 		}
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := replier.Autocomplete(c, in.GetId(), in.GetToken(), choices); err != nil {
+			log.Warn("autocomplete", "err", err)
+		}
+	}()
+}
+
+// recentIDs is a bounded set of the last IDs seen.
+type recentIDs struct {
+	order []string
+	set   map[string]struct{}
+	limit int
+}
+
+func newRecentIDs(limit int) *recentIDs {
+	return &recentIDs{set: make(map[string]struct{}, limit), limit: limit}
+}
+
+// add reports whether id is new, remembering it.
+func (r *recentIDs) add(id string) bool {
+	if _, ok := r.set[id]; ok {
+		return false
 	}
-	c, cancel := g.callCtx()
-	defer cancel()
-	if err := g.deps.Replier.Autocomplete(c, in.GetId(), in.GetToken(), choices); err != nil {
-		g.log.Warn("autocomplete", "err", err)
+	if len(r.order) == r.limit {
+		delete(r.set, r.order[0])
+		r.order = r.order[1:]
 	}
+	r.order = append(r.order, id)
+	r.set[id] = struct{}{}
+	return true
 }
 
 // recoverPanic turns a panic into an error for the caller and stops the

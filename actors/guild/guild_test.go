@@ -279,8 +279,74 @@ func TestButtonsAreCheckedAgainstTheGuild(t *testing.T) {
 	}
 	own := commands.CustomID(commands.ButtonPauseResume, testGuild)
 	c = h.final(h.send(listener, clusterpb.InteractionKind_INTERACTION_KIND_BUTTON, own))
-	if c[0].reply.GetContent() != "did pause_resume" {
-		t.Fatalf("own button: %+v", c[0].reply)
+	if c[0].reply.GetContent() != "did pause_resume" || !c[0].reply.GetEphemeral() {
+		t.Fatalf("own button (answered to the presser only): %+v", c[0].reply)
+	}
+}
+
+func TestRetriedDeliveryRunsOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	in := &clusterpb.Interaction{Id: "4242", Token: "tok", GuildId: testGuild, ChannelId: "222", Invoker: listener,
+		Kind: clusterpb.InteractionKind_INTERACTION_KIND_COMMAND, Name: "pause", BotVoiceChannelId: "111", ReceivedUnixNano: time.Now().UnixNano()}
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.HandleReply, error) {
+			return clusterpb.GetGuildGrainClient(h.c, testGuild).Handle(in, o...)
+		})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.final("4242")
+	time.Sleep(100 * time.Millisecond)
+	if n := h.sessions.count(); n != 1 {
+		t.Fatalf("one interaction delivered three times reached the session %d times", n)
+	}
+}
+
+// flakyStore fails LoadSettings until healed, around the real store.
+type flakyStore struct {
+	*store.Bolt
+	mu     sync.Mutex
+	broken bool
+}
+
+func (f *flakyStore) LoadSettings(ctx context.Context, g string) ([]byte, error) {
+	f.mu.Lock()
+	broken := f.broken
+	f.mu.Unlock()
+	if broken {
+		return nil, errors.New("store unreachable")
+	}
+	return f.Bolt.LoadSettings(ctx, g)
+}
+
+// TestUnreadableSettingsAreNotOverwritten: while the settings cannot be
+// read, /settings changes are refused (merging them onto the defaults
+// would wipe the stored DJ role); once readable, the stored role applies.
+func TestUnreadableSettingsAreNotOverwritten(t *testing.T) {
+	var fs *flakyStore
+	h := newHarness(t, func(d *Deps) {
+		fs = &flakyStore{Bolt: d.Store.(*store.Bolt), broken: true}
+		d.Store = fs
+	})
+	stored, _ := proto.Marshal(&clusterpb.GuildSettings{DjRoleId: "555", DefaultVolume: 100})
+	if err := fs.Bolt.SaveSettings(context.Background(), testGuild, stored); err != nil {
+		t.Fatal(err)
+	}
+	c := h.final(h.command(mod, "settings", &clusterpb.Option{Name: "default_volume", Value: "80"}))
+	if !c[0].reply.GetEphemeral() || !strings.Contains(c[0].reply.GetContent(), "nothing changed") {
+		t.Fatalf("settings change while unreadable: %+v", c[0].reply)
+	}
+	if got, _ := fs.Bolt.LoadSettings(context.Background(), testGuild); string(got) != string(stored) {
+		t.Fatal("the stored settings were overwritten")
+	}
+	fs.mu.Lock()
+	fs.broken = false
+	fs.mu.Unlock()
+	if c := h.final(h.command(dj, "skip")); c[0].reply.GetContent() != "did skip" {
+		t.Fatalf("DJ after the store healed: %+v", c[0].reply)
 	}
 }
 

@@ -13,6 +13,10 @@ import (
 // settingsCommand shows or changes the guild's settings. The change is
 // stored before the reply says it happened.
 func (g *Grain) settingsCommand(in *clusterpb.Interaction) {
+	if !g.settingsLoaded {
+		g.reply(in, commands.Error("The settings could not be read right now; nothing changed. Please try again in a moment."))
+		return
+	}
 	next, changed, err := commands.ParseSettings(in.GetOptions(), g.settings)
 	if err != nil {
 		g.reply(in, commands.Error(err.Error()))
