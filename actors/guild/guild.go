@@ -102,11 +102,11 @@ func NewKind(deps Deps, idle time.Duration) *cluster.Kind {
 
 // Grain is one activation of guild/<guildID>.
 type Grain struct {
-	deps      *Deps
-	ctx       cluster.GrainContext
-	guildID   string
-	log       *slog.Logger
-	settings  music.Settings
+	deps     *Deps
+	ctx      cluster.GrainContext
+	guildID  string
+	log      *slog.Logger
+	settings music.Settings
 	// settingsLoaded is false while the store could not be read: DJ
 	// checks and /settings then retry the load instead of trusting
 	// defaults (a change merged onto defaults would wipe the DJ role).

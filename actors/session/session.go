@@ -98,7 +98,6 @@ type (
 	voiceDeadline   struct{ gen int }
 )
 
-
 // Init restores the session from the store.
 func (g *Grain) Init(ctx cluster.GrainContext) {
 	g.ctx = ctx
