@@ -21,7 +21,10 @@ var ErrNoDeadline = errors.New("grain call without a deadline")
 //
 // attempt receives the call options to pass to the generated client. An
 // error the grain itself returned (a GrainErrorResponse) is not retried:
-// the grain answered.
+// the grain answered. A timed-out attempt may still run, so a retried
+// call must be idempotent at the grain (guild grains drop interactions
+// they have seen, sessions answer a repeated request ID from a cache);
+// calls that cannot be made so use one attempt.
 func Call[T any](ctx context.Context, attempts int, attempt func(opts ...pcluster.GrainCallOption) (T, error)) (T, error) {
 	var zero T
 	deadline, ok := ctx.Deadline()

@@ -15,6 +15,10 @@ type Ordered struct {
 	queues []chan func()
 	wg     sync.WaitGroup
 	once   sync.Once
+	// mu makes Submit after Close a no-op instead of a send on a closed
+	// channel: library readers may still deliver while a node stops.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // NewOrdered starts workers goroutines, each with a queue of depth items.
@@ -36,20 +40,28 @@ func NewOrdered(workers, depth int) *Ordered {
 	return o
 }
 
-// Submit queues fn behind every earlier fn with the same key.
+// Submit queues fn behind every earlier fn with the same key. After Close
+// it drops fn.
 func (o *Ordered) Submit(key string, fn func()) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.closed {
+		return
+	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))
 	o.queues[h.Sum32()%uint32(len(o.queues))] <- fn
 }
 
-// Close runs what is queued, then stops the workers. Submit after Close
-// panics.
+// Close runs what is queued, then stops the workers.
 func (o *Ordered) Close() {
 	o.once.Do(func() {
+		o.mu.Lock()
+		o.closed = true
 		for _, q := range o.queues {
 			close(q)
 		}
+		o.mu.Unlock()
 	})
 	o.wg.Wait()
 }

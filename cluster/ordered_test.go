@@ -54,4 +54,8 @@ func TestOrderedCloseDrains(t *testing.T) {
 	if n != 100 {
 		t.Fatalf("ran %d of 100 before Close returned", n)
 	}
+	o.Submit("k", func() { n++ }) // dropped, not a panic
+	if n != 100 {
+		t.Fatal("work submitted after Close ran")
+	}
 }

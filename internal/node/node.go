@@ -54,6 +54,9 @@ type Node struct {
 	ordered  *ecluster.Ordered
 	cancel   context.CancelFunc
 	done     chan struct{}
+	// playerEvents orders Lavalink events per guild, apart from the
+	// gateway's events in ordered.
+	playerEvents *ecluster.Ordered
 
 	shardMu    sync.Mutex
 	shardReady []bool
@@ -68,12 +71,12 @@ const (
 )
 
 // Start starts the node. Without a Discord token it runs but is not ready.
-func Start(ctx context.Context, cfg config.Config, o Options) (n *Node, err error) {
+func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err error) {
 	log := o.Log
-	n = &Node{cfg: cfg, log: log, done: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			n.stopParts(context.Background())
+			_ = n.stopParts(context.Background())
 		}
 	}()
 	if n.metrics, err = telemetry.NewMetrics(); err != nil {
@@ -95,7 +98,9 @@ func Start(ctx context.Context, cfg config.Config, o Options) (n *Node, err erro
 	var restClient rest.Rest
 	if token.IsSet() {
 		restOpts := []rest.ClientConfigOpt{
-			rest.WithLogger(log.With("lib", "disgo")),
+			// disgo logs request URLs at DEBUG, and interaction callback
+			// and webhook URLs carry the interaction token.
+			rest.WithLogger(slog.New(telemetry.WithMinLevel(log.Handler(), slog.LevelInfo)).With("lib", "disgo")),
 			// disgo's default client keeps 2 idle connections per host:
 			// under load most calls would open a new one (PITFALLS.md).
 			rest.WithHTTPClient(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 20 * time.Second}),
@@ -116,7 +121,12 @@ func Start(ctx context.Context, cfg config.Config, o Options) (n *Node, err erro
 		return nil, err
 	}
 	c := n.member.Cluster
+	// Gateway events (interactions, voice) and Lavalink events go through
+	// separate workers: a guild whose session is busy with a slow load
+	// must not hold up other guilds' interactions behind its player
+	// updates.
 	n.ordered = ecluster.NewOrdered(8, 1024)
+	n.playerEvents = ecluster.NewOrdered(4, 4096)
 
 	var audio session.Audio = noAudio{}
 	var search guild.Searcher
@@ -168,6 +178,8 @@ func Start(ctx context.Context, cfg config.Config, o Options) (n *Node, err erro
 			GatewayOpts: o.GatewayOpts,
 			Log:         log,
 			Ordered:     n.ordered,
+			// Retried deliveries are safe: the guild grain drops an
+			// interaction it has seen, and voice facts are idempotent.
 			Guilds: func(ctx context.Context, in *clusterpb.Interaction) error {
 				_, err := ecluster.Call(ctx, 3, func(opts ...cluster.GrainCallOption) (*clusterpb.HandleReply, error) {
 					return clusterpb.GetGuildGrainClient(c, in.GetGuildId()).Handle(in, opts...)
@@ -202,7 +214,9 @@ func Start(ctx context.Context, cfg config.Config, o Options) (n *Node, err erro
 			<-runCtx.Done()
 			return
 		}
-		n.registerCommands(runCtx, discord, token.Reveal())
+		// Registration may wait on Discord's rate limits; the shards and
+		// the sessions to resume must not wait for it.
+		go n.registerCommands(runCtx, discord, token.Reveal())
 		go n.wakeSessions(runCtx, c)
 		shard.Keep(runCtx, c, cfg.Discord.ShardCount, time.Second, log)
 	}()
@@ -293,11 +307,14 @@ func (n *Node) wakeSessions(ctx context.Context, c *cluster.Cluster) {
 
 // forwardPlayer hands a Lavalink event to the guild's session grain, in
 // order per guild, off disgolink's reader goroutine.
+//
+// One attempt only: a track end delivered twice would skip a track (or
+// restart a looped one), and a lost player update is replaced by the next.
 func (n *Node) forwardPlayer(c *cluster.Cluster, ev *clusterpb.PlayerEvent) {
-	n.ordered.Submit(ev.GetGuildId(), func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	n.playerEvents.Submit(ev.GetGuildId(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Cluster.RequestTimeout)
 		defer cancel()
-		_, err := ecluster.Call(ctx, 3, func(opts ...cluster.GrainCallOption) (*clusterpb.Ack, error) {
+		_, err := ecluster.Call(ctx, 1, func(opts ...cluster.GrainCallOption) (*clusterpb.Ack, error) {
 			return clusterpb.GetSessionGrainClient(c, ev.GetGuildId()).Player(ev, opts...)
 		})
 		if err != nil {
@@ -306,8 +323,10 @@ func (n *Node) forwardPlayer(c *cluster.Cluster, ev *clusterpb.PlayerEvent) {
 	})
 }
 
-// Stop stops the node within ctx: grains stop (sessions flush), the
-// cluster leaves, then the admin server and telemetry.
+// Stop stops the node within ctx: the keeper and background work, the
+// shard grains (their gateways close), the cluster, Lavalink, the event
+// workers, the store, then the admin server and telemetry. Sessions need
+// no flush: every change was stored when it happened.
 func (n *Node) Stop(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() { done <- n.stopParts(ctx) }()
@@ -333,11 +352,14 @@ func (n *Node) stopParts(ctx context.Context) error {
 		}
 		n.member.Stop(true)
 	}
-	if n.ordered != nil {
-		n.ordered.Close()
-	}
+	// Lavalink first: its reader goroutines submit events until closed.
 	if n.audio != nil {
 		n.audio.Close()
+	}
+	for _, o := range []*ecluster.Ordered{n.ordered, n.playerEvents} {
+		if o != nil {
+			o.Close()
+		}
 	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())

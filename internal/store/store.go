@@ -55,11 +55,20 @@ type Store interface {
 
 // Open opens the backend cfg names.
 func Open(ctx context.Context, cfg config.Store, redisPassword secret.String) (Store, error) {
+	// Each case returns a nil interface on error, never a typed nil.
 	switch cfg.Kind {
 	case config.StoreBbolt:
-		return OpenBolt(cfg.Bbolt.Path)
+		b, err := OpenBolt(cfg.Bbolt.Path)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
 	case config.StoreRedis:
-		return OpenRedis(ctx, RedisOptions{Addr: cfg.Redis.Addr, DB: cfg.Redis.DB, Password: redisPassword, Timeout: cfg.Redis.Timeout})
+		r, err := OpenRedis(ctx, RedisOptions{Addr: cfg.Redis.Addr, DB: cfg.Redis.DB, Password: redisPassword, Timeout: cfg.Redis.Timeout})
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
 	default:
 		return nil, fmt.Errorf("store: unknown kind %q", cfg.Kind)
 	}
