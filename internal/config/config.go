@@ -61,7 +61,8 @@ type Cluster struct {
 	Provider Provider `yaml:"provider"`
 	// BindAddr is the gRPC remote listener (host:port; port 0 picks a free one).
 	BindAddr string `yaml:"bind_addr"`
-	// RequestTimeout is the deadline of one grain call attempt.
+	// RequestTimeout is the deadline of grain calls no user waits on
+	// (Lavalink events to sessions).
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// Members lists host:port of the automanaged provider's members.
 	Members []string `yaml:"members"`
