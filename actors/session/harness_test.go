@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,6 +185,7 @@ type harness struct {
 	messages *fakeMessages
 	logs     *strings.Builder
 	logMu    *sync.Mutex
+	seq      atomic.Int64
 }
 
 type lockedWriter struct {
@@ -241,11 +243,14 @@ func opt(name, value string) *clusterpb.Option { return &clusterpb.Option{Name: 
 // exec runs a command as a member in voice channel "111".
 func (h *harness) exec(command string, opts ...*clusterpb.Option) *clusterpb.Reply {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// As in production: bounded retries, made safe by the request ID (a
+	// stopping activation drops what is left in its mailbox).
+	id := h.seq.Add(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	res, err := ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.SessionReply, error) {
+	res, err := ecluster.Call(ctx, 3, func(o ...pcluster.GrainCallOption) (*clusterpb.SessionReply, error) {
 		return h.client().Execute(&clusterpb.SessionRequest{
-			GuildId: testGuild, Command: command, Options: opts, TextChannelId: "222",
+			GuildId: testGuild, Command: command, Options: opts, TextChannelId: "222", RequestId: fmt.Sprint("req-", id),
 			Invoker: &clusterpb.Invoker{UserId: "333", VoiceChannelId: "111"},
 		}, o...)
 	})
