@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -268,4 +269,35 @@ func TestClusterYAMLListsEveryKey(t *testing.T) {
 			t.Errorf("cluster.yaml does not set %s", k)
 		}
 	}
+}
+
+// FuzzDecode: no input makes decoding or validation panic, and whatever
+// validates holds the guarantees the rest of the node relies on.
+func FuzzDecode(f *testing.F) {
+	seed, _ := os.ReadFile("../../cluster.yaml")
+	f.Add(string(seed))
+	f.Add(validYAML)
+	f.Add("lavalink: {nodes: [{name: a, address: '[::1]:2333'}]}\nnode: {shutdown_timeout: 1h}")
+	f.Add("store: {kind: redis, redis: {db: -1}}")
+	f.Fuzz(func(t *testing.T, doc string) {
+		cfg, err := Decode(strings.NewReader(doc))
+		if err != nil {
+			return
+		}
+		if cfg.Validate() != nil {
+			return
+		}
+		if cfg.Discord.ShardCount < 1 || cfg.Limits.QueueMax < 1 || len(cfg.Lavalink.Nodes) == 0 ||
+			cfg.Node.ShutdownTimeout <= 0 || cfg.Limits.MailboxSize < 1 {
+			t.Fatalf("validated config breaks a bound: %+v", cfg)
+		}
+		for _, n := range cfg.Lavalink.Nodes {
+			if _, _, err := net.SplitHostPort(n.Address); err != nil || n.Name == "" {
+				t.Fatalf("validated node %+v", n)
+			}
+		}
+		if cfg.Store.Kind == StoreBbolt && cfg.Cluster.Provider != ProviderSingle {
+			t.Fatal("bbolt validated with a multi-member provider")
+		}
+	})
 }

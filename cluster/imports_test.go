@@ -1,0 +1,58 @@
+package cluster
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportRules enforces DESIGN.md §3's import rules on every package of
+// the module (test files excluded: emulator conformance tests drive the
+// real clients on purpose):
+//   - only actors/lavalink imports disgolink;
+//   - only actors/shard and internal/commands import disgo's gateway,
+//     events or bot packages, plus internal/node, the composition root,
+//     which passes gateway options through to the shards;
+//   - disgo's REST client only in internal/commands and internal/node.
+func TestImportRules(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "github.com/ensemble-bot/ensemble/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const mod = "github.com/ensemble-bot/ensemble/"
+	rules := []struct {
+		prefix  string
+		allowed []string
+	}{
+		{"github.com/disgoorg/disgolink", []string{"actors/lavalink"}},
+		{"github.com/disgoorg/disgo/gateway", []string{"actors/shard", "internal/commands", "internal/node"}},
+		{"github.com/disgoorg/disgo/events", []string{"actors/shard", "internal/commands"}},
+		{"github.com/disgoorg/disgo/bot", []string{"actors/shard", "internal/commands"}},
+		{"github.com/disgoorg/disgo/rest", []string{"internal/commands", "internal/node"}},
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(fields[0], mod)
+		checked++
+		for _, imp := range fields[1:] {
+			for _, r := range rules {
+				if !strings.HasPrefix(imp, r.prefix) {
+					continue
+				}
+				ok := false
+				for _, a := range r.allowed {
+					if pkg == a {
+						ok = true
+					}
+				}
+				if !ok {
+					t.Errorf("%s imports %s; only %v may (DESIGN.md §3)", pkg, imp, r.allowed)
+				}
+			}
+		}
+	}
+	if checked < 15 {
+		t.Fatalf("only %d packages listed; the check is not seeing the module", checked)
+	}
+}
