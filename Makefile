@@ -15,6 +15,8 @@ PKGS := ./...
 #   player.go:133 vs player.go:211 (goroutine started at player.go:143)
 #   node.go:115 (via player.go:120) vs node.go:235 (reconnect path node.go:306 -> 294)
 #   node.go:111 vs node.go:360
+#   node.go:274 vs node.go:274 (our Close against the reader's close)
+#   node.go:204 vs node.go:271 (open against Close, both writing the status)
 #
 # internal/discordemu (disgo v0.19.6 gateway races, disgo_gateway_test.go):
 #   gateway/gateway.go:317,319 (CloseWithCode, heartbeatCancel) vs gateway.go:450,451 (heartbeat)
@@ -22,9 +24,10 @@ PKGS := ./...
 #   gateway/gateway_transports.go:146 (pipeBuffer.Reset from Close :195) vs :140 (Write)
 #   klauspost/compress v1.20.1 zstd/decoder.go:619 (Close) vs :545,:524,:459 and :299-300
 #
-# actors/shard (gateway_test.go) and internal/node (end-to-end tests): the
-# disgo gateway races above and the disgolink races above.
-NORACE_PKGS := ./internal/lavalinkemu/... ./internal/discordemu/... ./actors/shard/... ./internal/node/...
+# actors/shard (gateway_test.go), actors/lavalink (*_emu_test.go) and
+# internal/node (end-to-end tests): the disgo gateway and disgolink races
+# above.
+NORACE_PKGS := ./internal/lavalinkemu/... ./internal/discordemu/... ./actors/shard/... ./actors/lavalink/... ./internal/node/...
 
 .PHONY: test deps vet test-race test-norace lint run build fuzz generate
 

@@ -2,35 +2,92 @@ package lavalink
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/disgoorg/disgolink/v3/disgolink"
 	"github.com/disgoorg/disgolink/v3/lavalink"
 	"github.com/disgoorg/snowflake/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ensemble-bot/ensemble/actors/session"
+	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/music"
+	"github.com/ensemble-bot/ensemble/internal/telemetry"
 )
 
-// Client is a member's connection to its Lavalink nodes.
-type Client struct {
-	dl      disgolink.Client
-	log     *slog.Logger
-	nodes   []config.LavalinkNode
-	onEvent func(*clusterpb.PlayerEvent)
-	onReady func(connected, total int)
+// Timing tunes the pool. Zero fields take the defaults in brackets.
+type Timing struct {
+	// Tick is how often node actors check their connection and the pool
+	// its breakers' reset timers [200ms].
+	Tick time.Duration
+	// ConnectTimeout bounds one connection attempt [5s].
+	ConnectTimeout time.Duration
+	// ResumeGrace bounds the one quick reconnection tried when a websocket
+	// drops: if it resumes the session the players never stopped; if not,
+	// they move at once [1s].
+	ResumeGrace time.Duration
+	// ResumeTimeout is how long Lavalink keeps a dropped session's players
+	// playing for us [60s].
+	ResumeTimeout time.Duration
+	// RequestTimeout bounds health polls and breaker probes
+	// [Options.RequestTimeout, else 5s].
+	RequestTimeout time.Duration
+	// HealthInterval is the period of the stats poll, which feeds the
+	// load score and counts as a request for the breaker [5s].
+	HealthInterval time.Duration
+	// StatsSilence: a websocket with no message for this long is dead
+	// (Lavalink sends stats every 60 s) [90s].
+	StatsSilence time.Duration
+	// UpdateSilence replaces StatsSilence while players with a track are
+	// on the node (Lavalink sends their playerUpdates every 5 s) [20s].
+	UpdateSilence time.Duration
+	// StallThreshold: a playing player whose position has not moved for
+	// this long is nudged, then moved, then given up on [12s].
+	StallThreshold time.Duration
+	// DestroyTimeout bounds the best-effort destroy of a moved player on
+	// its old node [500ms].
+	DestroyTimeout time.Duration
+	// Reconnect is the backoff between connection attempts
+	// [500ms doubling to 30s, half jitter, no limit].
+	Reconnect supervisor.Backoff
+	// ResetJitter spreads the breaker's reset timeout [0.2].
+	ResetJitter float64
+}
 
-	mu        sync.Mutex
-	connected map[string]bool
-	stop      context.CancelFunc
-	wg        sync.WaitGroup
+func (t Timing) withDefaults(request time.Duration) Timing {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&t.Tick, 200*time.Millisecond)
+	def(&t.ConnectTimeout, 5*time.Second)
+	def(&t.ResumeGrace, time.Second)
+	def(&t.ResumeTimeout, 60*time.Second)
+	def(&t.RequestTimeout, request)
+	def(&t.RequestTimeout, 5*time.Second)
+	def(&t.HealthInterval, 5*time.Second)
+	def(&t.StatsSilence, 90*time.Second)
+	def(&t.UpdateSilence, 20*time.Second)
+	def(&t.StallThreshold, 12*time.Second)
+	def(&t.DestroyTimeout, 500*time.Millisecond)
+	if t.Reconnect.Base <= 0 {
+		t.Reconnect = supervisor.Backoff{Base: 500 * time.Millisecond, Max: 30 * time.Second, Factor: 2, Jitter: 0.5}
+	}
+	if t.ResetJitter <= 0 {
+		t.ResetJitter = 0.2
+	}
+	return t
 }
 
 // Options configure a Client.
@@ -38,12 +95,74 @@ type Options struct {
 	// BotUserID is the bot's Discord user ID (Lavalink's User-Id header).
 	BotUserID string
 	Nodes     []config.LavalinkNode
-	Log       *slog.Logger
-	// OnEvent receives every player event; it must not block for long
-	// (it runs on disgolink's reader goroutine).
+	Breaker   config.Breaker
+	// RequestTimeout is the default for Timing.RequestTimeout.
+	RequestTimeout time.Duration
+	Log            *slog.Logger
+	// OnEvent receives every player event, and a NODE_LOST event for each
+	// guild whose player must move; it must not block for long (it runs
+	// on disgolink's reader goroutines and on the pool actor).
 	OnEvent func(*clusterpb.PlayerEvent)
-	// OnReady is told how many nodes are connected whenever that changes.
-	OnReady func(connected, total int)
+	// OnReady is told how many nodes can take players whenever that
+	// changes.
+	OnReady func(selectable, total int)
+	// OnBreaker is told every breaker transition (they are also published
+	// on the actor system's event stream).
+	OnBreaker func(supervisor.Change)
+	// Registerer receives the pool's metrics (nil: not exported).
+	Registerer prometheus.Registerer
+	// System runs the pool and node actors (nil: a private one).
+	System *actor.ActorSystem
+	Timing Timing
+}
+
+// Client is a member's Lavalink pool, seen by sessions as their Audio.
+type Client struct {
+	o       Options
+	t       Timing
+	log     *slog.Logger
+	m       *metrics
+	uid     snowflake.ID
+	http    *http.Client
+	onEvent func(*clusterpb.PlayerEvent)
+	onReady func(int, int)
+
+	sys    *actor.ActorSystem
+	ownSys bool
+	pool   *actor.PID
+	pids   atomic.Pointer[map[string]*actor.PID]
+
+	mu      sync.Mutex
+	guilds  map[string]*guildPlayer
+	links   map[string]*link
+	usable  map[string]bool // websocket up and breaker not open
+	stop    chan struct{}
+	closing atomic.Bool
+	kick    chan struct{} // wakes the watchdog
+	wg      sync.WaitGroup
+	// newNode makes a node actor (tests replace it with one that needs
+	// no Lavalink server).
+	newNode func(config.LavalinkNode) actor.Actor
+}
+
+var _ session.Audio = (*Client)(nil)
+
+// guildPlayer is what the client knows of one guild's player.
+type guildPlayer struct {
+	// op serializes operations on the player: sessions call from one
+	// actor per guild, the watchdog from its own goroutine.
+	op sync.Mutex
+	// mu guards the fields below; websocket readers take it briefly.
+	mu      sync.Mutex
+	node    string // where the player lives
+	pending string // where a Play is creating it (its events are let through)
+	link    *link
+	req     session.PlayRequest // the last full play, for nudges
+	track   bool
+	paused  bool
+	filters *lavalink.Filters // as last echoed by Lavalink, restored on a move
+	lostAt  time.Time
+	w       watch
 }
 
 // New creates a client; Start connects it.
@@ -52,157 +171,210 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lavalink: bot user ID %q: %w", o.BotUserID, err)
 	}
-	c := &Client{
-		log:       o.Log.With("component", "lavalink"),
-		nodes:     o.Nodes,
-		onEvent:   o.OnEvent,
-		onReady:   o.OnReady,
-		connected: map[string]bool{},
+	seen := map[string]bool{}
+	for _, n := range o.Nodes {
+		if n.Name == "" || seen[n.Name] {
+			return nil, fmt.Errorf("lavalink: node names must be unique and non-empty (%q)", n.Name)
+		}
+		seen[n.Name] = true
 	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		o: o, t: o.Timing.withDefaults(o.RequestTimeout), log: o.Log.With("component", "lavalink"), m: m, uid: uid,
+		http:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 20 * time.Second},
+		onEvent: o.OnEvent, onReady: o.OnReady,
+		guilds: map[string]*guildPlayer{}, links: map[string]*link{}, usable: map[string]bool{},
+		kick: make(chan struct{}, 1),
+	}
+	c.newNode = func(cfg config.LavalinkNode) actor.Actor { return &nodeActor{cfg: cfg, c: c} }
 	if c.onEvent == nil {
 		c.onEvent = func(*clusterpb.PlayerEvent) {}
 	}
 	if c.onReady == nil {
 		c.onReady = func(int, int) {}
 	}
-	c.dl = disgolink.New(uid,
-		disgolink.WithLogger(o.Log.With("lib", "disgolink")),
-		disgolink.WithListeners(listener{c}),
-	)
 	return c, nil
 }
 
-// Start connects every node in the background, retrying with jittered
-// exponential backoff (1 s doubling to 30 s), so a node that is down at
-// start is picked up when it appears, without a restart.
-func (c *Client) Start(ctx context.Context) {
-	ctx, c.stop = context.WithCancel(ctx)
-	for _, n := range c.nodes {
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.connectLoop(ctx, n)
-		}()
+// Start spawns the pool (which connects every node in the background,
+// picking up a node that appears later without a restart) and the
+// watchdog.
+func (c *Client) Start(context.Context) {
+	c.sys = c.o.System
+	if c.sys == nil {
+		lib := slog.New(telemetry.WithMinLevel(c.o.Log.Handler(), slog.LevelWarn)).With("lib", "protoactor", "component", "lavalink")
+		c.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return lib }))
+		c.ownSys = true
 	}
+	p := newPool(c)
+	c.pool = c.sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return p }, actor.WithSupervisor(p.strategy)))
+	c.stop = make(chan struct{})
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.watchdog()
+	}()
 }
 
-func (c *Client) connectLoop(ctx context.Context, n config.LavalinkNode) {
-	backoff := time.Second
-	for ctx.Err() == nil {
-		attempt, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := c.dl.AddNode(attempt, disgolink.NodeConfig{
-			Name: n.Name, Address: n.Address, Password: n.Password.Reveal(), Secure: n.Secure,
-		})
-		cancel()
-		if err == nil {
-			c.log.Info("lavalink node connected", "node", n.Name, "address", n.Address)
-			c.watch(ctx, n.Name)
-			return
-		}
-		c.log.Warn("lavalink node unreachable; retrying", "node", n.Name, "address", n.Address, "err", err, "in", backoff)
-		// Full jitter: concurrent members do not retry in step.
-		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		backoff = min(backoff*2, 30*time.Second)
-	}
-}
-
-// watch reports the node's status while disgolink reconnects it by
-// itself after a drop.
-func (c *Client) watch(ctx context.Context, name string) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	last := false
-	for {
-		nd := c.dl.Node(name)
-		up := nd != nil && nd.Status() == disgolink.StatusConnected
-		if up != last {
-			c.setConnected(name, up)
-			last = up
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (c *Client) setConnected(name string, ok bool) {
-	c.mu.Lock()
-	c.connected[name] = ok
-	n := 0
-	for _, v := range c.connected {
-		if v {
-			n++
-		}
-	}
-	c.mu.Unlock()
-	c.onReady(n, len(c.nodes))
-}
-
-// Close stops connecting and closes every node.
+// Close stops the watchdog, the node actors (closing their connections)
+// and the pool.
 func (c *Client) Close() {
-	if c.stop != nil {
-		c.stop()
+	if c.pool == nil {
+		return
 	}
-	c.wg.Wait()
-	c.dl.Close()
+	c.closing.Store(true)
+	close(c.stop)
+	_ = c.sys.Root.PoisonFuture(c.pool).Wait()
+	c.wg.Wait() // the watchdog, nudges, destroys and connection attempts
+	if c.ownSys {
+		c.sys.Shutdown()
+	}
+	c.pool = nil
 }
 
-// node picks a connected node.
-func (c *Client) node() (disgolink.Node, error) {
-	var best disgolink.Node
-	for _, n := range c.nodes {
-		if nd := c.dl.Node(n.Name); nd != nil && nd.Status() == disgolink.StatusConnected {
-			best = nd
-			break
+// Nodes reports every node as the pool sees it.
+func (c *Client) Nodes(ctx context.Context) ([]NodeStatus, error) {
+	r, err := c.ask(ctx, statusReq{})
+	if err != nil {
+		return nil, err
+	}
+	return r.([]NodeStatus), nil
+}
+
+func (c *Client) ask(ctx context.Context, msg any) (any, error) {
+	d := time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, max(time.Until(dl), time.Millisecond))
+	}
+	r, err := c.sys.Root.RequestFuture(c.pool, msg, d).Result()
+	if err != nil {
+		return nil, fmt.Errorf("lavalink: pool: %w", err)
+	}
+	return r, nil
+}
+
+func nodeNames(ns []config.LavalinkNode) []string {
+	out := make([]string, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+func (c *Client) sendNode(name string, msg any) {
+	if pids := c.pids.Load(); pids != nil {
+		if pid := (*pids)[name]; pid != nil {
+			c.sys.Root.Send(pid, msg)
 		}
 	}
-	if best == nil {
-		return nil, fmt.Errorf("lavalink: %w", session.ErrNoAudioNode)
-	}
-	return best, nil
 }
 
-// Load resolves identifier on a connected node.
+// report tells node's actor how a request went (the breaker counts it).
+func (c *Client) report(node string, err error) { c.sendNode(node, outcome{err: err}) }
+
+// publish announces a breaker transition.
+func (c *Client) publish(ch supervisor.Change) {
+	if c.o.OnBreaker != nil {
+		c.o.OnBreaker(ch)
+	}
+	c.sys.EventStream.Publish(ch)
+}
+
+// setNode records a node's link and usability (called by the pool).
+func (c *Client) setNode(name string, l *link, usable bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l != nil {
+		c.links[name] = l
+	}
+	c.usable[name] = usable
+}
+
+func (c *Client) isUsable(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.usable[name]
+}
+
+func (c *Client) guild(id string, create bool) *guildPlayer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gp := c.guilds[id]
+	if gp == nil && create {
+		gp = &guildPlayer{}
+		c.guilds[id] = gp
+	}
+	return gp
+}
+
+// markLost stamps when guild was told to move (for the migration metric).
+func (c *Client) markLost(guild string, at time.Time) {
+	if gp := c.guild(guild, false); gp != nil {
+		gp.mu.Lock()
+		if gp.lostAt.IsZero() {
+			gp.lostAt = at
+		}
+		gp.mu.Unlock()
+	}
+}
+
+func (c *Client) place(ctx context.Context, guild string) (placeRes, error) {
+	r, err := c.ask(ctx, placeReq{guild: guild})
+	if err != nil {
+		return placeRes{}, err
+	}
+	res := r.(placeRes)
+	if !res.ok || res.link == nil {
+		return placeRes{}, fmt.Errorf("lavalink: %w", session.ErrNoAudioNode)
+	}
+	return res, nil
+}
+
+// Load resolves identifier on the least-loaded healthy node.
 func (c *Client) Load(ctx context.Context, identifier string) (session.Loaded, error) {
-	n, err := c.node()
+	r, err := c.ask(ctx, pickReq{})
 	if err != nil {
 		return session.Loaded{}, err
 	}
-	res, err := n.LoadTracks(ctx, identifier)
-	if err != nil {
-		return session.Loaded{}, fmt.Errorf("lavalink: load: %w", err)
+	res := r.(placeRes)
+	if !res.ok || res.link == nil {
+		return session.Loaded{}, fmt.Errorf("lavalink: %w", session.ErrNoAudioNode)
 	}
-	switch d := res.Data.(type) {
+	out, err := res.link.node.LoadTracks(ctx, identifier)
+	c.report(res.node, err)
+	if err != nil {
+		return session.Loaded{}, fmt.Errorf("lavalink: load on %s: %w", res.node, err)
+	}
+	switch d := out.Data.(type) {
 	case lavalink.Track:
 		return session.Loaded{Tracks: []music.Track{toTrack(d)}}, nil
 	case lavalink.Playlist:
-		out := session.Loaded{Playlist: d.Info.Name}
+		l := session.Loaded{Playlist: d.Info.Name}
 		for _, t := range d.Tracks {
-			out.Tracks = append(out.Tracks, toTrack(t))
+			l.Tracks = append(l.Tracks, toTrack(t))
 		}
-		if out.Playlist == "" {
-			out.Playlist = "playlist"
+		if l.Playlist == "" {
+			l.Playlist = "playlist"
 		}
-		return out, nil
+		return l, nil
 	case lavalink.Search:
-		out := session.Loaded{Search: true}
+		l := session.Loaded{Search: true}
 		for _, t := range d {
-			out.Tracks = append(out.Tracks, toTrack(t))
+			l.Tracks = append(l.Tracks, toTrack(t))
 		}
-		return out, nil
+		return l, nil
 	case lavalink.Empty:
 		return session.Loaded{}, nil
 	case lavalink.Exception:
 		return session.Loaded{}, fmt.Errorf("lavalink: load failed: %s", d.Message)
 	}
-	return session.Loaded{}, fmt.Errorf("lavalink: unexpected load type %q", res.LoadType)
+	return session.Loaded{}, fmt.Errorf("lavalink: unexpected load type %q", out.LoadType)
 }
 
 func toTrack(t lavalink.Track) music.Track {
@@ -227,127 +399,271 @@ func guildID(s string) (snowflake.ID, error) {
 	return id, nil
 }
 
-// player returns the guild's player, creating it on a connected node.
-func (c *Client) player(guild string) (disgolink.Player, error) {
-	gid, err := guildID(guild)
-	if err != nil {
-		return nil, err
-	}
-	if p := c.dl.ExistingPlayer(gid); p != nil && p.Node() != nil && p.Node().Status() == disgolink.StatusConnected {
-		return p, nil
-	}
-	n, err := c.node()
-	if err != nil {
-		return nil, err
-	}
-	c.dl.RemovePlayer(gid)
-	return c.dl.PlayerOnNode(n, gid), nil
-}
-
-// Play sends one update with everything the player needs.
-func (c *Client) Play(ctx context.Context, guild string, p session.PlayRequest) (string, error) {
-	pl, err := c.player(guild)
-	if err != nil {
-		return "", err
-	}
+// playUpdate is the one update that (re)creates a player: voice, track,
+// position, volume, pause state and the filters it had.
+func playUpdate(p session.PlayRequest, filters *lavalink.Filters) (lavalink.PlayerUpdate, error) {
 	ch, err := snowflake.Parse(p.Voice.ChannelID)
 	if err != nil {
-		return "", fmt.Errorf("lavalink: voice channel %q: %w", p.Voice.ChannelID, err)
+		return lavalink.PlayerUpdate{}, fmt.Errorf("lavalink: voice channel %q: %w", p.Voice.ChannelID, err)
 	}
-	err = pl.Update(ctx,
+	u := lavalink.DefaultPlayerUpdate()
+	u.Apply([]lavalink.PlayerUpdateOpt{
 		lavalink.WithEncodedTrack(p.Track.Encoded),
-		lavalink.WithPosition(lavalink.Duration(p.Position.Milliseconds())),
+		lavalink.WithPosition(lavalink.Duration(max(p.Position, 0).Milliseconds())),
 		lavalink.WithVolume(p.Volume),
 		lavalink.WithPaused(p.Paused),
 		lavalink.WithVoice(lavalink.VoiceState{
 			Token: p.Voice.Token, Endpoint: p.Voice.Endpoint, SessionID: p.Voice.SessionID, ChannelID: ch,
 		}),
-	)
-	if err != nil {
-		return "", fmt.Errorf("lavalink: play: %w", err)
+	})
+	if filters != nil {
+		f := *filters
+		u.Filters = &f
 	}
-	return pl.Node().Config().Name, nil
+	return *u, nil
 }
 
-func (c *Client) update(ctx context.Context, guild string, opts ...lavalink.PlayerUpdateOpt) error {
-	pl, err := c.player(guild)
+// Play creates or replaces the guild's player with one update. It stays
+// on the guild's node while that node is healthy; otherwise it goes to the
+// least-loaded healthy node, and a player left on a lost node is moved:
+// removed from that node's client (destroyed there too if the node still
+// answers), created on the new node at the requested position.
+func (c *Client) Play(ctx context.Context, guild string, p session.PlayRequest) (string, error) {
+	gid, err := guildID(guild)
+	if err != nil {
+		return "", err
+	}
+	gp := c.guild(guild, true)
+	gp.op.Lock()
+	defer gp.op.Unlock()
+	return c.play(ctx, gid, gp, p)
+}
+
+func (c *Client) play(ctx context.Context, gid snowflake.ID, gp *guildPlayer, p session.PlayRequest) (string, error) {
+	res, err := c.place(ctx, gid.String())
+	if err != nil {
+		return "", err
+	}
+	gp.mu.Lock()
+	old, oldLink, filters := gp.node, gp.link, gp.filters
+	gp.pending = res.node
+	gp.mu.Unlock()
+	upd, err := playUpdate(p, filters)
+	if err != nil {
+		return "", err
+	}
+	if old != "" && old != res.node && oldLink != nil {
+		c.detach(old, oldLink, gid)
+	}
+	// disgolink delivers a guild's events only if its client has a player
+	// for the guild; the player object is otherwise unused (REST calls go
+	// through the node, which avoids the player's unlocked field writes).
+	res.link.dl.PlayerOnNode(res.link.node, gid)
+	pl, err := res.link.node.Rest().UpdatePlayer(ctx, res.link.sessionID(), gid, upd)
+	c.report(res.node, err)
+	now := time.Now()
+	gp.mu.Lock()
+	gp.node, gp.link, gp.pending = res.node, res.link, ""
+	if err != nil {
+		gp.track = false
+		gp.mu.Unlock()
+		if _, failed := classify(err); failed {
+			// The session retries by itself; its retry goes to another
+			// node, without waiting for this one's breaker to open.
+			c.sys.Root.Send(c.pool, avoidReq{guild: gid.String(), node: res.node, quiet: true})
+		}
+		return "", fmt.Errorf("lavalink: play on %s: %w", res.node, err)
+	}
+	gp.req, gp.track, gp.paused = p, true, p.Paused
+	if pl != nil && !isZeroFilters(pl.Filters) {
+		f := pl.Filters
+		gp.filters = &f
+	}
+	gp.w.played(now, p.Position)
+	lostAt := gp.lostAt
+	gp.lostAt = time.Time{}
+	gp.mu.Unlock()
+	if old != "" && old != res.node {
+		c.m.migrations.WithLabelValues(old, res.node).Inc()
+		if !lostAt.IsZero() {
+			c.m.migrationSeconds.Observe(now.Sub(lostAt).Seconds())
+		}
+	}
+	return res.node, nil
+}
+
+// detach removes the guild's player from the node it leaves. disgolink has
+// no move: the old player is dropped from that node's client, and
+// destroyed on the node if it still answers (else it would keep playing
+// into the voice channel), off the caller's path and with a short
+// deadline.
+func (c *Client) detach(node string, l *link, gid snowflake.ID) {
+	l.dl.RemovePlayer(gid)
+	if !c.isUsable(node) {
+		// Unreachable now (disgolink's Status is read without a lock, so
+		// the pool's view decides): the pool sweeps the old player when
+		// the node answers again.
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), c.t.DestroyTimeout)
+		defer cancel()
+		if err := l.node.Rest().DestroyPlayer(ctx, l.sessionID(), gid); err != nil {
+			c.log.Debug("destroy moved player on its old node", "node", node, "guild", gid, "err", err)
+		}
+	}()
+}
+
+// update sends opts to the guild's player on its node. Without a player
+// there is nothing to change: the session holds the state and sends it
+// with its next Play.
+func (c *Client) update(ctx context.Context, guild string, apply func(gp *guildPlayer, now time.Time), opts ...lavalink.PlayerUpdateOpt) error {
+	gid, err := guildID(guild)
 	if err != nil {
 		return err
 	}
-	if err := pl.Update(ctx, opts...); err != nil {
-		return fmt.Errorf("lavalink: update: %w", err)
+	gp := c.guild(guild, false)
+	if gp == nil {
+		return nil
 	}
+	gp.op.Lock()
+	defer gp.op.Unlock()
+	gp.mu.Lock()
+	node, l := gp.node, gp.link
+	gp.mu.Unlock()
+	if node == "" || l == nil {
+		return nil
+	}
+	if !c.isUsable(node) {
+		return fmt.Errorf("lavalink: node %s: %w", node, session.ErrNoAudioNode)
+	}
+	u := lavalink.DefaultPlayerUpdate()
+	u.Apply(opts)
+	_, err = l.node.Rest().UpdatePlayer(ctx, l.sessionID(), gid, *u)
+	c.report(node, err)
+	if err != nil {
+		return fmt.Errorf("lavalink: update on %s: %w", node, err)
+	}
+	gp.mu.Lock()
+	apply(gp, time.Now())
+	gp.mu.Unlock()
 	return nil
 }
 
 // Pause pauses or resumes.
 func (c *Client) Pause(ctx context.Context, guild string, paused bool) error {
-	return c.update(ctx, guild, lavalink.WithPaused(paused))
+	return c.update(ctx, guild, func(gp *guildPlayer, now time.Time) {
+		gp.paused, gp.req.Paused = paused, paused
+		gp.w.played(now, gp.w.pos) // paused time is not a stall
+	}, lavalink.WithPaused(paused))
 }
 
 // Seek moves the current track.
 func (c *Client) Seek(ctx context.Context, guild string, pos time.Duration) error {
-	return c.update(ctx, guild, lavalink.WithPosition(lavalink.Duration(pos.Milliseconds())))
+	return c.update(ctx, guild, func(gp *guildPlayer, now time.Time) {
+		gp.req.Position = pos
+		gp.w.played(now, pos)
+	}, lavalink.WithPosition(lavalink.Duration(pos.Milliseconds())))
 }
 
 // Volume sets the volume (0–1000 on Lavalink; we allow 0–200).
 func (c *Client) Volume(ctx context.Context, guild string, v int) error {
-	return c.update(ctx, guild, lavalink.WithVolume(v))
+	return c.update(ctx, guild, func(gp *guildPlayer, _ time.Time) { gp.req.Volume = v }, lavalink.WithVolume(v))
 }
 
 // Stop stops the track, keeping the player and its voice connection.
 func (c *Client) Stop(ctx context.Context, guild string) error {
-	gid, err := guildID(guild)
-	if err != nil {
-		return err
-	}
-	if c.dl.ExistingPlayer(gid) == nil {
-		return nil
-	}
-	return c.update(ctx, guild, lavalink.WithNullTrack())
+	return c.update(ctx, guild, func(gp *guildPlayer, _ time.Time) { gp.track = false }, lavalink.WithNullTrack())
 }
 
-// Destroy removes the guild's player from its node and from the client.
+// Destroy removes the guild's player from its node, the client and the
+// pool.
 func (c *Client) Destroy(ctx context.Context, guild string) error {
 	gid, err := guildID(guild)
 	if err != nil {
 		return err
 	}
-	p := c.dl.ExistingPlayer(gid)
-	if p == nil {
+	defer c.sys.Root.Send(c.pool, releaseReq{guild: guild})
+	gp := c.guild(guild, false)
+	if gp == nil {
 		return nil
 	}
-	defer c.dl.RemovePlayer(gid)
-	if err := p.Destroy(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("lavalink: destroy: %w", err)
+	gp.op.Lock()
+	defer gp.op.Unlock()
+	c.mu.Lock()
+	delete(c.guilds, guild)
+	c.mu.Unlock()
+	gp.mu.Lock()
+	node, l := gp.node, gp.link
+	gp.node, gp.track = "", false
+	gp.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	l.dl.RemovePlayer(gid)
+	if !c.isUsable(node) {
+		return nil // the node's session is gone or unreachable; nothing plays there
+	}
+	err = l.node.Rest().DestroyPlayer(ctx, l.sessionID(), gid)
+	c.report(node, err)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("lavalink: destroy on %s: %w", node, err)
 	}
 	return nil
 }
 
-// listener turns disgolink's events into PlayerEvents.
-type listener struct{ c *Client }
+// nodeListener turns one node's messages into PlayerEvents.
+type nodeListener struct {
+	c *Client
+	l *link
+}
 
-func (l listener) OnEvent(p disgolink.Player, msg lavalink.Message) {
+func (nl nodeListener) OnEvent(p disgolink.Player, msg lavalink.Message) {
 	if p == nil {
-		return // node-level messages (stats, ready) have no player
+		if s, ok := msg.(lavalink.StatsMessage); ok {
+			nl.c.sendNode(nl.l.name, wsStats{s: lavalink.Stats(s)})
+		}
+		return
 	}
-	ev := &clusterpb.PlayerEvent{GuildId: p.GuildID().String()}
-	if n := p.Node(); n != nil {
-		ev.Node = n.Config().Name
+	nl.c.playerMessage(nl.l.name, p.GuildID().String(), msg, time.Now())
+}
+
+// playerMessage handles one player message from node. Messages from a
+// node the guild's player has left are dropped: a resumed old session can
+// still report on a player we moved, and its TrackEnd must not skip the
+// session's track.
+func (c *Client) playerMessage(node, guild string, msg lavalink.Message, now time.Time) {
+	gp := c.guild(guild, false)
+	if gp == nil {
+		return
 	}
+	ev := &clusterpb.PlayerEvent{GuildId: guild, Node: node}
+	gp.mu.Lock()
+	if gp.node != node && gp.pending != node {
+		gp.mu.Unlock()
+		return
+	}
+	forward := true
 	switch e := msg.(type) {
 	case lavalink.PlayerUpdateMessage:
 		ev.Kind = clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_PLAYER_UPDATE
 		ev.PositionMs = int64(e.State.Position)
 		ev.TimeUnixMs = e.State.Time.UnixMilli()
 		ev.Connected = e.State.Connected
+		gp.w.observe(now, time.Duration(e.State.Position)*time.Millisecond, e.State.Connected)
 	case lavalink.TrackStartEvent:
 		ev.Kind = clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_START
 		ev.EncodedTrack = e.Track.Encoded
+		gp.track = true
 	case lavalink.TrackEndEvent:
 		ev.Kind = clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_END
 		ev.EncodedTrack = e.Track.Encoded
 		ev.EndReason = string(e.Reason)
+		if e.Reason != lavalink.TrackEndReasonReplaced {
+			gp.track = false
+		}
 	case lavalink.TrackExceptionEvent:
 		ev.Kind = clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_EXCEPTION
 		ev.EncodedTrack = e.Track.Encoded
@@ -355,11 +671,47 @@ func (l listener) OnEvent(p disgolink.Player, msg lavalink.Message) {
 	case lavalink.TrackStuckEvent:
 		ev.Kind = clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_STUCK
 		ev.EncodedTrack = e.Track.Encoded
+		// The watchdog nudges and moves first; it forwards the event (and
+		// the session skips the track) only once both failed.
+		forward = !gp.w.stuck(now)
+		if !forward {
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
+		}
 	case lavalink.WebSocketClosedEvent:
 		ev.Kind = clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_VOICE_CLOSED
 		ev.Message = fmt.Sprintf("%d %s", e.Code, e.Reason)
 	default:
-		return
+		forward = false
 	}
-	l.c.onEvent(ev)
+	gp.mu.Unlock()
+	if forward {
+		c.onEvent(ev)
+	}
+}
+
+// isZeroFilters reports whether f sets nothing.
+func isZeroFilters(f lavalink.Filters) bool {
+	b, err := json.Marshal(f)
+	return err == nil && string(b) == "{}"
+}
+
+// ReadyDetail is the readiness detail for up usable nodes of total.
+func ReadyDetail(up, total int) string {
+	if up == 0 {
+		return fmt.Sprintf("%s (0/%d nodes usable)", session.ErrNoAudioNode, total)
+	}
+	return fmt.Sprintf("%d/%d nodes usable", up, total)
+}
+
+// Subscribe calls fn with every breaker transition until cancel is called.
+func (c *Client) Subscribe(fn func(supervisor.Change)) (cancel func()) {
+	sub := c.sys.EventStream.Subscribe(func(ev any) {
+		if ch, ok := ev.(supervisor.Change); ok {
+			fn(ch)
+		}
+	})
+	return func() { c.sys.EventStream.Unsubscribe(sub) }
 }

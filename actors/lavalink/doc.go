@@ -1,11 +1,36 @@
 // Package lavalink is Ensemble's only door to Lavalink (the only importer
-// of disgolink). Client implements the session grain's Audio: it loads
-// tracks and drives each guild's player with one update carrying voice,
-// track, position, volume and pause state, and forwards player events to
-// the session grains in order per guild.
+// of disgolink): a member's pool of Lavalink nodes, seen by session grains
+// as their Audio.
 //
-// This is the single-node path of issue 4: nodes are connected in the
-// background with jittered exponential backoff and a call goes to the
-// first connected node. The pool with per-node breakers, load-based
-// selection and migration replaces the selection in its own issue.
+// Actors: one pool actor per member, parent of one node actor per
+// configured server. A node actor owns this member's connection to its
+// server: it connects with a deadline (disgolink's AddNode retries
+// forever) and reconnects with actors/supervisor's jittered exponential
+// backoff, enables Lavalink session resuming so a short drop of our own
+// websocket does not stop the music, notices a dead reader by silence,
+// polls stats for the load score, and escalates every failure (lost
+// websocket, REST 5xx, timeout) to the pool. The pool's supervisor
+// strategy is the circuit breaker (supervisor.BreakerStrategy).
+//
+// Selection: a guild's player stays on its node while that node is
+// connected and its breaker closed (no flapping); otherwise it goes to the
+// closed node with the lowest Score, counting this member's placements
+// since the last stats so a burst spreads. With none, calls fail with
+// session.ErrNoAudioNode.
+//
+// Migration: when a node's breaker opens, or its websocket is lost and the
+// quick resume try fails, the pool sends NODE_LOST (with the node's name)
+// for every guild placed there through Options.OnEvent; the session grain
+// answers with Play at its extrapolated position, and Play moves the
+// player: removed from the old node's client (destroyed there if it still
+// answers, or swept when it answers again), created on the new node with
+// one update carrying voice, track, position, volume, pause and filters.
+//
+// Watchdog: a playing player whose position stops (or that reports
+// TrackStuck) is nudged, then moved, then given up on (the session skips).
+//
+// Each node has its own disgolink client: disgolink routes a message to
+// the player of its guild in the client whatever node it came from, so a
+// shared client would mistake an old node's late events for the new
+// node's. Events from a node a guild's player has left are dropped.
 package lavalink

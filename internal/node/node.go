@@ -132,19 +132,22 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	var search guild.Searcher
 	if botID, ok := botUserID(token.Reveal()); ok {
 		n.audio, err = lavalink.New(lavalink.Options{
-			BotUserID: botID,
-			Nodes:     cfg.Lavalink.Nodes,
-			Log:       log,
-			OnEvent:   func(ev *clusterpb.PlayerEvent) { n.forwardPlayer(c, ev) },
+			BotUserID:      botID,
+			Nodes:          cfg.Lavalink.Nodes,
+			Breaker:        cfg.Lavalink.Breaker,
+			RequestTimeout: cfg.Lavalink.RequestTimeout,
+			Registerer:     n.metrics.Registry,
+			Log:            log,
+			OnEvent:        func(ev *clusterpb.PlayerEvent) { n.forwardPlayer(c, ev) },
 			OnReady: func(up, total int) {
-				n.ready.Set(compLavalink, up > 0, fmt.Sprintf("%d/%d nodes connected", up, total))
+				n.ready.Set(compLavalink, up > 0, lavalink.ReadyDetail(up, total))
 			},
 		})
 		if err != nil {
 			return nil, err
 		}
 		audio, search = n.audio, n.audio
-		n.ready.Set(compLavalink, false, fmt.Sprintf("0/%d nodes connected", len(cfg.Lavalink.Nodes)))
+		n.ready.Set(compLavalink, false, lavalink.ReadyDetail(0, len(cfg.Lavalink.Nodes)))
 	} else {
 		n.ready.Set(compLavalink, false, "waiting for the Discord token (the bot user ID)")
 	}
@@ -344,17 +347,21 @@ func (n *Node) stopParts(ctx context.Context) error {
 		n.cancel()
 		<-n.done
 	}
-	if n.member != nil && n.member.Cluster.Remote != nil {
+	running := n.member != nil && n.member.Cluster.Remote != nil
+	if running {
 		// protoactor's shutdown does not stop grains: stop the shards
 		// ourselves so their gateway connections close with the member.
 		if _, err := shard.StopLocal(ctx, n.member.System); err != nil {
 			errs = append(errs, err)
 		}
-		n.member.Stop(true)
 	}
-	// Lavalink first: its reader goroutines submit events until closed.
+	// Lavalink before the cluster (its events go to session grains) and
+	// before the workers (its readers submit events until closed).
 	if n.audio != nil {
 		n.audio.Close()
+	}
+	if running {
+		n.member.Stop(true)
 	}
 	for _, o := range []*ecluster.Ordered{n.ordered, n.playerEvents} {
 		if o != nil {

@@ -1,0 +1,248 @@
+package lavalink
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/ensemble-bot/ensemble/actors/supervisor"
+	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+)
+
+// Messages to the pool.
+type (
+	poolTick struct{}
+	placeReq struct{ guild string }
+	placeRes struct {
+		node, prev string
+		link       *link
+		ok         bool
+	}
+	pickReq    struct{}
+	releaseReq struct{ guild string }
+	avoidReq   struct {
+		guild, node string
+		// quiet: only the next placement avoids the node (a failed
+		// play, which the session retries by itself); otherwise the
+		// session is also sent NODE_LOST (the watchdog's move).
+		quiet bool
+	}
+	statusReq struct{}
+)
+
+// NodeStatus is one node as the pool sees it.
+type NodeStatus struct {
+	Name    string
+	Up      bool
+	Breaker supervisor.State
+	Score   float64
+	Players int // this member's players placed there
+}
+
+// pool is the member's Lavalink pool actor: parent of one node actor per
+// configured server, supervising them with the breaker strategy. It owns
+// the selection table, turns breaker openings and lost websockets into
+// NODE_LOST events for the guilds placed on the node, and runs the
+// breaker's reset timer and probe.
+type pool struct {
+	c        *Client
+	strategy *supervisor.BreakerStrategy
+	t        *table
+	pids     map[string]*actor.PID
+	stop     chan struct{}
+	ready    int
+	self     *actor.PID
+}
+
+type sweepNow struct{ node string }
+
+// sweep has node destroy the old players of guilds that moved away from
+// it while it could not be reached.
+func (p *pool) sweep(ctx actor.Context, node string) {
+	if g := p.t.strays(node); len(g) > 0 {
+		ctx.Send(p.pids[node], sweep{guilds: g})
+	}
+}
+
+func (p *pool) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		p.started(ctx)
+	case *actor.Stopping:
+		if p.stop != nil {
+			close(p.stop)
+			p.stop = nil
+		}
+	case poolTick:
+		p.strategy.Tick()
+		for name := range p.t.nodes {
+			if p.strategy.State(name) == supervisor.HalfOpen && p.strategy.TryProbe(name) {
+				ctx.Send(p.pids[name], probe{})
+			}
+		}
+	case supervisor.Change:
+		p.changed(m)
+	case sweepNow:
+		p.sweep(ctx, m.node)
+	case nodeOK:
+		p.strategy.Record(m.name, true)
+	case nodeUp:
+		n := p.t.nodes[m.name]
+		// A new link (the node actor was restarted) is a new session too.
+		lost := m.playersLost || (n.link != nil && n.link != m.link)
+		n.up, n.link = true, m.link
+		p.sync(m.name)
+		p.c.m.nodeUp.WithLabelValues(m.name).Set(1)
+		if lost {
+			p.lose(m.name, "new Lavalink session")
+		} else {
+			p.sweep(ctx, m.name)
+		}
+	case nodeDown:
+		p.t.nodes[m.name].up = false
+		p.sync(m.name)
+		p.c.m.nodeUp.WithLabelValues(m.name).Set(0)
+	case nodeLost:
+		p.t.nodes[m.name].up = false
+		p.sync(m.name)
+		p.c.m.nodeUp.WithLabelValues(m.name).Set(0)
+		p.lose(m.name, "websocket lost")
+	case nodeLoad:
+		p.t.setLoad(m.name, m.load)
+		p.c.m.loadScore.WithLabelValues(m.name).Set(p.t.nodes[m.name].score())
+	case placeReq:
+		node, prev, ok := p.t.place(m.guild)
+		res := placeRes{node: node, prev: prev, ok: ok}
+		if ok {
+			res.link = p.t.nodes[node].link
+			p.c.m.loadScore.WithLabelValues(node).Set(p.t.nodes[node].score())
+		}
+		ctx.Respond(res)
+	case pickReq:
+		res := placeRes{}
+		var best *nodeInfo
+		for _, name := range p.t.order {
+			if n := p.t.nodes[name]; n.selectable() && (best == nil || n.score() < best.score()) {
+				best = n
+			}
+		}
+		if best != nil {
+			res = placeRes{node: best.name, link: best.link, ok: true}
+		}
+		ctx.Respond(res)
+	case releaseReq:
+		p.t.release(m.guild)
+	case avoidReq:
+		if p.t.guilds[m.guild] == m.node {
+			p.t.avoid[m.guild] = m.node
+			if !m.quiet {
+				p.emitLost(m.guild, m.node)
+			}
+		}
+	case statusReq:
+		var out []NodeStatus
+		for _, name := range p.t.order {
+			n := p.t.nodes[name]
+			out = append(out, NodeStatus{Name: name, Up: n.up, Breaker: n.breaker, Score: n.score(), Players: n.placed})
+		}
+		ctx.Respond(out)
+	}
+	p.readiness()
+}
+
+func (p *pool) started(ctx actor.Context) {
+	sys, self := ctx.ActorSystem(), ctx.Self()
+	p.self = self
+	p.pids = map[string]*actor.PID{}
+	for _, cfg := range p.c.o.Nodes {
+		cfg := cfg
+		props := actor.PropsFromProducer(func() actor.Actor { return p.c.newNode(cfg) })
+		pid, err := ctx.SpawnNamed(props, "node-"+cfg.Name)
+		if err != nil {
+			p.c.log.Error("spawn lavalink node actor", "node", cfg.Name, "err", err)
+			continue
+		}
+		p.pids[cfg.Name] = pid
+		p.strategy.Register(pid, cfg.Name)
+		pids := make(map[string]*actor.PID, len(p.pids))
+		for k, v := range p.pids {
+			pids[k] = v
+		}
+		p.c.pids.Store(&pids)
+		p.c.m.breakerState.WithLabelValues(cfg.Name).Set(float64(supervisor.Closed))
+		p.c.m.nodeUp.WithLabelValues(cfg.Name).Set(0)
+	}
+	p.stop = make(chan struct{})
+	go ticker(sys, self, p.c.t.Tick, p.stop, poolTick{})
+}
+
+// changed applies a breaker transition: metrics, the published state, and
+// for an opening, the move of every player on that node.
+func (p *pool) changed(ch supervisor.Change) {
+	n := p.t.nodes[ch.Node]
+	if n == nil {
+		return
+	}
+	n.breaker = ch.To
+	p.sync(ch.Node)
+	p.c.m.breakerState.WithLabelValues(ch.Node).Set(float64(ch.To))
+	p.c.m.breakerTransitions.WithLabelValues(ch.Node, ch.From.String(), ch.To.String()).Inc()
+	p.c.log.Warn("lavalink breaker", "node", ch.Node, "from", ch.From, "to", ch.To,
+		"failures", ch.Failures, "requests", ch.Requests)
+	p.c.publish(ch)
+	switch ch.To {
+	case supervisor.Open:
+		p.lose(ch.Node, "breaker open")
+	case supervisor.Closed:
+		// changed runs outside Receive (in HandleFailure or from Record):
+		// sweep from the mailbox, where a context is at hand.
+		p.c.sys.Root.Send(p.self, sweepNow{node: ch.Node})
+	}
+	p.readiness() // HandleFailure reaches here without passing Receive
+}
+
+// sync mirrors a node's usability into the client, which checks it
+// before sending a player update.
+func (p *pool) sync(name string) {
+	n := p.t.nodes[name]
+	p.c.setNode(name, n.link, n.up && n.link != nil && n.breaker != supervisor.Open)
+}
+
+// lose tells every guild placed on node that its player must move.
+func (p *pool) lose(node, why string) {
+	guilds := p.t.lose(node)
+	if len(guilds) == 0 {
+		return
+	}
+	p.c.log.Warn("moving players off lavalink node", "node", node, "players", len(guilds), "reason", why)
+	for _, g := range guilds {
+		p.emitLost(g, node)
+	}
+}
+
+func (p *pool) emitLost(guild, node string) {
+	p.c.markLost(guild, time.Now())
+	p.c.onEvent(&clusterpb.PlayerEvent{GuildId: guild, Kind: clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_NODE_LOST, Node: node})
+}
+
+func (p *pool) readiness() {
+	if r := p.t.selectable(); r != p.ready {
+		p.ready = r
+		p.c.onReady(r, len(p.t.order))
+	}
+}
+
+// newPool builds the pool and its strategy. The strategy's callbacks run
+// on the pool's mailbox goroutine (protoactor handles a child's failure
+// there, and Record and Tick are called from Receive), so a transition is
+// applied synchronously, in order with everything else the pool does.
+func newPool(c *Client) *pool {
+	p := &pool{c: c, t: newTable(nodeNames(c.o.Nodes)), ready: -1}
+	b := c.o.Breaker
+	p.strategy = supervisor.NewBreakerStrategy(supervisor.BreakerConfig{
+		Window: b.Window, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests,
+		ResetTimeout: b.ResetTimeout, ResetJitter: c.t.ResetJitter,
+	}, time.Now, rand.Float64, p.changed)
+	return p
+}

@@ -1,0 +1,10 @@
+// Package supervisor holds Ensemble's supervision policies: the circuit
+// breaker that decides whether a Lavalink node may take traffic, the
+// protoactor SupervisorStrategy that applies it to node actors, and a
+// jittered exponential backoff.
+//
+// protoactor's own "exponential" backoff is linear with nanoseconds of
+// jitter and never gives up (PITFALLS.md), so Backoff is ours. Breaker and
+// Backoff are pure: time and randomness come in as arguments, so their
+// table tests are exact and need no sleeping.
+package supervisor
