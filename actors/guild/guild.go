@@ -26,6 +26,8 @@ type Replier interface {
 	Respond(ctx context.Context, interactionID, token string, r *clusterpb.Reply) error
 	Defer(ctx context.Context, interactionID, token string, ephemeral bool) error
 	EditOriginal(ctx context.Context, appID, token string, r *clusterpb.Reply) error
+	DeleteOriginal(ctx context.Context, appID, token string) error
+	Followup(ctx context.Context, appID, token string, r *clusterpb.Reply) error
 	Autocomplete(ctx context.Context, interactionID, token string, choices []*clusterpb.Choice) error
 }
 
@@ -226,9 +228,17 @@ func (g *Grain) answer(w *work, r *clusterpb.Reply) {
 	c, cancel := g.callCtx()
 	defer cancel()
 	var err error
-	if w.deferred {
+	switch {
+	case w.deferred && !w.ephemeral && r.GetEphemeral():
+		// A public deferral cannot become ephemeral: replace the
+		// "thinking" message with an ephemeral follow-up, so an error
+		// stays between the bot and the user (DESIGN.md §1).
+		if err = g.deps.Replier.DeleteOriginal(c, w.in.GetApplicationId(), w.in.GetToken()); err == nil {
+			err = g.deps.Replier.Followup(c, w.in.GetApplicationId(), w.in.GetToken(), r)
+		}
+	case w.deferred:
 		err = g.deps.Replier.EditOriginal(c, w.in.GetApplicationId(), w.in.GetToken(), r)
-	} else {
+	default:
 		err = g.deps.Replier.Respond(c, w.in.GetId(), w.in.GetToken(), r)
 	}
 	if err != nil {

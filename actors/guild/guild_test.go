@@ -59,6 +59,12 @@ func (f *fakeReplier) Defer(_ context.Context, id, _ string, eph bool) error {
 func (f *fakeReplier) EditOriginal(_ context.Context, _, _ string, r *clusterpb.Reply) error {
 	return f.add(call{kind: "edit", reply: r})
 }
+func (f *fakeReplier) DeleteOriginal(context.Context, string, string) error {
+	return f.add(call{kind: "delete"})
+}
+func (f *fakeReplier) Followup(_ context.Context, _, _ string, r *clusterpb.Reply) error {
+	return f.add(call{kind: "followup", reply: r})
+}
 func (f *fakeReplier) Autocomplete(_ context.Context, id, _ string, ch []*clusterpb.Choice) error {
 	return f.add(call{kind: "autocomplete", id: id})
 }
@@ -79,17 +85,22 @@ type fakeSessions struct {
 	mu    sync.Mutex
 	delay time.Duration
 	reqs  []*clusterpb.SessionRequest
+	// refuse answers with an (ephemeral) error instead.
+	refuse bool
 }
 
 func (f *fakeSessions) Execute(ctx context.Context, req *clusterpb.SessionRequest) (*clusterpb.SessionReply, error) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
-	d := f.delay
+	d, refuse := f.delay, f.refuse
 	f.mu.Unlock()
 	select {
 	case <-time.After(d):
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	if refuse {
+		return &clusterpb.SessionReply{Reply: commands.Error("no results")}, nil
 	}
 	return &clusterpb.SessionReply{Reply: commands.Info("did " + req.GetCommand())}, nil
 }
@@ -366,5 +377,33 @@ func TestWrongGuildIsAnError(t *testing.T) {
 	var ge *pcluster.GrainErrorResponse
 	if !errors.As(err, &ge) {
 		t.Fatalf("misrouted interaction: %v", err)
+	}
+}
+
+// TestSlowPublicErrorStaysPrivate: a /play deferred in public that ends in
+// an error replaces its "thinking" message with an ephemeral follow-up.
+func TestSlowPublicErrorStaysPrivate(t *testing.T) {
+	h := newHarness(t, nil)
+	h.sessions.delay, h.sessions.refuse = time.Second, true
+	h.command(listener, "play", &clusterpb.Option{Name: "query", Value: "nothing"})
+	deadline := time.Now().Add(10 * time.Second)
+	var kinds []string
+	for time.Now().Before(deadline) {
+		h.replier.mu.Lock()
+		kinds = kinds[:0]
+		for _, c := range h.replier.calls {
+			kinds = append(kinds, c.kind)
+			if c.kind == "followup" && !c.reply.GetEphemeral() {
+				t.Fatalf("follow-up is public: %+v", c.reply)
+			}
+		}
+		h.replier.mu.Unlock()
+		if len(kinds) == 3 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if strings.Join(kinds, ",") != "defer,delete,followup" {
+		t.Fatalf("calls %v, want defer, delete, followup", kinds)
 	}
 }

@@ -119,6 +119,17 @@ func (d *Discord) Followup(ctx context.Context, appID, token string, r *clusterp
 	return wrap(err, token, "follow-up")
 }
 
+// DeleteOriginal deletes the interaction's first answer (a deferred
+// public "thinking" message that turned out to end in an error, which is
+// then sent as an ephemeral follow-up instead).
+func (d *Discord) DeleteOriginal(ctx context.Context, appID, token string) error {
+	app, err := parseID("application", appID)
+	if err != nil {
+		return fmt.Errorf("delete original: %w", err)
+	}
+	return wrap(d.rest.DeleteInteractionResponse(app, token, rest.WithCtx(ctx)), token, "delete original")
+}
+
 // CreateMessage posts a reply in a channel (the now-playing message) and
 // returns the new message's ID. Ephemeral has no meaning there and is
 // dropped.

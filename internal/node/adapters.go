@@ -40,6 +40,20 @@ func (r replier) EditOriginal(ctx context.Context, appID, token string, rep *clu
 	return r.d.EditOriginal(ctx, appID, token, rep)
 }
 
+func (r replier) DeleteOriginal(ctx context.Context, appID, token string) error {
+	if r.d == nil {
+		return errNoDiscord
+	}
+	return r.d.DeleteOriginal(ctx, appID, token)
+}
+
+func (r replier) Followup(ctx context.Context, appID, token string, rep *clusterpb.Reply) error {
+	if r.d == nil {
+		return errNoDiscord
+	}
+	return r.d.Followup(ctx, appID, token, rep)
+}
+
 func (r replier) Autocomplete(ctx context.Context, id, token string, choices []*clusterpb.Choice) error {
 	if r.d == nil {
 		return errNoDiscord

@@ -36,6 +36,29 @@ func TestDeferredReplyForSlowLoad(t *testing.T) {
 		t.Fatalf("late responses: %+v", errs)
 	}
 	w.player(playing(""))
+
+	// A slow /play that ends in an error: the public "thinking" message is
+	// replaced by an ephemeral follow-up.
+	w.lava.HangFor(2500 * time.Millisecond)
+	ix, err := w.discord.InvokeCommand(w.guild, w.listener, w.text, "play", discordemu.StringOption("query", "https://www.youtube.com/watch?v=bad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
+	defer cancel()
+	if res, err := ix.Wait(ctx); err != nil || res.Type != discordemu.ResponseDeferredMessage || res.Ephemeral() {
+		t.Fatalf("slow failing /play first answer: %+v, %v", res, err)
+	}
+	follow, err := ix.WaitFollowups(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !follow[0].Ephemeral() || !strings.Contains(strings.ToLower(follow[0].Content), "no results") {
+		t.Fatalf("follow-up %+v", follow[0])
+	}
+	if orig, ok := ix.Original(); ok && !orig.Deleted {
+		t.Fatalf("public thinking message left in the channel: %+v", orig)
+	}
 }
 
 // restartCase is one way to lose a node mid-track.
