@@ -338,19 +338,16 @@ func (g *Grain) command(in *clusterpb.Interaction, name string, button bool) {
 // route sends the command to the session without blocking the mailbox,
 // and arms the deferral for when the session is slower than the budget.
 func (g *Grain) route(in *clusterpb.Interaction, name string, button bool) {
-	channel := in.GetChannelId()
-	if g.settings.AnnounceChannelID != "" {
-		channel = g.settings.AnnounceChannelID
-	}
 	req := &clusterpb.SessionRequest{
-		GuildId:          g.guildID,
-		Command:          name,
-		Options:          in.GetOptions(),
-		Invoker:          in.GetInvoker(),
-		TextChannelId:    channel,
-		DefaultVolume:    int32(g.settings.DefaultVolume),
-		ReceivedUnixNano: in.GetReceivedUnixNano(),
-		RequestId:        in.GetId(),
+		GuildId:           g.guildID,
+		Command:           name,
+		Options:           in.GetOptions(),
+		Invoker:           in.GetInvoker(),
+		TextChannelId:     in.GetChannelId(),
+		AnnounceChannelId: g.settings.AnnounceChannelID,
+		DefaultVolume:     int32(g.settings.DefaultVolume),
+		ReceivedUnixNano:  in.GetReceivedUnixNano(),
+		RequestId:         in.GetId(),
 	}
 	// /play's answer is for everyone in the channel; other deferred
 	// answers, and every button answer, are for the invoker (the

@@ -112,6 +112,10 @@ type Deps struct {
 	// VoiceTimeout bounds how long a join waits for Discord's voice events
 	// (a bot without the Connect permission never gets them).
 	VoiceTimeout time.Duration
+	// TrackEndGrace is how long past a track's end the session waits for
+	// Lavalink's TrackEnd before moving on by itself (a lost event must
+	// not stop the music).
+	TrackEndGrace time.Duration
 }
 
 func (d *Deps) defaults() {
@@ -138,5 +142,8 @@ func (d *Deps) defaults() {
 	}
 	if d.VoiceTimeout <= 0 {
 		d.VoiceTimeout = 15 * time.Second
+	}
+	if d.TrackEndGrace <= 0 {
+		d.TrackEndGrace = 10 * time.Second
 	}
 }

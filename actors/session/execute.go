@@ -37,7 +37,15 @@ func (g *Grain) Execute(req *clusterpb.SessionRequest, _ cluster.GrainContext) (
 	if r, ok := g.replies.get(req.GetRequestId()); ok {
 		return r, nil
 	}
-	if g.st.textChannelID == "" && req.GetTextChannelId() != "" {
+	switch announce := req.GetAnnounceChannelId(); {
+	case announce != "" && announce != g.st.textChannelID:
+		// The guild set (or changed) its announce channel: the
+		// now-playing message moves there.
+		g.st.textChannelID, g.st.nowPlayingID = announce, ""
+		if g.st.current != nil {
+			g.markNowPlaying()
+		}
+	case g.st.textChannelID == "" && req.GetTextChannelId() != "":
 		g.st.textChannelID = req.GetTextChannelId()
 	}
 	if g.fresh {

@@ -35,6 +35,7 @@ const testGuild = "81384788765712384"
 
 type fakeAudio struct {
 	mu     sync.Mutex
+	length time.Duration // of loaded tracks; 3 min when zero
 	plays  []PlayRequest
 	calls  []string
 	failAt map[string]error
@@ -66,8 +67,11 @@ func (a *fakeAudio) Load(_ context.Context, id string) (Loaded, error) {
 		return Loaded{}, err
 	}
 	a.mu.Lock()
-	d := a.delay
+	d, length := a.delay, a.length
 	a.mu.Unlock()
+	if length == 0 {
+		length = 3 * time.Minute
+	}
 	time.Sleep(d)
 	q := strings.TrimPrefix(id, "ytsearch:")
 	var out Loaded
@@ -79,7 +83,7 @@ func (a *fakeAudio) Load(_ context.Context, id string) (Loaded, error) {
 	for i := 0; i < n; i++ {
 		out.Tracks = append(out.Tracks, music.Track{
 			Encoded: fmt.Sprintf("enc-%s-%d", q, i), Identifier: fmt.Sprintf("%s-%d", q, i),
-			Title: fmt.Sprintf("%s #%d", q, i), Author: "Artist", Length: 3 * time.Minute,
+			Title: fmt.Sprintf("%s #%d", q, i), Author: "Artist", Length: length,
 		})
 	}
 	return out, nil

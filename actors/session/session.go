@@ -87,6 +87,8 @@ type Grain struct {
 	replies replyCache
 	// voiceGen identifies the latest join request, for its deadline.
 	voiceGen int
+	// endGen identifies the latest track-end deadline.
+	endGen int
 }
 
 // Self-messages, delivered through ReceiveDefault.
@@ -96,6 +98,7 @@ type (
 	retrySave       struct{}
 	retryPlay       struct{}
 	voiceDeadline   struct{ gen int }
+	trackOverdue    struct{ gen int }
 )
 
 // Init restores the session from the store.
@@ -191,6 +194,22 @@ func (g *Grain) ReceiveDefault(ctx cluster.GrainContext) {
 				g.save()
 			}
 		}
+	case trackOverdue:
+		if msg.gen != g.endGen {
+			return
+		}
+		st := g.st
+		if st.current == nil || st.paused || !g.playerLive {
+			return
+		}
+		if st.positionNow(g.deps.Now()) < st.current.Length {
+			g.armTrackEnd() // a player update moved the estimate
+			return
+		}
+		g.log.Warn("no track end from Lavalink; moving on", "track", st.current.Identifier)
+		g.advance()
+		g.save()
+		g.updateIdle()
 	case voiceDeadline:
 		if msg.gen == g.voiceGen && !g.st.voice.Complete() && g.st.voice.ChannelID != "" {
 			g.log.Warn("voice connection never completed; giving up", "channel", g.st.voice.ChannelID)
@@ -279,9 +298,24 @@ func (g *Grain) after(d time.Duration, msg any) {
 	time.AfterFunc(d, func() { root.Send(self, msg) })
 }
 
+// armTrackEnd sets a deadline past the current track's end: if
+// Lavalink's TrackEnd is lost (events are delivered once), the session
+// still moves on.
+func (g *Grain) armTrackEnd() {
+	g.endGen++
+	st := g.st
+	if st.current == nil || st.paused || !g.playerLive || st.current.IsStream || st.current.Length <= 0 {
+		return
+	}
+	left := max(st.current.Length-st.positionNow(g.deps.Now()), 0)
+	g.after(left+g.deps.TrackEndGrace, trackOverdue{gen: g.endGen})
+}
+
 // updateIdle passivates a session with nothing to do, and arms the idle
-// leave when the bot sits in voice with nothing to play.
+// leave when the bot sits in voice with nothing to play. It runs after
+// every change, so it also re-arms the track-end deadline.
 func (g *Grain) updateIdle() {
+	g.armTrackEnd()
 	switch {
 	case g.st.current != nil:
 		g.ctx.CancelReceiveTimeout()

@@ -384,3 +384,42 @@ func TestAudioDownRetriesUntilNodeAppears(t *testing.T) {
 		t.Fatalf("load without a node answered %q", r.GetContent())
 	}
 }
+
+// TestLostTrackEndDoesNotStopTheMusic: if Lavalink's TrackEnd never
+// arrives, the session moves on by itself after the track's length plus a
+// grace period.
+func TestLostTrackEndDoesNotStopTheMusic(t *testing.T) {
+	h := newHarness(t, func(d *Deps) { d.TrackEndGrace = 100 * time.Millisecond })
+	h.audio.mu.Lock()
+	h.audio.length = 300 * time.Millisecond
+	h.audio.mu.Unlock()
+	h.exec("play", opt("query", "short"))
+	h.exec("play", opt("query", "next"))
+	h.waitFor("first track playing", func() bool { _, n := h.audio.lastPlay(); return n == 1 })
+	h.waitFor("moved on without a TrackEnd", func() bool {
+		p, n := h.audio.lastPlay()
+		return n == 2 && p.Track.Identifier == "next-0"
+	})
+	if id := h.snapshot().GetCurrent().GetIdentifier(); id != "next-0" {
+		t.Fatalf("stored current %q", id)
+	}
+}
+
+func TestAnnounceChannelMovesTheNowPlayingMessage(t *testing.T) {
+	h := newHarness(t, nil)
+	h.exec("play", opt("query", "here"))
+	h.waitFor("posted", func() bool { return h.snapshot().GetNowPlayingMessageId() != "" })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.SessionReply, error) {
+		return h.client().Execute(&clusterpb.SessionRequest{GuildId: testGuild, Command: "queue", TextChannelId: "222", AnnounceChannelId: "777",
+			Invoker: &clusterpb.Invoker{UserId: "333", VoiceChannelId: "111"}}, o...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("a new message in the announce channel", func() bool {
+		c, _ := h.messages.counts()
+		return c == 2 && h.snapshot().GetTextChannelId() == "777"
+	})
+}

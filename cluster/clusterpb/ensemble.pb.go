@@ -819,9 +819,12 @@ type SessionRequest struct {
 	ReceivedUnixNano int64 `protobuf:"varint,7,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
 	// The interaction's ID: a request delivered twice (a retried call whose
 	// first attempt only timed out) is answered once, from a cache.
-	RequestId     string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The guild's announce channel, when set: the now-playing message lives
+	// there instead of where the command was used.
+	AnnounceChannelId string `protobuf:"bytes,9,opt,name=announce_channel_id,json=announceChannelId,proto3" json:"announce_channel_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SessionRequest) Reset() {
@@ -906,6 +909,13 @@ func (x *SessionRequest) GetReceivedUnixNano() int64 {
 func (x *SessionRequest) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SessionRequest) GetAnnounceChannelId() string {
+	if x != nil {
+		return x.AnnounceChannelId
 	}
 	return ""
 }
@@ -1913,7 +1923,7 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x04rows\x18\x04 \x03(\v2\x13.ensemble.ButtonRowR\x04rows\"2\n" +
 	"\x06Choice\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xba\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xea\x02\n" +
 	"\x0eSessionRequest\x12\x19\n" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12*\n" +
@@ -1923,7 +1933,8 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x0edefault_volume\x18\x06 \x01(\x05R\rdefaultVolume\x12,\n" +
 	"\x12received_unix_nano\x18\a \x01(\x03R\x10receivedUnixNano\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\b \x01(\tR\trequestId\"a\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12.\n" +
+	"\x13announce_channel_id\x18\t \x01(\tR\x11announceChannelId\"a\n" +
 	"\fSessionReply\x12%\n" +
 	"\x05reply\x18\x01 \x01(\v2\x0f.ensemble.ReplyR\x05reply\x12*\n" +
 	"\achoices\x18\x02 \x03(\v2\x10.ensemble.ChoiceR\achoices\"\x8f\x01\n" +
