@@ -101,7 +101,8 @@ type Options struct {
 	Log            *slog.Logger
 	// OnEvent receives every player event, and a NODE_LOST event for each
 	// guild whose player must move; it must not block for long (it runs
-	// on disgolink's reader goroutines and on the pool actor).
+	// on disgolink's reader goroutines, the watchdog, and the pool's
+	// forwarder goroutine; the pool actor itself never calls it).
 	OnEvent func(*clusterpb.PlayerEvent)
 	// OnReady is told how many nodes can take players whenever that
 	// changes.
@@ -132,17 +133,26 @@ type Client struct {
 	pool   *actor.PID
 	pids   atomic.Pointer[map[string]*actor.PID]
 
-	mu      sync.Mutex
-	guilds  map[string]*guildPlayer
-	links   map[string]*link
-	usable  map[string]bool // websocket up and breaker not open
-	stop    chan struct{}
+	mu     sync.Mutex
+	guilds map[string]*guildPlayer
+	links  map[string]*link
+	up     map[string]bool // websocket up: its players play and it answers
+	usable map[string]bool // selectable: up and breaker closed
+	stop   chan struct{}
+	kick   chan struct{} // wakes the watchdog
+	fwd    *forwarder    // NODE_LOST from the pool, off the pool's goroutine
+
+	// life guards closing against the start of background work: work
+	// starts (wg.Add) under its read lock after checking closing, Close
+	// sets closing under its write lock, so no Add races Wait.
+	life    sync.RWMutex
 	closing atomic.Bool
-	kick    chan struct{} // wakes the watchdog
 	wg      sync.WaitGroup
 	// newNode makes a node actor (tests replace it with one that needs
 	// no Lavalink server).
 	newNode func(config.LavalinkNode) actor.Actor
+	// dial connects a node (tests replace it with a fake Lavalink).
+	dial func(ctx context.Context, l *link, cfg config.LavalinkNode) (*link, error)
 }
 
 var _ session.Audio = (*Client)(nil)
@@ -158,6 +168,10 @@ type guildPlayer struct {
 	pending string // where a Play is creating it (its events are let through)
 	link    *link
 	req     session.PlayRequest // the last full play, for nudges
+	// gen counts the session's operations on the player (plays,
+	// updates, destroys): a watchdog nudge decided before one of them
+	// is stale.
+	gen     uint64
 	track   bool
 	paused  bool
 	filters *lavalink.Filters // as last echoed by Lavalink, restored on a move
@@ -189,10 +203,11 @@ func New(o Options) (*Client, error) {
 		o: o, t: o.Timing.withDefaults(o.RequestTimeout), log: o.Log.With("component", "lavalink"), m: m, uid: uid,
 		http:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 20 * time.Second},
 		onEvent: o.OnEvent, onReady: o.OnReady,
-		guilds: map[string]*guildPlayer{}, links: map[string]*link{}, usable: map[string]bool{},
-		kick: make(chan struct{}, 1),
+		guilds: map[string]*guildPlayer{}, links: map[string]*link{}, up: map[string]bool{}, usable: map[string]bool{},
+		kick: make(chan struct{}, 1), fwd: newForwarder(),
 	}
 	c.newNode = func(cfg config.LavalinkNode) actor.Actor { return &nodeActor{cfg: cfg, c: c} }
+	c.dial = c.dialDisgolink
 	if c.onEvent == nil {
 		c.onEvent = func(*clusterpb.PlayerEvent) {}
 	}
@@ -215,31 +230,63 @@ func (c *Client) Start(context.Context) {
 	p := newPool(c)
 	c.pool = c.sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return p }, actor.WithSupervisor(p.strategy)))
 	c.stop = make(chan struct{})
+	c.goAsync(c.watchdog)
+	c.goAsync(func() { c.fwd.run(c.stop, c.onEvent) })
+}
+
+// goAsync runs f in a goroutine Close waits for; false (f not run) once
+// the client is closing.
+func (c *Client) goAsync(f func()) bool {
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.closing.Load() {
+		return false
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.watchdog()
+		f()
 	}()
+	return true
+}
+
+// errClosed is what Audio calls return once Close has begun.
+var errClosed = fmt.Errorf("lavalink: client closed: %w", session.ErrNoAudioNode)
+
+// enter is the check at the top of every Audio call: after Close (or
+// before Start) there is no pool to ask.
+func (c *Client) enter() error {
+	if c.closing.Load() || c.pool == nil {
+		return errClosed
+	}
+	return nil
 }
 
 // Close stops the watchdog, the node actors (closing their connections)
-// and the pool.
+// and the pool. Calls made meanwhile or later fail with
+// session.ErrNoAudioNode. c.pool is never cleared: calls already past
+// their entry check still hold a valid (stopped) PID.
 func (c *Client) Close() {
-	if c.pool == nil {
+	c.life.Lock()
+	if c.pool == nil || c.closing.Load() {
+		c.life.Unlock()
 		return
 	}
 	c.closing.Store(true)
+	c.life.Unlock()
 	close(c.stop)
 	_ = c.sys.Root.PoisonFuture(c.pool).Wait()
-	c.wg.Wait() // the watchdog, nudges, destroys and connection attempts
+	c.wg.Wait() // the watchdog, forwarder, nudges, destroys, sweeps and connection attempts
 	if c.ownSys {
 		c.sys.Shutdown()
 	}
-	c.pool = nil
 }
 
 // Nodes reports every node as the pool sees it.
 func (c *Client) Nodes(ctx context.Context) ([]NodeStatus, error) {
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
 	r, err := c.ask(ctx, statusReq{})
 	if err != nil {
 		return nil, err
@@ -248,6 +295,9 @@ func (c *Client) Nodes(ctx context.Context) ([]NodeStatus, error) {
 }
 
 func (c *Client) ask(ctx context.Context, msg any) (any, error) {
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
 	d := time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		d = min(d, max(time.Until(dl), time.Millisecond))
@@ -268,6 +318,9 @@ func nodeNames(ns []config.LavalinkNode) []string {
 }
 
 func (c *Client) sendNode(name string, msg any) {
+	if c.closing.Load() {
+		return
+	}
 	if pids := c.pids.Load(); pids != nil {
 		if pid := (*pids)[name]; pid != nil {
 			c.sys.Root.Send(pid, msg)
@@ -286,20 +339,31 @@ func (c *Client) publish(ch supervisor.Change) {
 	c.sys.EventStream.Publish(ch)
 }
 
-// setNode records a node's link and usability (called by the pool).
-func (c *Client) setNode(name string, l *link, usable bool) {
+// setNode records a node's link, liveness and selectability (called by
+// the pool).
+func (c *Client) setNode(name string, l *link, up, usable bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if l != nil {
 		c.links[name] = l
 	}
-	c.usable[name] = usable
+	c.up[name], c.usable[name] = up, usable
 }
 
+// isUsable: node takes new players (connected, breaker closed).
 func (c *Client) isUsable(name string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.usable[name]
+}
+
+// liveLink is node's current link if its websocket is up: its players
+// play and it answers requests, whatever its breaker says.
+func (c *Client) liveLink(name string) (*link, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.links[name]
+	return l, l != nil && c.up[name]
 }
 
 func (c *Client) guild(id string, create bool) *guildPlayer {
@@ -338,6 +402,9 @@ func (c *Client) place(ctx context.Context, guild string) (placeRes, error) {
 
 // Load resolves identifier on the least-loaded healthy node.
 func (c *Client) Load(ctx context.Context, identifier string) (session.Loaded, error) {
+	if err := c.enter(); err != nil {
+		return session.Loaded{}, err
+	}
 	r, err := c.ask(ctx, pickReq{})
 	if err != nil {
 		return session.Loaded{}, err
@@ -346,7 +413,7 @@ func (c *Client) Load(ctx context.Context, identifier string) (session.Loaded, e
 	if !res.ok || res.link == nil {
 		return session.Loaded{}, fmt.Errorf("lavalink: %w", session.ErrNoAudioNode)
 	}
-	out, err := res.link.node.LoadTracks(ctx, identifier)
+	out, err := res.link.api.LoadTracks(ctx, identifier)
 	c.report(res.node, err)
 	if err != nil {
 		return session.Loaded{}, fmt.Errorf("lavalink: load on %s: %w", res.node, err)
@@ -429,6 +496,9 @@ func playUpdate(p session.PlayRequest, filters *lavalink.Filters) (lavalink.Play
 // removed from that node's client (destroyed there too if the node still
 // answers), created on the new node at the requested position.
 func (c *Client) Play(ctx context.Context, guild string, p session.PlayRequest) (string, error) {
+	if err := c.enter(); err != nil {
+		return "", err
+	}
 	gid, err := guildID(guild)
 	if err != nil {
 		return "", err
@@ -447,19 +517,17 @@ func (c *Client) play(ctx context.Context, gid snowflake.ID, gp *guildPlayer, p 
 	gp.mu.Lock()
 	old, oldLink, filters := gp.node, gp.link, gp.filters
 	gp.pending = res.node
+	gp.gen++
 	gp.mu.Unlock()
 	upd, err := playUpdate(p, filters)
 	if err != nil {
 		return "", err
 	}
 	if old != "" && old != res.node && oldLink != nil {
-		c.detach(old, oldLink, gid)
+		c.detach(old, oldLink, gid, gp)
 	}
-	// disgolink delivers a guild's events only if its client has a player
-	// for the guild; the player object is otherwise unused (REST calls go
-	// through the node, which avoids the player's unlocked field writes).
-	res.link.dl.PlayerOnNode(res.link.node, gid)
-	pl, err := res.link.node.Rest().UpdatePlayer(ctx, res.link.sessionID(), gid, upd)
+	res.link.api.Track(gid) // disgolink delivers the guild's events from this node
+	pl, err := res.link.api.UpdatePlayer(ctx, gid, upd)
 	c.report(res.node, err)
 	now := time.Now()
 	gp.mu.Lock()
@@ -471,6 +539,8 @@ func (c *Client) play(ctx context.Context, gid snowflake.ID, gp *guildPlayer, p 
 			// The session retries by itself; its retry goes to another
 			// node, without waiting for this one's breaker to open.
 			c.sys.Root.Send(c.pool, avoidReq{guild: gid.String(), node: res.node, quiet: true})
+			// (c.pool stays valid after Close: a send to a stopped PID is
+			// a dead letter.)
 		}
 		return "", fmt.Errorf("lavalink: play on %s: %w", res.node, err)
 	}
@@ -494,32 +564,68 @@ func (c *Client) play(ctx context.Context, gid snowflake.ID, gp *guildPlayer, p 
 
 // detach removes the guild's player from the node it leaves. disgolink has
 // no move: the old player is dropped from that node's client, and
-// destroyed on the node if it still answers (else it would keep playing
-// into the voice channel), off the caller's path and with a short
-// deadline.
-func (c *Client) detach(node string, l *link, gid snowflake.ID) {
-	l.dl.RemovePlayer(gid)
-	if !c.isUsable(node) {
-		// Unreachable now (disgolink's Status is read without a lock, so
-		// the pool's view decides): the pool sweeps the old player when
-		// the node answers again.
-		return
+// destroyed on the node if its websocket is still up, whatever its
+// breaker says (an open breaker's node may well still play: left alone,
+// the old player would play on beside the new one). The destroy runs off
+// the caller's path with a short deadline; the pool keeps the guild
+// among the node's strays until a destroy is confirmed, and sweeps it
+// when the node answers again otherwise.
+func (c *Client) detach(node string, l *link, gid snowflake.ID, gp *guildPlayer) {
+	l.api.Untrack(gid)
+	if _, up := c.liveLink(node); !up {
+		return // unreachable now: swept when the node is up again
 	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), c.t.DestroyTimeout)
-		defer cancel()
-		if err := l.node.Rest().DestroyPlayer(ctx, l.sessionID(), gid); err != nil {
-			c.log.Debug("destroy moved player on its old node", "node", node, "guild", gid, "err", err)
+	c.goAsync(func() {
+		if c.destroyStray(node, l, gid.String()) {
+			c.sys.Root.Send(c.pool, strayGone{node: node, guild: gid.String()})
 		}
-	}()
+	})
+}
+
+// destroyStray destroys guild's old player on node, under the guild's op
+// lock, unless the guild's player now lives on node again (then that is
+// the fresh one). It reports whether the old player is known to be gone:
+// destroyed, not there (404), or replaced by the current one.
+func (c *Client) destroyStray(node string, l *link, guild string) bool {
+	gid, err := snowflake.Parse(guild)
+	if err != nil {
+		return true
+	}
+	if gp := c.guild(guild, false); gp != nil {
+		gp.op.Lock()
+		defer gp.op.Unlock()
+		gp.mu.Lock()
+		here := gp.node == node || gp.pending == node
+		gp.mu.Unlock()
+		if here {
+			return true
+		}
+	}
+	// Prefer the node's current link: after a reconnection it is the one
+	// whose session holds the player.
+	if cur, up := c.liveLink(node); up {
+		l = cur
+	} else {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.t.DestroyTimeout)
+	defer cancel()
+	err = l.api.DestroyPlayer(ctx, gid)
+	var le lavalink.Error
+	if err == nil || (errors.As(err, &le) && le.Status == http.StatusNotFound) {
+		return true
+	}
+	c.log.Debug("destroy old player", "node", node, "guild", guild, "err", err)
+	return false
 }
 
 // update sends opts to the guild's player on its node. Without a player
 // there is nothing to change: the session holds the state and sends it
 // with its next Play.
 func (c *Client) update(ctx context.Context, guild string, apply func(gp *guildPlayer, now time.Time), opts ...lavalink.PlayerUpdateOpt) error {
+	if err := c.enter(); err != nil {
+		return err
+	}
 	gid, err := guildID(guild)
 	if err != nil {
 		return err
@@ -532,16 +638,20 @@ func (c *Client) update(ctx context.Context, guild string, apply func(gp *guildP
 	defer gp.op.Unlock()
 	gp.mu.Lock()
 	node, l := gp.node, gp.link
+	gp.gen++
 	gp.mu.Unlock()
 	if node == "" || l == nil {
 		return nil
 	}
-	if !c.isUsable(node) {
+	// The player's node, while its websocket is up, whatever its
+	// breaker: the player is there (the pool moves it once another node
+	// can take it).
+	if _, up := c.liveLink(node); !up {
 		return fmt.Errorf("lavalink: node %s: %w", node, session.ErrNoAudioNode)
 	}
 	u := lavalink.DefaultPlayerUpdate()
 	u.Apply(opts)
-	_, err = l.node.Rest().UpdatePlayer(ctx, l.sessionID(), gid, *u)
+	_, err = l.api.UpdatePlayer(ctx, gid, *u)
 	c.report(node, err)
 	if err != nil {
 		return fmt.Errorf("lavalink: update on %s: %w", node, err)
@@ -581,13 +691,20 @@ func (c *Client) Stop(ctx context.Context, guild string) error {
 // Destroy removes the guild's player from its node, the client and the
 // pool.
 func (c *Client) Destroy(ctx context.Context, guild string) error {
+	if err := c.enter(); err != nil {
+		return err
+	}
 	gid, err := guildID(guild)
 	if err != nil {
 		return err
 	}
-	defer c.sys.Root.Send(c.pool, releaseReq{guild: guild})
+	destroyed := false
+	// The pool forgets the guild; a player not confirmed destroyed stays
+	// among its node's strays and is swept.
+	defer func() { c.sys.Root.Send(c.pool, releaseReq{guild: guild, destroyed: destroyed}) }()
 	gp := c.guild(guild, false)
 	if gp == nil {
+		destroyed = true
 		return nil
 	}
 	gp.op.Lock()
@@ -598,17 +715,21 @@ func (c *Client) Destroy(ctx context.Context, guild string) error {
 	gp.mu.Lock()
 	node, l := gp.node, gp.link
 	gp.node, gp.track = "", false
+	gp.gen++
 	gp.mu.Unlock()
 	if l == nil {
+		destroyed = true
 		return nil
 	}
-	l.dl.RemovePlayer(gid)
-	if !c.isUsable(node) {
-		return nil // the node's session is gone or unreachable; nothing plays there
+	l.api.Untrack(gid)
+	if _, up := c.liveLink(node); !up {
+		return nil // unreachable: swept when it answers again
 	}
-	err = l.node.Rest().DestroyPlayer(ctx, l.sessionID(), gid)
+	err = l.api.DestroyPlayer(ctx, gid)
 	c.report(node, err)
-	if err != nil && !errors.Is(err, context.Canceled) {
+	var le lavalink.Error
+	destroyed = err == nil || (errors.As(err, &le) && le.Status == http.StatusNotFound)
+	if err != nil && !destroyed && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("lavalink: destroy on %s: %w", node, err)
 	}
 	return nil
@@ -672,8 +793,10 @@ func (c *Client) playerMessage(node, guild string, msg lavalink.Message, now tim
 		ev.Kind = clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_STUCK
 		ev.EncodedTrack = e.Track.Encoded
 		// The watchdog nudges and moves first; it forwards the event (and
-		// the session skips the track) only once both failed.
-		forward = !gp.w.stuck(now)
+		// the session skips the track) only once both failed, or when it
+		// would not act at all (no voice, no track, paused): then the
+		// session must hear of it.
+		forward = !(gp.watched() && gp.w.connected && gp.w.stuck(now))
 		if !forward {
 			select {
 			case c.kick <- struct{}{}:
@@ -692,6 +815,10 @@ func (c *Client) playerMessage(node, guild string, msg lavalink.Message, now tim
 	}
 }
 
+// watched reports whether the watchdog follows the player (gp.mu held):
+// it has a track, a node, and is not paused.
+func (gp *guildPlayer) watched() bool { return gp.track && gp.link != nil && !gp.paused }
+
 // isZeroFilters reports whether f sets nothing.
 func isZeroFilters(f lavalink.Filters) bool {
 	b, err := json.Marshal(f)
@@ -708,10 +835,73 @@ func ReadyDetail(up, total int) string {
 
 // Subscribe calls fn with every breaker transition until cancel is called.
 func (c *Client) Subscribe(fn func(supervisor.Change)) (cancel func()) {
+	if c.sys == nil {
+		return func() {}
+	}
 	sub := c.sys.EventStream.Subscribe(func(ev any) {
 		if ch, ok := ev.(supervisor.Change); ok {
 			fn(ch)
 		}
 	})
 	return func() { c.sys.EventStream.Unsubscribe(sub) }
+}
+
+// forwarder carries the pool's NODE_LOST events to Options.OnEvent on its
+// own goroutine, so the pool actor never waits for the receiver (the
+// node's wiring submits to a bounded queue and may block). The queue is
+// unbounded but coalescing: one pending event per guild, the latest.
+type forwarder struct {
+	mu      sync.Mutex
+	order   []string
+	pending map[string]*clusterpb.PlayerEvent
+	wake    chan struct{}
+}
+
+func newForwarder() *forwarder {
+	return &forwarder{pending: map[string]*clusterpb.PlayerEvent{}, wake: make(chan struct{}, 1)}
+}
+
+// push queues ev; it never blocks.
+func (f *forwarder) push(ev *clusterpb.PlayerEvent) {
+	f.mu.Lock()
+	g := ev.GetGuildId()
+	if _, ok := f.pending[g]; !ok {
+		f.order = append(f.order, g)
+	}
+	f.pending[g] = ev
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run delivers queued events in order until stop closes.
+func (f *forwarder) run(stop <-chan struct{}, deliver func(*clusterpb.PlayerEvent)) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-f.wake:
+		}
+		for {
+			f.mu.Lock()
+			if len(f.order) == 0 {
+				f.order = nil
+				f.mu.Unlock()
+				break
+			}
+			g := f.order[0]
+			f.order = f.order[1:]
+			ev := f.pending[g]
+			delete(f.pending, g)
+			f.mu.Unlock()
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			deliver(ev)
+		}
+	}
 }

@@ -15,19 +15,35 @@
 // Selection: a guild's player stays on its node while that node is
 // connected and its breaker closed (no flapping); otherwise it goes to the
 // closed node with the lowest Score, counting this member's placements
-// since the last stats so a burst spreads. With none, calls fail with
-// session.ErrNoAudioNode.
+// since the last stats so a burst spreads. With none, it stays on its
+// node while that node's websocket is up (open or half-open breaker: a
+// degraded node that plays beats silence); a guild with no player there
+// fails with session.ErrNoAudioNode. Only a closed breaker takes new
+// players; half-open lets exactly one probe through (supervisor.Breaker).
 //
 // Migration: when a node's breaker opens, or its websocket is lost and the
-// quick resume try fails, the pool sends NODE_LOST (with the node's name)
-// for every guild placed there through Options.OnEvent; the session grain
-// answers with Play at its extrapolated position, and Play moves the
-// player: removed from the old node's client (destroyed there if it still
-// answers, or swept when it answers again), created on the new node with
-// one update carrying voice, track, position, volume, pause and filters.
+// quick resume try fails, or it comes back with a new session, the node
+// is marked lost; the pool sends NODE_LOST (with the node's name) for
+// every guild placed there through Options.OnEvent once some node can
+// take them (never while none can: the session's Play would only fail and
+// leave the guild silent). The events go through a coalescing forwarder
+// goroutine, so the pool actor never waits for the receiver. The session
+// grain answers with Play at its extrapolated position, and Play moves
+// the player: removed from the old node's client, destroyed there if its
+// websocket is up (whatever its breaker says), or swept when it answers
+// again; the pool lists the old player until a destroy is confirmed.
+// Created on the new node with one update carrying voice, track,
+// position, volume, pause and filters.
 //
 // Watchdog: a playing player whose position stops (or that reports
 // TrackStuck) is nudged, then moved, then given up on (the session skips).
+// A nudge decided before the session acted on the player is dropped; a
+// TrackStuck the watchdog would not act on (paused, no voice, no track)
+// goes straight to the session.
+//
+// Tests: lavalinkAPI separates the pool from disgolink, so the node
+// actors, Client, watchdog and sweeps run under -race against a fake
+// (fakelink_test.go); the emulator tests (!race) drive real disgolink.
 //
 // Each node has its own disgolink client: disgolink routes a message to
 // the player of its guild in the client whatever node it came from, so a

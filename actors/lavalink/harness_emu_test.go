@@ -5,7 +5,9 @@
 // internally (Makefile: node.go:274/330/318, node.go:115/235,
 // node.go:111/360, player.go:133/211). The pool's own concurrency is
 // covered by the -race tests that use no disgolink (pool_test.go,
-// pool_actor_test.go).
+// pool_actor_test.go, review_test.go, and fakelink_test.go, which runs the
+// real node actors, Client, watchdog and sweeps against a fake
+// lavalinkAPI).
 
 package lavalink
 

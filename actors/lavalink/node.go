@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/telemetry"
 )
 
 // link is one node's disgolink client and node. Each node has a client of
@@ -29,8 +31,7 @@ import (
 // lists).
 type link struct {
 	name string
-	dl   disgolink.Client
-	node disgolink.Node
+	api  lavalinkAPI
 	// lastMsg is the unix-nano time of the last websocket message: a
 	// reader killed by a malformed message leaves the status CONNECTED and
 	// only silence gives it away.
@@ -39,14 +40,77 @@ type link struct {
 	// track (set by the watchdog): they make Lavalink send playerUpdates,
 	// so silence is suspicious much sooner.
 	tracks atomic.Int32
+	// closed is set by closeLink.
+	closed atomic.Bool
 }
 
-func (l *link) sessionID() string { return l.node.SessionID() }
+func (l *link) sessionID() string { return l.api.SessionID() }
+
+// lavalinkAPI is what the pool uses of one node's disgolink client and
+// node. dgAPI is the real one; tests put a fake behind it, so the node
+// actor, the Client, the watchdog and the sweeps run under -race without
+// disgolink (which races internally).
+type lavalinkAPI interface {
+	SessionID() string
+	// Open reconnects the websocket (nil if it is already connected).
+	Open(ctx context.Context) error
+	// Track makes the client deliver the guild's events; Untrack stops
+	// it.
+	Track(gid snowflake.ID)
+	Untrack(gid snowflake.ID)
+	UpdatePlayer(ctx context.Context, gid snowflake.ID, u lavalink.PlayerUpdate) (*lavalink.Player, error)
+	DestroyPlayer(ctx context.Context, gid snowflake.ID) error
+	Stats(ctx context.Context) (*lavalink.Stats, error)
+	LoadTracks(ctx context.Context, identifier string) (*lavalink.LoadResult, error)
+	UpdateSession(ctx context.Context, u lavalink.SessionUpdate) error
+	// CloseSocket drops the websocket (our reconnection takes over);
+	// Close closes the client for good.
+	CloseSocket()
+	Close()
+}
+
+type dgAPI struct {
+	dl   disgolink.Client
+	node disgolink.Node
+}
+
+func (d dgAPI) SessionID() string { return d.node.SessionID() }
+func (d dgAPI) Open(ctx context.Context) error {
+	if err := d.node.Open(ctx); err != nil && !errors.Is(err, disgolink.ErrNodeAlreadyConnected) {
+		return err
+	}
+	return nil
+}
+
+// Track: disgolink delivers a guild's events only if its client has a
+// player for the guild; the player object is otherwise unused (REST calls
+// go through the node, which avoids the player's unlocked field writes).
+func (d dgAPI) Track(gid snowflake.ID)   { d.dl.PlayerOnNode(d.node, gid) }
+func (d dgAPI) Untrack(gid snowflake.ID) { d.dl.RemovePlayer(gid) }
+func (d dgAPI) UpdatePlayer(ctx context.Context, gid snowflake.ID, u lavalink.PlayerUpdate) (*lavalink.Player, error) {
+	return d.node.Rest().UpdatePlayer(ctx, d.node.SessionID(), gid, u)
+}
+func (d dgAPI) DestroyPlayer(ctx context.Context, gid snowflake.ID) error {
+	return d.node.Rest().DestroyPlayer(ctx, d.node.SessionID(), gid)
+}
+func (d dgAPI) Stats(ctx context.Context) (*lavalink.Stats, error) { return d.node.Rest().Stats(ctx) }
+func (d dgAPI) LoadTracks(ctx context.Context, id string) (*lavalink.LoadResult, error) {
+	return d.node.LoadTracks(ctx, id)
+}
+func (d dgAPI) UpdateSession(ctx context.Context, u lavalink.SessionUpdate) error {
+	return d.node.Update(ctx, u)
+}
+func (d dgAPI) CloseSocket() { d.node.Close() }
+func (d dgAPI) Close()       { d.dl.Close() }
 
 // Messages of the node actor.
 type (
 	nodeTick    struct{}
 	connectDone struct {
+		// box identifies the node actor instance (and its attempt)
+		// that started the dial: a result for another instance (the
+		// actor was restarted meanwhile) is not adopted.
+		box       *dialBox
 		link      *link
 		sessionID string
 		resumed   bool
@@ -60,10 +124,14 @@ type (
 		stats *lavalink.Stats
 		err   error
 	}
-	probe     struct{}
-	probeDone struct{ err error }
+	probe     struct{ token uint64 }
+	probeDone struct {
+		token uint64
+		err   error
+	}
 	wsStats   struct{ s lavalink.Stats }
 	sweep     struct{ guilds []string }
+	sweepDone struct{}
 )
 
 // Messages from a node actor to the pool.
@@ -81,8 +149,83 @@ type (
 		name string
 		load Load
 	}
-	nodeOK struct{ name string } // one successful interaction
+	nodeOK      struct{ name string } // one successful interaction
+	probeResult struct {              // the answer to the breaker's probe
+		name  string
+		token uint64
+		err   error
+	}
 )
+
+// dialBox hands connection results from dial goroutines to one node actor
+// instance. A link a dial produced is either taken by the actor
+// (connectDone) or closed: by shutdown if it is still in the box then, or
+// by the dial goroutine itself if it finishes after shutdown. Without it,
+// a result that arrives after a restart or a stop would leave a second
+// disgolink client (and its websocket) open for good.
+type dialBox struct {
+	mu      sync.Mutex
+	closed  bool
+	pending map[*link]bool
+}
+
+// put offers a dial's link; false when the actor has shut down (the
+// caller closes the link).
+func (b *dialBox) put(l *link) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.pending[l] = true
+	return true
+}
+
+// take claims l for the actor; false if shutdown already closed it.
+func (b *dialBox) take(l *link) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.pending[l] {
+		return false
+	}
+	delete(b.pending, l)
+	return true
+}
+
+// shut closes every offered link the actor has not taken, except keep,
+// and refuses later ones.
+func (b *dialBox) shut(keep *link) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	for l := range b.pending {
+		if l != keep {
+			closeLink(l)
+		}
+	}
+	b.pending = nil
+}
+
+// closeLink closes a link's disgolink client (idempotent).
+//
+// Known limitation (disgolink v3.1.0, node.go:305-309 and 332): when a
+// node's read loop fails, disgolink starts its own reconnect loop in a
+// goroutine with context.Background() and a fixed 2 s × attempt delay
+// (capped at 30 s), no jitter. Close does not stop it: a node that is
+// down when we close keeps a goroutine retrying for ever (a leak per
+// closed link), every member reconnects in lockstep, and when it gets
+// through it sends the old Session-Id and may resume a session we have
+// given up. We cannot cancel it from outside; our own reconnection
+// (node actor backoff) is what we rely on.
+func closeLink(l *link) {
+	if l == nil {
+		return
+	}
+	l.closed.Store(true)
+	if l.api != nil {
+		l.api.Close()
+	}
+}
 
 // nodeActor owns this member's connection to one Lavalink server: it
 // connects and reconnects (our jittered exponential backoff, always with a
@@ -106,12 +249,19 @@ type nodeActor struct {
 	probeBusy   bool
 	deficit     int
 	stop        chan struct{}
+	box         *dialBox
+	// incident: a connection loss (silence, closed websocket, failed
+	// resume) was escalated and the node has not been up since: the
+	// breaker counts one incident once, not once per symptom.
+	inIncident bool
+	sweeping   bool // a sweep goroutine is running
 }
 
 func (a *nodeActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.stop = make(chan struct{})
+		a.box = &dialBox{pending: map[*link]bool{}}
 		go ticker(ctx.ActorSystem(), ctx.Self(), a.c.t.Tick, a.stop, nodeTick{})
 		a.connect(ctx)
 	case *actor.Stopping, *actor.Restarting:
@@ -141,19 +291,34 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 			a.load(ctx, *m.stats)
 		}
 	case probe:
-		a.runProbe(ctx)
+		a.runProbe(ctx, m.token)
 	case sweep:
-		a.sweep(m.guilds)
+		a.sweep(ctx, m.guilds)
+	case sweepDone:
+		a.sweeping = false
 	case probeDone:
 		a.probeBusy = false
-		a.report(ctx, m.err, "probe")
+		a.probeAnswer(ctx, m.token, m.err)
 	}
+}
+
+// probeAnswer hands the probe's result to the pool, which gives it to the
+// breaker with its token.
+func (a *nodeActor) probeAnswer(ctx actor.Context, token uint64, err error) {
+	if err != nil {
+		a.c.m.failures.WithLabelValues(a.cfg.Name, "probe").Inc()
+		a.log().Warn("lavalink breaker probe failed", "err", err)
+	}
+	ctx.Send(ctx.Parent(), probeResult{name: a.cfg.Name, token: token, err: err})
 }
 
 func (a *nodeActor) shutdown() {
 	if a.stop != nil {
 		close(a.stop)
 		a.stop = nil
+	}
+	if a.box != nil {
+		a.box.shut(a.link)
 	}
 	if a.link == nil {
 		return
@@ -165,12 +330,12 @@ func (a *nodeActor) shutdown() {
 		// creates from the session snapshots.
 		ctx, cancel := context.WithTimeout(context.Background(), a.c.t.DestroyTimeout)
 		off := false
-		if err := a.link.node.Update(ctx, lavalink.SessionUpdate{Resuming: &off}); err != nil {
+		if err := a.link.api.UpdateSession(ctx, lavalink.SessionUpdate{Resuming: &off}); err != nil {
 			a.log().Debug("turn lavalink resuming off", "err", err)
 		}
 		cancel()
 	}
-	a.link.dl.Close()
+	closeLink(a.link) // see closeLink: disgolink's own reconnect loop outlives this
 }
 
 // ticker sends msg to pid every d until stop closes.
@@ -204,16 +369,22 @@ func (a *nodeActor) connect(ctx actor.Context) {
 		timeout = a.c.t.ResumeGrace
 	}
 	sys, self := ctx.ActorSystem(), ctx.Self()
-	l, prev, cfg, c := a.link, a.sessionID, a.cfg, a.c
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	l, prev, cfg, c, box := a.link, a.sessionID, a.cfg, a.c, a.box
+	started := c.goAsync(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		res := connectDone{grace: grace}
+		res := connectDone{grace: grace, box: box}
 		res.link, res.err = c.dial(cctx, l, cfg)
-		if res.err == nil && c.closing.Load() {
-			res.link.dl.Close() // connected after Close: nobody would close it
+		if res.err != nil && res.link != nil && res.link != l {
+			closeLink(res.link) // a dialer that returned a link with its error
+			res.link = nil
+		}
+		if res.link != nil && res.link != l && !box.put(res.link) {
+			closeLink(res.link) // a new link after the actor stopped: nobody would close it
+			return
+		}
+		if res.err == nil && (box.isClosed() || c.closing.Load()) {
+			closeLink(res.link) // reopened after the actor stopped
 			return
 		}
 		if res.err == nil {
@@ -223,16 +394,26 @@ func (a *nodeActor) connect(ctx actor.Context) {
 			// our websocket is away, and disgolink sends the session ID
 			// when it reconnects (it records it from this answer).
 			on, secs := true, int(c.t.ResumeTimeout/time.Second)
-			if err := res.link.node.Update(cctx, lavalink.SessionUpdate{Resuming: &on, Timeout: &secs}); err != nil {
+			if err := res.link.api.UpdateSession(cctx, lavalink.SessionUpdate{Resuming: &on, Timeout: &secs}); err != nil {
 				res.err = fmt.Errorf("enable resuming: %w", err)
 			}
 		}
 		sys.Root.Send(self, res)
-	}()
+	})
+	if !started {
+		a.connecting = false
+	}
 }
 
-// dial connects l's node again, or creates the link on the first call.
-func (c *Client) dial(ctx context.Context, l *link, cfg config.LavalinkNode) (*link, error) {
+func (b *dialBox) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// dialDisgolink connects l's node again, or creates the link on the first
+// call (Client.dial; tests replace it).
+func (c *Client) dialDisgolink(ctx context.Context, l *link, cfg config.LavalinkNode) (*link, error) {
 	// disgolink's Open retries a failed dial after 2 s, 4 s, ... until the
 	// context ends, so a refused connection would cost the whole deadline.
 	// A plain TCP dial first fails fast, and our backoff decides when to
@@ -244,33 +425,49 @@ func (c *Client) dial(ctx context.Context, l *link, cfg config.LavalinkNode) (*l
 	}
 	_ = conn.Close()
 	if l != nil {
-		if err := l.node.Open(ctx); err != nil && !errors.Is(err, disgolink.ErrNodeAlreadyConnected) {
-			return l, err
-		}
-		return l, nil
+		return l, l.api.Open(ctx)
 	}
 	nl := &link{name: cfg.Name}
-	nl.dl = disgolink.New(c.uid,
-		disgolink.WithLogger(c.log.With("lib", "disgolink", "node", cfg.Name)),
+	dl := disgolink.New(c.uid,
+		disgolink.WithLogger(libLogger(c.log, cfg.Name)),
 		disgolink.WithHTTPClient(c.http),
 		disgolink.WithListeners(nodeListener{c: c, l: nl}),
 		disgolink.WithPlugins(nodePlugin{c: c, l: nl}),
 	)
-	n, err := nl.dl.AddNode(ctx, disgolink.NodeConfig{
+	n, err := dl.AddNode(ctx, disgolink.NodeConfig{
 		Name: cfg.Name, Address: cfg.Address, Password: cfg.Password.Reveal(), Secure: cfg.Secure,
 	})
 	if err != nil {
-		nl.dl.Close()
+		dl.Close()
 		return nil, err
 	}
-	nl.node = n
+	nl.api = dgAPI{dl: dl, node: n}
 	nl.lastMsg.Store(time.Now().UnixNano())
 	return nl, nil
 }
 
+// libLogger is disgolink's logger: never below INFO, since disgolink logs
+// REST bodies at DEBUG, and those carry the voice token, endpoint and
+// session ID.
+func libLogger(base *slog.Logger, node string) *slog.Logger {
+	return slog.New(telemetry.WithMinLevel(base.Handler(), slog.LevelInfo)).With("lib", "disgolink", "node", node)
+}
+
 func (a *nodeActor) connected(ctx actor.Context, m connectDone) {
+	if m.box != a.box {
+		// From the attempt of an earlier incarnation of this actor: that
+		// incarnation's shutdown closed (or its goroutine will close) the
+		// link.
+		return
+	}
 	a.connecting = false
-	if m.link != nil {
+	if m.link != nil && m.link != a.link {
+		if !a.box.take(m.link) {
+			return // closed by shutdown meanwhile
+		}
+		if a.link != nil && a.link != m.link {
+			closeLink(a.link) // never happens with one attempt at a time; never leak one
+		}
 		a.link = m.link
 	}
 	if m.err != nil {
@@ -280,8 +477,9 @@ func (a *nodeActor) connected(ctx actor.Context, m connectDone) {
 			// while the node is known to be down (it takes no players
 			// then anyway): a node that was down for minutes is usable
 			// the moment it is back, instead of waiting out a reset
-			// timeout its retries would have kept re-arming.
-			a.escalate(ctx, "connect", m.err)
+			// timeout its retries would have kept re-arming. The lost
+			// websocket was counted already: this is the same incident.
+			a.incident(ctx, "connect", m.err)
 			// The quick resume try failed: the players there are out of
 			// reach, so they move now rather than after the backoff.
 			ctx.Send(ctx.Parent(), nodeLost{name: a.cfg.Name})
@@ -303,7 +501,7 @@ func (a *nodeActor) connected(ctx actor.Context, m connectDone) {
 		a.c.m.reconnects.WithLabelValues(a.cfg.Name, "new_session").Inc()
 	}
 	a.log().Info("lavalink node connected", "address", a.cfg.Address, "session", m.sessionID, "resumed", m.resumed)
-	a.up, a.attempt, a.sessionID = true, 0, m.sessionID
+	a.up, a.attempt, a.sessionID, a.inIncident = true, 0, m.sessionID, false
 	a.link.lastMsg.Store(time.Now().UnixNano())
 	a.lastHealth = time.Now()
 	ctx.Send(ctx.Parent(), nodeOK{name: a.cfg.Name})
@@ -317,7 +515,7 @@ func (a *nodeActor) closed(ctx actor.Context) {
 	a.up = false
 	a.log().Warn("lavalink websocket lost; trying to resume")
 	ctx.Send(ctx.Parent(), nodeDown{name: a.cfg.Name})
-	a.escalate(ctx, "websocket", errors.New("websocket closed"))
+	a.incident(ctx, "websocket", errors.New("websocket closed"))
 	a.graceTry = true
 	a.connect(ctx)
 }
@@ -339,8 +537,8 @@ func (a *nodeActor) tick(ctx actor.Context) {
 		// reader is dead (a malformed message ends it silently). Close
 		// to reconnect; our players resume on the same session.
 		a.log().Warn("lavalink websocket silent; reconnecting", "silent", silent)
-		a.escalate(ctx, "silent", fmt.Errorf("no message for %v", silent.Round(time.Millisecond)))
-		a.link.node.Close() // OnNodeClose → wsClosed
+		a.incident(ctx, "silent", fmt.Errorf("no message for %v", silent.Round(time.Millisecond)))
+		a.link.api.CloseSocket() // OnNodeClose → wsClosed
 		return
 	}
 	if !a.healthBusy && now.Sub(a.lastHealth) >= a.c.t.HealthInterval {
@@ -349,19 +547,19 @@ func (a *nodeActor) tick(ctx actor.Context) {
 		go func() {
 			cctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			st, err := l.node.Rest().Stats(cctx)
+			st, err := l.api.Stats(cctx)
 			sys.Root.Send(self, healthDone{stats: st, err: err})
 		}()
 	}
 }
 
-func (a *nodeActor) runProbe(ctx actor.Context) {
+func (a *nodeActor) runProbe(ctx actor.Context, token uint64) {
 	if a.probeBusy {
-		return
+		return // the breaker times this probe out
 	}
 	if a.link == nil {
 		// Never connected: the probe is a connection attempt's result.
-		a.escalate(ctx, "probe", errors.New("not connected"))
+		a.probeAnswer(ctx, token, errors.New("not connected"))
 		return
 	}
 	a.probeBusy = true
@@ -369,8 +567,8 @@ func (a *nodeActor) runProbe(ctx actor.Context) {
 	go func() {
 		cctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		_, err := l.node.Rest().Stats(cctx)
-		sys.Root.Send(self, probeDone{err: err})
+		_, err := l.api.Stats(cctx)
+		sys.Root.Send(self, probeDone{token: token, err: err})
 	}()
 }
 
@@ -396,6 +594,18 @@ func (a *nodeActor) report(ctx actor.Context, err error, kind string) bool {
 		return true
 	}
 	return false // not the node's fault (a 4xx, a caller that gave up)
+}
+
+// incident escalates a connection loss once: its later symptoms (the
+// websocket closing after silence, the failed resume after a close) are
+// the same incident, until the node is up again.
+func (a *nodeActor) incident(ctx actor.Context, kind string, err error) {
+	if a.inIncident {
+		a.log().Debug("same lavalink incident", "kind", kind, "err", err)
+		return
+	}
+	a.inIncident = true
+	a.escalate(ctx, kind, err)
 }
 
 func (a *nodeActor) escalate(ctx actor.Context, kind string, err error) {
@@ -447,26 +657,25 @@ func (nodePlugin) OnDestroyPlayer(disgolink.Player) {}
 var _ disgolink.PluginEventHandler = nodePlugin{}
 
 // sweep destroys players left on this node by guilds that moved away
-// while it was unreachable (best effort, each with a short deadline).
-func (a *nodeActor) sweep(guilds []string) {
-	if a.link == nil || !a.up {
-		return
+// while it was unreachable (best effort, each with a short deadline). Each
+// destroy runs under the guild's op lock and is skipped if the guild is
+// now placed on this node (its player there is the fresh one); the pool
+// forgets a guild only once its destroy is confirmed (strayGone).
+func (a *nodeActor) sweep(ctx actor.Context, guilds []string) {
+	if a.link == nil || !a.up || a.sweeping {
+		return // the pool keeps the list and sweeps again later
 	}
-	l, c := a.link, a.c
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	l, c, name := a.link, a.c, a.cfg.Name
+	sys, parent, self := ctx.ActorSystem(), ctx.Parent(), ctx.Self()
+	a.sweeping = c.goAsync(func() {
+		defer sys.Root.Send(self, sweepDone{})
 		for _, g := range guilds {
-			gid, err := snowflake.Parse(g)
-			if err != nil {
-				continue
+			if c.closing.Load() {
+				return
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), c.t.DestroyTimeout)
-			err = l.node.Rest().DestroyPlayer(ctx, l.sessionID(), gid)
-			cancel()
-			if err != nil {
-				c.log.Debug("sweep stray player", "node", l.name, "guild", g, "err", err)
+			if c.destroyStray(name, l, g) {
+				sys.Root.Send(parent, strayGone{node: name, guild: g})
 			}
 		}
-	}()
+	})
 }

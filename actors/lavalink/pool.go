@@ -20,8 +20,16 @@ type (
 		ok         bool
 	}
 	pickReq    struct{}
-	releaseReq struct{ guild string }
-	avoidReq   struct {
+	releaseReq struct {
+		guild string
+		// destroyed: the player was destroyed on its node (else it may
+		// still be there and is swept).
+		destroyed bool
+	}
+	// strayGone: guild's old player on node is confirmed gone (destroyed,
+	// or the node did not have it).
+	strayGone struct{ node, guild string }
+	avoidReq  struct {
 		guild, node string
 		// quiet: only the next placement avoids the node (a failed
 		// play, which the session retries by itself); otherwise the
@@ -29,6 +37,7 @@ type (
 		quiet bool
 	}
 	statusReq struct{}
+	leftReq   struct{} // how many strays are listed (diagnostics, tests)
 )
 
 // NodeStatus is one node as the pool sees it.
@@ -53,13 +62,25 @@ type pool struct {
 	stop     chan struct{}
 	ready    int
 	self     *actor.PID
+	// dirty: a node was lost or selectability changed, so flushLost has
+	// work to look at.
+	dirty bool
+	ticks int
 }
 
 type sweepNow struct{ node string }
 
+// sweepEvery is how many pool ticks pass between sweeps of the nodes that
+// still have strays (a destroy that failed is tried again).
+const sweepEvery = 25
+
 // sweep has node destroy the old players of guilds that moved away from
-// it while it could not be reached.
+// it. The guilds stay in the table's strays until the node actor confirms
+// each destroy (strayGone).
 func (p *pool) sweep(ctx actor.Context, node string) {
+	if n := p.t.nodes[node]; n == nil || !n.live() {
+		return
+	}
 	if g := p.t.strays(node); len(g) > 0 {
 		ctx.Send(p.pids[node], sweep{guilds: g})
 	}
@@ -76,17 +97,29 @@ func (p *pool) Receive(ctx actor.Context) {
 		}
 	case poolTick:
 		p.strategy.Tick()
-		for name := range p.t.nodes {
-			if p.strategy.State(name) == supervisor.HalfOpen && p.strategy.TryProbe(name) {
-				ctx.Send(p.pids[name], probe{})
+		for _, name := range p.t.order {
+			if p.strategy.State(name) != supervisor.HalfOpen {
+				continue
+			}
+			if tok, ok := p.strategy.TryProbe(name); ok {
+				ctx.Send(p.pids[name], probe{token: tok})
+			}
+		}
+		if p.ticks++; p.ticks%sweepEvery == 0 {
+			for node := range p.t.left {
+				p.sweep(ctx, node)
 			}
 		}
 	case supervisor.Change:
 		p.changed(m)
 	case sweepNow:
 		p.sweep(ctx, m.node)
+	case strayGone:
+		p.t.forget(m.node, m.guild)
 	case nodeOK:
 		p.strategy.Record(m.name, true)
+	case probeResult:
+		p.strategy.RecordProbe(m.name, m.token, m.err == nil)
 	case nodeUp:
 		n := p.t.nodes[m.name]
 		// A new link (the node actor was restarted) is a new session too.
@@ -95,7 +128,9 @@ func (p *pool) Receive(ctx actor.Context) {
 		p.sync(m.name)
 		p.c.m.nodeUp.WithLabelValues(m.name).Set(1)
 		if lost {
-			p.lose(m.name, "new Lavalink session")
+			// The old session's players ended with it: nothing to sweep.
+			p.t.clearLeft(m.name)
+			p.lose(m.name, "new Lavalink session", true)
 		} else {
 			p.sweep(ctx, m.name)
 		}
@@ -107,7 +142,7 @@ func (p *pool) Receive(ctx actor.Context) {
 		p.t.nodes[m.name].up = false
 		p.sync(m.name)
 		p.c.m.nodeUp.WithLabelValues(m.name).Set(0)
-		p.lose(m.name, "websocket lost")
+		p.lose(m.name, "websocket lost", false)
 	case nodeLoad:
 		p.t.setLoad(m.name, m.load)
 		p.c.m.loadScore.WithLabelValues(m.name).Set(p.t.nodes[m.name].score())
@@ -132,7 +167,7 @@ func (p *pool) Receive(ctx actor.Context) {
 		}
 		ctx.Respond(res)
 	case releaseReq:
-		p.t.release(m.guild)
+		p.t.release(m.guild, m.destroyed)
 	case avoidReq:
 		if p.t.guilds[m.guild] == m.node {
 			p.t.avoid[m.guild] = m.node
@@ -140,6 +175,12 @@ func (p *pool) Receive(ctx actor.Context) {
 				p.emitLost(m.guild, m.node)
 			}
 		}
+	case leftReq:
+		n := 0
+		for _, set := range p.t.left {
+			n += len(set)
+		}
+		ctx.Respond(n)
 	case statusReq:
 		var out []NodeStatus
 		for _, name := range p.t.order {
@@ -148,6 +189,7 @@ func (p *pool) Receive(ctx actor.Context) {
 		}
 		ctx.Respond(out)
 	}
+	p.flushLost()
 	p.readiness()
 }
 
@@ -193,37 +235,82 @@ func (p *pool) changed(ch supervisor.Change) {
 	p.c.publish(ch)
 	switch ch.To {
 	case supervisor.Open:
-		p.lose(ch.Node, "breaker open")
+		p.lose(ch.Node, "breaker open", false)
 	case supervisor.Closed:
 		// changed runs outside Receive (in HandleFailure or from Record):
 		// sweep from the mailbox, where a context is at hand.
 		p.c.sys.Root.Send(p.self, sweepNow{node: ch.Node})
 	}
-	p.readiness() // HandleFailure reaches here without passing Receive
+	p.dirty = true
+	p.flushLost() // HandleFailure reaches here without passing Receive
+	p.readiness()
 }
 
-// sync mirrors a node's usability into the client, which checks it
-// before sending a player update.
+// sync mirrors a node's state into the client: whether its websocket is
+// up (player updates and destroys go there) and whether it is selectable
+// (connected and its breaker closed).
 func (p *pool) sync(name string) {
 	n := p.t.nodes[name]
-	p.c.setNode(name, n.link, n.up && n.link != nil && n.breaker != supervisor.Open)
+	p.c.setNode(name, n.link, n.live(), n.selectable())
+	p.dirty = true
 }
 
-// lose tells every guild placed on node that its player must move.
-func (p *pool) lose(node, why string) {
-	guilds := p.t.lose(node)
-	if len(guilds) == 0 {
+// lose marks node lost: its guilds must move (gone: their players are
+// gone, so even to this node again). They are told (NODE_LOST) only once
+// some node can take them: with none, a degraded node that still plays
+// is better than silence, and a Play would only fail.
+func (p *pool) lose(node, why string, gone bool) {
+	n := p.t.nodes[node]
+	if n == nil {
 		return
 	}
-	p.c.log.Warn("moving players off lavalink node", "node", node, "players", len(guilds), "reason", why)
-	for _, g := range guilds {
-		p.emitLost(g, node)
+	n.lost = true
+	n.gone = n.gone || gone
+	p.dirty = true
+	p.c.log.Warn("lavalink node lost", "node", node, "reason", why)
+	p.flushLost()
+}
+
+// flushLost sends NODE_LOST for the guilds of lost nodes, once a node can
+// take them. A lost node that became selectable again with its players
+// (a resumed session, a breaker that closed) keeps them.
+func (p *pool) flushLost() {
+	if !p.dirty {
+		return
+	}
+	p.dirty = false
+	if p.t.selectable() == 0 {
+		return
+	}
+	for _, name := range p.t.order {
+		n := p.t.nodes[name]
+		if !n.lost {
+			continue
+		}
+		if n.selectable() && !n.gone {
+			n.lost = false
+			continue
+		}
+		guilds := p.t.lose(name)
+		n.gone = false
+		if n.selectable() {
+			n.lost = false
+		}
+		if len(guilds) == 0 {
+			continue
+		}
+		p.c.log.Warn("moving players off lavalink node", "node", name, "players", len(guilds))
+		for _, g := range guilds {
+			p.emitLost(g, name)
+		}
 	}
 }
 
+// emitLost hands a NODE_LOST to the client's forwarder: the pool actor
+// never waits for the receiver.
 func (p *pool) emitLost(guild, node string) {
 	p.c.markLost(guild, time.Now())
-	p.c.onEvent(&clusterpb.PlayerEvent{GuildId: guild, Kind: clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_NODE_LOST, Node: node})
+	p.c.fwd.push(&clusterpb.PlayerEvent{GuildId: guild, Kind: clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_NODE_LOST, Node: node})
 }
 
 func (p *pool) readiness() {
@@ -243,6 +330,9 @@ func newPool(c *Client) *pool {
 	p.strategy = supervisor.NewBreakerStrategy(supervisor.BreakerConfig{
 		Window: b.Window, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests,
 		ResetTimeout: b.ResetTimeout, ResetJitter: c.t.ResetJitter,
+		// The probe is one stats request bounded by RequestTimeout; an
+		// answer that has not arrived a second later was dropped.
+		ProbeTimeout: c.t.RequestTimeout + time.Second,
 	}, time.Now, rand.Float64, p.changed)
 	return p
 }

@@ -24,27 +24,43 @@ import (
 // the strategy and the bookkeeping run under -race.
 type fakeNode struct {
 	cfg     config.LavalinkNode
-	healthy *atomic.Bool
+	healthy *atomic.Bool // nil: probes go unanswered
+	link    *link
 }
 
-type fakeFail struct{}
+type (
+	fakeFail struct{}
+	fakeDown struct{} // the websocket is lost and the resume failed
+	fakeUp   struct{} // back, same session
+)
 
 func (f *fakeNode) Receive(ctx actor.Context) {
-	switch ctx.Message().(type) {
+	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		ctx.Send(ctx.Parent(), nodeUp{name: f.cfg.Name, link: &link{name: f.cfg.Name}})
+		f.link = &link{name: f.cfg.Name}
+		ctx.Send(ctx.Parent(), nodeUp{name: f.cfg.Name, link: f.link})
+	case fakeDown:
+		ctx.Send(ctx.Parent(), nodeLost{name: f.cfg.Name})
+	case fakeUp:
+		ctx.Send(ctx.Parent(), nodeUp{name: f.cfg.Name, link: f.link})
 	case fakeFail:
 		supervisor.Escalate(ctx, &supervisor.Failure{Node: f.cfg.Name, Kind: "rest_5xx", Err: errors.New("500")})
 	case probe:
-		if f.healthy.Load() {
-			ctx.Send(ctx.Parent(), nodeOK{name: f.cfg.Name})
-		} else {
-			supervisor.Escalate(ctx, &supervisor.Failure{Node: f.cfg.Name, Kind: "probe", Err: errors.New("500")})
+		if f.healthy == nil {
+			return // the probe is lost
 		}
+		var err error
+		if !f.healthy.Load() {
+			err = errors.New("500")
+		}
+		ctx.Send(ctx.Parent(), probeResult{name: f.cfg.Name, token: m.token, err: err})
 	}
 }
 
 type recorder struct {
+	// block, when set, holds every event delivery until it is closed
+	// (a receiver stuck on a full queue).
+	block   chan struct{}
 	mu      sync.Mutex
 	events  []*clusterpb.PlayerEvent
 	changes []supervisor.Change
@@ -52,6 +68,9 @@ type recorder struct {
 }
 
 func (r *recorder) event(ev *clusterpb.PlayerEvent) {
+	if r.block != nil {
+		<-r.block
+	}
 	r.mu.Lock()
 	r.events = append(r.events, ev)
 	r.mu.Unlock()
@@ -97,20 +116,29 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 func newFakeClient(t *testing.T, healthy map[string]*atomic.Bool, br config.Breaker) (*Client, *recorder, *prometheus.Registry) {
+	return newFakeClientRec(t, healthy, br, &recorder{}, Timing{})
+}
+
+func newFakeClientRec(t *testing.T, healthy map[string]*atomic.Bool, br config.Breaker, rec *recorder, tm Timing) (*Client, *recorder, *prometheus.Registry) {
 	t.Helper()
-	rec := &recorder{}
+	tm.Tick, tm.StallThreshold = 10*time.Millisecond, time.Hour
 	reg := prometheus.NewRegistry()
 	var nodes []config.LavalinkNode
 	for _, n := range []string{"a", "b"} {
 		nodes = append(nodes, config.LavalinkNode{Name: n, Address: "127.0.0.1:1"})
 	}
 	c, err := New(Options{BotUserID: "123456789012345678", Nodes: nodes, Breaker: br, Registerer: reg,
-		OnEvent: rec.event, OnReady: rec.readyFn, OnBreaker: rec.change,
-		Timing: Timing{Tick: 10 * time.Millisecond, StallThreshold: time.Hour}})
+		OnEvent: rec.event, OnReady: rec.readyFn, OnBreaker: rec.change, Timing: tm})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.newNode = func(cfg config.LavalinkNode) actor.Actor { return &fakeNode{cfg: cfg, healthy: healthy[cfg.Name]} }
+	c.newNode = func(cfg config.LavalinkNode) actor.Actor {
+		f := &fakeNode{cfg: cfg}
+		if h := healthy[cfg.Name]; h != nil {
+			f.healthy = h
+		}
+		return f
+	}
 	c.Start(context.Background())
 	t.Cleanup(c.Close)
 	waitUntil(t, "both nodes usable", func() bool { return c.isUsable("a") && c.isUsable("b") })

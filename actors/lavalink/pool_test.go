@@ -123,7 +123,7 @@ func TestTablePlace(t *testing.T) {
 				t.Fatalf("%s flapped back to %s", g, node)
 			}
 		}
-		tb.release(lost[0])
+		tb.release(lost[0], true)
 		if tb.nodes["b"].placed != 3 {
 			t.Fatalf("release: placed %d", tb.nodes["b"].placed)
 		}
@@ -150,12 +150,18 @@ func TestTablePlace(t *testing.T) {
 		tb.nodes["a"].breaker = supervisor.Open
 		tb.place("g1") // moves to b
 		tb.nodes["a"].breaker = supervisor.Closed
-		tb.release("g2")
+		tb.release("g2", false) // its destroy was not confirmed
 		if got := tb.strays("a"); fmt.Sprint(got) != "[g1]" {
 			t.Fatalf("strays(a) = %v", got)
 		}
-		if got := tb.strays("a"); len(got) != 0 {
-			t.Fatalf("strays reported twice: %v", got)
+		// Kept until the destroy is confirmed (a sweep that could not
+		// run must not lose the list).
+		if got := tb.strays("a"); fmt.Sprint(got) != "[g1]" {
+			t.Fatalf("strays(a) after an unconfirmed sweep = %v", got)
+		}
+		tb.forget("a", "g1")
+		if got := tb.strays("a"); len(got) != 0 || tb.left["a"] != nil {
+			t.Fatalf("strays after confirmation: %v %v", got, tb.left)
 		}
 		if got := tb.strays("b"); fmt.Sprint(got) != "[g2]" {
 			t.Fatalf("strays(b) = %v (released guild)", got)

@@ -42,9 +42,18 @@ type nodeInfo struct {
 	// placements (200 migrations) spreads instead of all landing on the
 	// node that was least loaded at the last stats.
 	placed, sinceStats int
+	// lost: the node was lost (breaker open, websocket gone, new
+	// session) and its guilds must move once another node can take
+	// them; gone: its players are gone too (a new Lavalink session), so
+	// they must be re-created even on this node. See pool.flushLost.
+	lost, gone bool
 }
 
 func (n *nodeInfo) selectable() bool { return n.up && n.link != nil && n.breaker == supervisor.Closed }
+
+// live reports that the node's websocket is up: its players play and it
+// answers, whatever its breaker says.
+func (n *nodeInfo) live() bool { return n.up && n.link != nil }
 
 func (n *nodeInfo) score() float64 {
 	l := n.load
@@ -79,10 +88,14 @@ func newTable(names []string) *table {
 
 // place returns the node for guild's player: its current node while that
 // is selectable and not to be avoided (no flapping back and forth), else
-// the selectable node with the lowest score. prev is the node it was on.
+// the selectable node with the lowest score; with none, its current node
+// if that is still connected (a degraded node that plays beats silence).
+// prev is the node it was on. A placement answers any NODE_LOST the guild
+// was sent.
 func (t *table) place(guild string) (node, prev string, ok bool) {
 	prev = t.guilds[guild]
 	avoid := t.avoid[guild]
+	delete(t.notified, guild)
 	if n := t.nodes[prev]; n != nil && n.selectable() && prev != avoid {
 		return prev, prev, true
 	}
@@ -101,9 +114,21 @@ func (t *table) place(guild string) (node, prev string, ok bool) {
 		// player there rather than play nothing.
 		if n := t.nodes[avoid]; n != nil && n.selectable() {
 			best = n
+		} else if n := t.nodes[prev]; n != nil && n.live() {
+			// Nothing selectable: stay where the player is while that
+			// node still answers (half-open, open), rather than fail
+			// and leave the guild silent. flushLost moves it once
+			// another node can take it.
+			return prev, prev, true
 		} else {
 			return "", prev, false
 		}
+	}
+	if best.name == prev {
+		// The avoided node is the only one: the player is re-created in
+		// place.
+		delete(t.avoid, guild)
+		return prev, prev, true
 	}
 	if p := t.nodes[prev]; p != nil {
 		p.placed = max(p.placed-1, 0)
@@ -112,16 +137,21 @@ func (t *table) place(guild string) (node, prev string, ok bool) {
 	best.placed++
 	best.sinceStats++
 	t.guilds[guild] = best.name
+	t.forget(best.name, guild) // its player there is the one we create
 	delete(t.avoid, guild)
-	delete(t.notified, guild)
 	return best.name, prev, true
 }
 
-// release forgets guild's player.
-func (t *table) release(guild string) {
+// release forgets guild's player. destroyed: the caller destroyed it on
+// its node; otherwise it may still be there and is swept later.
+func (t *table) release(guild string, destroyed bool) {
 	if n := t.nodes[t.guilds[guild]]; n != nil {
 		n.placed = max(n.placed-1, 0)
-		t.leave(n.name, guild)
+		if destroyed {
+			t.forget(n.name, guild)
+		} else {
+			t.leave(n.name, guild)
+		}
 	}
 	delete(t.guilds, guild)
 	delete(t.avoid, guild)
@@ -164,16 +194,34 @@ func (t *table) leave(node, guild string) {
 	t.left[node][guild] = true
 }
 
-// strays returns (and forgets) the guilds whose player left node and that
-// are not placed there again: once node answers, their old players there
-// are destroyed so they cannot play on beside the new ones.
+// forget drops guild from node's strays: its old player there was
+// destroyed (or is the guild's current player again).
+func (t *table) forget(node, guild string) {
+	if set := t.left[node]; set != nil {
+		delete(set, guild)
+		if len(set) == 0 {
+			delete(t.left, node)
+		}
+	}
+}
+
+// clearLeft forgets every stray on node: its Lavalink session was
+// replaced, and the old session's players ended with it.
+func (t *table) clearLeft(node string) { delete(t.left, node) }
+
+// strays returns the guilds whose player left node and that are not
+// placed there again: once node answers, their old players there are
+// destroyed so they cannot play on beside the new ones. They stay listed
+// until each destroy is confirmed (forget); a guild placed there again is
+// forgotten at once.
 func (t *table) strays(node string) []string {
 	var out []string
 	for g := range t.left[node] {
 		if t.guilds[g] != node {
 			out = append(out, g)
+		} else {
+			t.forget(node, g)
 		}
 	}
-	delete(t.left, node)
 	return out
 }

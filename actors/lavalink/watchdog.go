@@ -134,8 +134,8 @@ func (c *Client) checkPlayers(now time.Time) {
 	tracks := map[*link]int32{}
 	for g, gp := range guilds {
 		gp.mu.Lock()
-		act, node := actNone, gp.node
-		if gp.track && gp.link != nil && !gp.paused {
+		act, node, gen := actNone, gp.node, gp.gen
+		if gp.watched() {
 			// Only playing players are sure to get playerUpdates.
 			tracks[gp.link]++
 			act = gp.w.due(now, c.t.StallThreshold)
@@ -149,11 +149,7 @@ func (c *Client) checkPlayers(now time.Time) {
 		c.log.Warn("lavalink watchdog: player stalled", "guild", g, "node", node, "action", act)
 		switch act {
 		case actNudge:
-			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
-				c.nudge(g, gp)
-			}()
+			c.goAsync(func() { c.nudge(g, gp, node, gen) })
 		case actMove:
 			// The pool marks the node to avoid and sends the session a
 			// NODE_LOST for it; the session's Play lands elsewhere.
@@ -169,8 +165,12 @@ func (c *Client) checkPlayers(now time.Time) {
 }
 
 // nudge re-sends the guild's track at its last reported position, on the
-// same node.
-func (c *Client) nudge(guild string, gp *guildPlayer) {
+// same node. It was decided under gp.mu, and runs later under gp.op: if
+// the session acted on the player meanwhile (a new track, a stop, a pause,
+// a seek, a move: gen or node changed) or the track ended, the decision
+// is stale and re-sending gp.req would restart a stopped track or rewind
+// a new one.
+func (c *Client) nudge(guild string, gp *guildPlayer, decidedNode string, decidedGen uint64) {
 	gid, err := snowflake.Parse(guild)
 	if err != nil {
 		return
@@ -178,10 +178,14 @@ func (c *Client) nudge(guild string, gp *guildPlayer) {
 	gp.op.Lock()
 	defer gp.op.Unlock()
 	gp.mu.Lock()
+	if gp.gen != decidedGen || gp.node != decidedNode || !gp.watched() {
+		gp.mu.Unlock()
+		return
+	}
 	node, l, req, filters := gp.node, gp.link, gp.req, gp.filters
 	req.Position = gp.w.pos
 	gp.mu.Unlock()
-	if l == nil || !c.isUsable(node) {
+	if _, up := c.liveLink(node); !up {
 		return
 	}
 	upd, err := playUpdate(req, filters)
@@ -190,7 +194,7 @@ func (c *Client) nudge(guild string, gp *guildPlayer) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.t.RequestTimeout)
 	defer cancel()
-	_, err = l.node.Rest().UpdatePlayer(ctx, l.sessionID(), gid, upd)
+	_, err = l.api.UpdatePlayer(ctx, gid, upd)
 	c.report(node, err)
 	if err != nil {
 		c.log.Warn("lavalink watchdog: nudge failed", "guild", guild, "node", node, "err", err)

@@ -45,6 +45,11 @@ type BreakerConfig struct {
 	// [ResetTimeout·(1−ResetJitter), ResetTimeout], so the members of a
 	// cluster do not all probe a recovering node at the same instant.
 	ResetJitter float64
+	// ProbeTimeout is how long a half-open breaker waits for its probe's
+	// answer before it counts the probe as failed and opens again (a
+	// probe that was dropped must not leave the breaker half-open for
+	// ever) [10s].
+	ProbeTimeout time.Duration
 }
 
 // buckets is the window's resolution: outcomes older than Window are
@@ -66,15 +71,23 @@ type Transition struct {
 
 // Breaker is a circuit breaker: closed → open when the window's failure
 // ratio reaches FailureRatio over at least MinRequests outcomes; open →
-// half-open after a jittered ResetTimeout (Tick); half-open → closed on the
-// probe's success, back to open on its failure. It is not safe for
+// half-open after a jittered ResetTimeout (Tick); in half-open exactly one
+// probe is let through (TryProbe's token) and only its answer
+// (RecordProbe) decides: closed on success, back to open on failure or
+// after ProbeTimeout without an answer (Tick). Only a closed breaker takes
+// traffic. It is not safe for
 // concurrent use: its owner serializes calls.
 type Breaker struct {
 	cfg     BreakerConfig
 	state   State
 	ring    [buckets]bucket
 	probeAt time.Time
-	probing bool
+	// probe is the token of the half-open probe out (0: none); probeSent
+	// when it was granted. Tokens only grow, so an answer to an earlier
+	// half-open period's probe never matches.
+	probe     uint64
+	lastProbe uint64
+	probeSent time.Time
 }
 
 // NewBreaker returns a closed breaker.
@@ -87,6 +100,9 @@ func NewBreaker(cfg BreakerConfig) *Breaker {
 	}
 	if cfg.FailureRatio <= 0 || cfg.FailureRatio > 1 {
 		cfg.FailureRatio = 1
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = 10 * time.Second
 	}
 	return &Breaker{cfg: cfg}
 }
@@ -135,28 +151,16 @@ func (b *Breaker) open(now time.Time, rnd float64) {
 	j := min(max(b.cfg.ResetJitter, 0), 1)
 	rnd = min(max(rnd, 0), 1)
 	d := time.Duration(float64(b.cfg.ResetTimeout) * (1 - j*rnd))
-	b.state, b.probeAt, b.probing = Open, now.Add(d), false
+	b.state, b.probeAt, b.probe = Open, now.Add(d), 0
 }
 
-// Record counts one outcome. rnd (uniform in [0,1)) jitters the reset
-// timeout if the breaker opens. In half-open the outcome is the probe's.
-// Outcomes while open are ignored: they are late answers to requests sent
-// before it opened.
+// Record counts one outcome of ordinary traffic. rnd (uniform in [0,1))
+// jitters the reset timeout if the breaker opens. Outcomes while open or
+// half-open are ignored: they are late answers to requests sent before it
+// opened, and in half-open only the probe's answer (RecordProbe) decides.
 func (b *Breaker) Record(now time.Time, ok bool, rnd float64) (Transition, bool) {
-	switch b.state {
-	case Open:
+	if b.state != Closed {
 		return Transition{}, false
-	case HalfOpen:
-		if !b.probing {
-			return Transition{}, false // no probe out: a stray late answer
-		}
-		if ok {
-			b.state, b.probing = Closed, false
-			b.reset()
-			return Transition{From: HalfOpen, To: Closed, At: now}, true
-		}
-		b.open(now, rnd)
-		return Transition{From: HalfOpen, To: Open, At: now, Failures: 1, Requests: 1}, true
 	}
 	b.add(now, !ok)
 	if ok {
@@ -171,21 +175,45 @@ func (b *Breaker) Record(now time.Time, ok bool, rnd float64) (Transition, bool)
 	return Transition{}, false
 }
 
-// Tick moves an open breaker whose reset timeout has passed to half-open.
-func (b *Breaker) Tick(now time.Time) (Transition, bool) {
-	if b.state == Open && !now.Before(b.probeAt) {
-		b.state, b.probing = HalfOpen, false
+// RecordProbe is the answer to the probe TryProbe granted with token:
+// closed on success, open again on failure. An answer with any other
+// token (a probe that already timed out, an earlier period's) is ignored.
+func (b *Breaker) RecordProbe(now time.Time, token uint64, ok bool, rnd float64) (Transition, bool) {
+	if b.state != HalfOpen || token == 0 || token != b.probe {
+		return Transition{}, false
+	}
+	if ok {
+		b.state, b.probe = Closed, 0
+		b.reset()
+		return Transition{From: HalfOpen, To: Closed, At: now}, true
+	}
+	b.open(now, rnd)
+	return Transition{From: HalfOpen, To: Open, At: now, Failures: 1, Requests: 1}, true
+}
+
+// Tick moves an open breaker whose reset timeout has passed to half-open,
+// and a half-open breaker whose probe went unanswered for ProbeTimeout
+// back to open.
+func (b *Breaker) Tick(now time.Time, rnd float64) (Transition, bool) {
+	switch {
+	case b.state == Open && !now.Before(b.probeAt):
+		b.state, b.probe = HalfOpen, 0
 		return Transition{From: Open, To: HalfOpen, At: now}, true
+	case b.state == HalfOpen && b.probe != 0 && now.Sub(b.probeSent) >= b.cfg.ProbeTimeout:
+		b.open(now, rnd)
+		return Transition{From: HalfOpen, To: Open, At: now, Failures: 1, Requests: 1}, true
 	}
 	return Transition{}, false
 }
 
-// TryProbe reserves the half-open breaker's single probe: true once per
-// half-open period.
-func (b *Breaker) TryProbe() bool {
-	if b.state != HalfOpen || b.probing {
-		return false
+// TryProbe reserves the half-open breaker's single probe: a non-zero
+// token once per half-open period (0, false otherwise). Only
+// RecordProbe with that token decides the probe.
+func (b *Breaker) TryProbe(now time.Time) (token uint64, ok bool) {
+	if b.state != HalfOpen || b.probe != 0 {
+		return 0, false
 	}
-	b.probing = true
-	return true
+	b.lastProbe++
+	b.probe, b.probeSent = b.lastProbe, now
+	return b.probe, true
 }

@@ -46,9 +46,13 @@ func TestBreakerTransitions(t *testing.T) {
 			{10 * s, "ok", Open, false}, // late answers are ignored while open
 			{44 * s, "tick", Open, false},
 			{45 * s, "tick", HalfOpen, true},
-			{45 * s, "ok", HalfOpen, false}, // no probe reserved: a stray answer
+			{45 * s, "ok", HalfOpen, false},       // ordinary traffic does not decide
+			{45 * s, "fail", HalfOpen, false},     // nor does a late failure
+			{45 * s, "probe-ok", HalfOpen, false}, // no probe out: a stray answer
 			{46 * s, "probe", HalfOpen, false},
-			{47 * s, "ok", Closed, true},
+			{46 * s, "ok", HalfOpen, false}, // not the probe's answer
+			{46 * s, "fail", HalfOpen, false},
+			{47 * s, "probe-ok", Closed, true},
 			{48 * s, "fail", Closed, false}, // the window restarted empty
 		}},
 		{"back to open when the probe fails", cfg, []step{
@@ -56,14 +60,36 @@ func TestBreakerTransitions(t *testing.T) {
 			{0, "fail", Open, true},
 			{45 * s, "tick", HalfOpen, true},
 			{45 * s, "probe", HalfOpen, false},
-			{46 * s, "fail", Open, true},
+			{46 * s, "probe-fail", Open, true},
 			{90 * s, "tick", Open, false},
 			{91 * s, "tick", HalfOpen, true},
+		}},
+		{"a dropped probe times out back to open, and its late answer is ignored", withProbeTimeout(cfg, 5*s), []step{
+			{0, "fail", Closed, false}, {0, "fail", Closed, false}, {0, "fail", Closed, false}, {0, "fail", Closed, false},
+			{0, "fail", Open, true},
+			{45 * s, "tick", HalfOpen, true},
+			{45 * s, "probe", HalfOpen, false},
+			{49 * s, "tick", HalfOpen, false},
+			{50 * s, "tick", Open, true}, // no answer within ProbeTimeout
+			{51 * s, "probe-ok", Open, false},
+			{95 * s, "tick", HalfOpen, true},
+			{95 * s, "probe-ok", HalfOpen, false}, // the timed-out probe's token
+			{95 * s, "probe", HalfOpen, false},
+			{96 * s, "probe-ok", Closed, true},
+		}},
+		{"half-open without a probe out stays half-open", withProbeTimeout(cfg, 5*s), []step{
+			{0, "fail", Closed, false}, {0, "fail", Closed, false}, {0, "fail", Closed, false}, {0, "fail", Closed, false},
+			{0, "fail", Open, true},
+			{45 * s, "tick", HalfOpen, true},
+			{500 * s, "tick", HalfOpen, false},
+			{500 * s, "probe", HalfOpen, false},
+			{501 * s, "probe-fail", Open, true},
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := NewBreaker(tc.cfg)
+			var token uint64 // the last granted probe's (stale once answered or timed out)
 			for i, st := range tc.steps {
 				now := t0.Add(st.at)
 				var changed bool
@@ -71,14 +97,17 @@ func TestBreakerTransitions(t *testing.T) {
 				case "ok", "fail":
 					_, changed = b.Record(now, st.op == "ok", 0)
 				case "tick":
-					_, changed = b.Tick(now)
+					_, changed = b.Tick(now, 0)
 				case "probe":
-					if !b.TryProbe() {
+					var ok bool
+					if token, ok = b.TryProbe(now); !ok || token == 0 {
 						t.Fatalf("step %d: no probe granted in %v", i, b.State())
 					}
-					if b.TryProbe() {
+					if _, again := b.TryProbe(now); again {
 						t.Fatalf("step %d: a second probe was granted", i)
 					}
+				case "probe-ok", "probe-fail":
+					_, changed = b.RecordProbe(now, token, st.op == "probe-ok", 0)
 				}
 				if b.State() != st.want || changed != st.changed {
 					t.Fatalf("step %d (%s at %v): state %v changed %v; want %v changed %v", i, st.op, st.at, b.State(), changed, st.want, st.changed)
@@ -86,6 +115,11 @@ func TestBreakerTransitions(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withProbeTimeout(c BreakerConfig, d time.Duration) BreakerConfig {
+	c.ProbeTimeout = d
+	return c
 }
 
 func TestBreakerResetJitter(t *testing.T) {

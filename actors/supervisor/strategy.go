@@ -105,13 +105,25 @@ func (s *BreakerStrategy) Record(node string, ok bool) {
 	}
 }
 
-// Tick moves every open breaker whose reset timeout passed to half-open.
+// RecordProbe is the answer to node's probe granted with token (see
+// Breaker.RecordProbe).
+func (s *BreakerStrategy) RecordProbe(node string, token uint64, ok bool) {
+	s.mu.Lock()
+	tr, changed := s.breakerLocked(node).RecordProbe(s.now(), token, ok, s.rnd())
+	s.mu.Unlock()
+	if changed {
+		s.onChange(Change{Node: node, Transition: tr})
+	}
+}
+
+// Tick moves every open breaker whose reset timeout passed to half-open,
+// and every half-open breaker whose probe timed out back to open.
 func (s *BreakerStrategy) Tick() {
 	now := s.now()
 	var changes []Change
 	s.mu.Lock()
 	for node, b := range s.breakers {
-		if tr, ok := b.Tick(now); ok {
+		if tr, ok := b.Tick(now, s.rnd()); ok {
 			changes = append(changes, Change{Node: node, Transition: tr})
 		}
 	}
@@ -121,11 +133,12 @@ func (s *BreakerStrategy) Tick() {
 	}
 }
 
-// TryProbe reserves node's half-open probe.
-func (s *BreakerStrategy) TryProbe(node string) bool {
+// TryProbe reserves node's half-open probe; the token goes with the probe
+// and back to RecordProbe.
+func (s *BreakerStrategy) TryProbe(node string) (token uint64, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.breakerLocked(node).TryProbe()
+	return s.breakerLocked(node).TryProbe(s.now())
 }
 
 // State is node's breaker state.

@@ -92,10 +92,15 @@ func TestBreakerStrategySupervisesChildren(t *testing.T) {
 	if c := <-changes; c.To != HalfOpen {
 		t.Fatalf("change %+v", c)
 	}
-	if !s.TryProbe("n1") || s.TryProbe("n1") {
+	tok, ok := s.TryProbe("n1")
+	if _, again := s.TryProbe("n1"); !ok || again {
 		t.Fatal("exactly one probe must be granted")
 	}
-	s.Record("n1", true)
+	s.Record("n1", true) // ordinary traffic does not decide a half-open breaker
+	if st := s.State("n1"); st != HalfOpen {
+		t.Fatalf("a non-probe success moved the breaker to %v", st)
+	}
+	s.RecordProbe("n1", tok, true)
 	if c := <-changes; c.To != Closed {
 		t.Fatalf("change %+v", c)
 	}

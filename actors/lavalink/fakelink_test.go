@@ -1,0 +1,306 @@
+package lavalink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/disgoorg/disgolink/v3/lavalink"
+	"github.com/disgoorg/snowflake/v2"
+
+	"github.com/ensemble-bot/ensemble/actors/session"
+	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/music"
+)
+
+// fakeServer is a Lavalink server as the pool sees it through
+// lavalinkAPI: one session, its players, and the calls it got. With
+// fakeAPI and fakeDial the real node actors, Client, watchdog and sweeps
+// run under -race, without disgolink.
+type fakeServer struct {
+	mu       sync.Mutex
+	session  string
+	down     bool
+	hold     chan struct{}           // non-nil: dials wait for it
+	players  map[snowflake.ID]string // guild → last update's track JSON
+	updates  map[snowflake.ID]int
+	destroys map[snowflake.ID]int
+}
+
+func newFakeServer(name string) *fakeServer {
+	return &fakeServer{session: name + "-s1", players: map[snowflake.ID]string{},
+		updates: map[snowflake.ID]int{}, destroys: map[snowflake.ID]int{}}
+}
+
+var errRefused = errors.New("dial tcp: connection refused")
+
+func (s *fakeServer) setDown(d bool) { s.mu.Lock(); s.down = d; s.mu.Unlock() }
+
+func (s *fakeServer) check() error {
+	if s.down {
+		return errRefused
+	}
+	return nil
+}
+
+func (s *fakeServer) counts(g snowflake.ID) (updates, destroys int, has bool, track string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	track, has = s.players[g]
+	return s.updates[g], s.destroys[g], has, track
+}
+
+type fakeAPI struct{ s *fakeServer }
+
+func (f fakeAPI) SessionID() string { f.s.mu.Lock(); defer f.s.mu.Unlock(); return f.s.session }
+func (f fakeAPI) Open(context.Context) error {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	return f.s.check()
+}
+func (fakeAPI) Track(snowflake.ID)   {}
+func (fakeAPI) Untrack(snowflake.ID) {}
+func (f fakeAPI) UpdatePlayer(_ context.Context, g snowflake.ID, u lavalink.PlayerUpdate) (*lavalink.Player, error) {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	if err := f.s.check(); err != nil {
+		return nil, err
+	}
+	f.s.updates[g]++
+	tr, _ := json.Marshal(u.Track)
+	if u.Track != nil || f.s.players[g] == "" {
+		f.s.players[g] = string(tr)
+	}
+	return &lavalink.Player{}, nil
+}
+func (f fakeAPI) DestroyPlayer(_ context.Context, g snowflake.ID) error {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	if err := f.s.check(); err != nil {
+		return err
+	}
+	f.s.destroys[g]++
+	delete(f.s.players, g)
+	return nil
+}
+func (f fakeAPI) Stats(context.Context) (*lavalink.Stats, error) {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	if err := f.s.check(); err != nil {
+		return nil, err
+	}
+	return &lavalink.Stats{}, nil
+}
+func (fakeAPI) LoadTracks(context.Context, string) (*lavalink.LoadResult, error) {
+	return nil, errors.New("not in the fake")
+}
+func (f fakeAPI) UpdateSession(context.Context, lavalink.SessionUpdate) error {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	return f.s.check()
+}
+func (fakeAPI) CloseSocket() {}
+func (fakeAPI) Close()       {}
+
+// newFakeLinkClient runs a Client with real node actors over fake
+// servers "a" and "b".
+func newFakeLinkClient(t *testing.T, br config.Breaker, tm Timing) (*Client, map[string]*fakeServer, *recorder) {
+	t.Helper()
+	servers := map[string]*fakeServer{"a": newFakeServer("a"), "b": newFakeServer("b")}
+	rec := &recorder{}
+	tm.Tick = 10 * time.Millisecond
+	tm.Reconnect.Base, tm.Reconnect.Max = 10*time.Millisecond, 20*time.Millisecond
+	if tm.StallThreshold == 0 {
+		tm.StallThreshold = time.Hour
+	}
+	if tm.HealthInterval == 0 {
+		tm.HealthInterval = time.Hour
+	}
+	var nodes []config.LavalinkNode
+	for _, n := range []string{"a", "b"} {
+		nodes = append(nodes, config.LavalinkNode{Name: n, Address: "fake:" + n})
+	}
+	c, err := New(Options{BotUserID: "123456789012345678", Nodes: nodes, Breaker: br,
+		OnEvent: rec.event, OnReady: rec.readyFn, OnBreaker: rec.change, Timing: tm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.dial = func(_ context.Context, l *link, cfg config.LavalinkNode) (*link, error) {
+		s := servers[cfg.Name]
+		s.mu.Lock()
+		err, hold := s.check(), s.hold
+		s.mu.Unlock()
+		if hold != nil {
+			<-hold
+		}
+		if err != nil {
+			return l, err
+		}
+		if l != nil {
+			return l, nil
+		}
+		return &link{name: cfg.Name, api: fakeAPI{s: s}}, nil
+	}
+	c.Start(context.Background())
+	t.Cleanup(c.Close)
+	waitUntil(t, "both nodes usable", func() bool { return c.isUsable("a") && c.isUsable("b") })
+	return c, servers, rec
+}
+
+func playReq() session.PlayRequest {
+	return session.PlayRequest{Track: music.Track{Encoded: "QAAA"}, Volume: 80,
+		Voice: session.Voice{ChannelID: "800000000000000001", SessionID: "vs", Token: "tok", Endpoint: "ep"}}
+}
+
+// TestFakeLinkMoveOffOpenBreaker (findings 2, 1, 10 under -race): a node
+// whose breaker opens while its link is up: the guild is told to move,
+// moves, and its old player is destroyed on the old node.
+func TestFakeLinkMoveOffOpenBreaker(t *testing.T) {
+	br := config.Breaker{Window: time.Minute, FailureRatio: 0.5, MinRequests: 3, ResetTimeout: time.Hour}
+	c, servers, rec := newFakeLinkClient(t, br, Timing{})
+	ctx := context.Background()
+	g := "900000000000000001"
+	gid := snowflake.MustParse(g)
+	from, err := c.Play(ctx, g, playReq())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		c.report(from, lavalink.Error{Status: 500})
+	}
+	waitUntil(t, "NODE_LOST", func() bool { return rec.lostFor(from)[g] })
+	to, err := c.Play(ctx, g, playReq())
+	if err != nil || to == from {
+		t.Fatalf("moved to %q (%v)", to, err)
+	}
+	waitUntil(t, "old player destroyed", func() bool {
+		_, d, has, _ := servers[from].counts(gid)
+		return d == 1 && !has
+	})
+	if _, _, has, _ := servers[to].counts(gid); !has {
+		t.Fatal("no player on the new node")
+	}
+}
+
+// TestFakeLinkSweepAfterOutage (finding 3 under -race): a player that
+// left a node while it was down is destroyed there once it is back with
+// the same session; a sweep that cannot run keeps its list.
+func TestFakeLinkSweepAfterOutage(t *testing.T) {
+	br := config.Breaker{Window: time.Minute, FailureRatio: 1, MinRequests: 100, ResetTimeout: time.Hour}
+	c, servers, rec := newFakeLinkClient(t, br, Timing{})
+	ctx := context.Background()
+	g := "900000000000000002"
+	gid := snowflake.MustParse(g)
+	from, err := c.Play(ctx, g, playReq())
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers[from].setDown(true)
+	c.sendNode(from, wsClosed{})
+	waitUntil(t, "NODE_LOST", func() bool { return rec.lostFor(from)[g] })
+	to, err := c.Play(ctx, g, playReq())
+	if err != nil || to == from {
+		t.Fatalf("moved to %q (%v)", to, err)
+	}
+	time.Sleep(100 * time.Millisecond) // sweeps cannot reach it meanwhile
+	if _, _, has, _ := servers[from].counts(gid); !has {
+		t.Fatal("the old player vanished while its node was down")
+	}
+	servers[from].setDown(false) // back, same session: the old player plays on
+	waitUntil(t, "stray destroyed", func() bool {
+		_, d, has, _ := servers[from].counts(gid)
+		return d == 1 && !has
+	})
+	waitUntil(t, "strays forgotten", func() bool {
+		r, err := c.ask(ctx, leftReq{})
+		return err == nil && r.(int) == 0
+	})
+	if _, _, has, _ := servers[to].counts(gid); !has {
+		t.Fatal("the new player was destroyed")
+	}
+}
+
+// TestFakeLinkWatchdog (findings 4, 5 under -race): a stalled player is
+// nudged on its node; after Stop, no nudge restarts it.
+func TestFakeLinkWatchdog(t *testing.T) {
+	br := config.Breaker{Window: time.Minute, FailureRatio: 1, MinRequests: 100, ResetTimeout: time.Hour}
+	c, servers, rec := newFakeLinkClient(t, br, Timing{StallThreshold: 60 * time.Millisecond})
+	ctx := context.Background()
+	g := "900000000000000003"
+	gid := snowflake.MustParse(g)
+	node, err := c.Play(ctx, g, playReq())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	feeding := make(chan struct{})
+	go func() { // a frozen player keeps reporting one position
+		defer close(feeding)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			c.playerMessage(node, g, lavalink.PlayerUpdateMessage{GuildID: gid,
+				State: lavalink.PlayerState{Position: 5000, Connected: true, Time: lavalink.Timestamp{Time: time.Now()}}}, time.Now())
+		}
+	}()
+	defer func() { close(stop); <-feeding }()
+	waitUntil(t, "a nudge", func() bool { u, _, _, _ := servers[node].counts(gid); return u >= 2 })
+	if err := c.Stop(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // several thresholds
+	if _, _, _, tr := servers[node].counts(gid); !strings.Contains(tr, "null") {
+		t.Fatalf("the stopped track was re-sent: %s", tr)
+	}
+	// A TrackStuck now (no track) goes to the session.
+	c.playerMessage(node, g, lavalink.TrackStuckEvent{}, time.Now())
+	waitUntil(t, "TrackStuck forwarded", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, e := range rec.events {
+			if e.GetKind() == clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_STUCK {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestFakeLinkCloseWhileDialling (findings 8, 9 under -race): Close while
+// a node is being re-dialled waits for the dial, and the link is closed.
+func TestFakeLinkCloseWhileDialling(t *testing.T) {
+	br := config.Breaker{Window: time.Minute, FailureRatio: 1, MinRequests: 100, ResetTimeout: time.Hour}
+	c, servers, _ := newFakeLinkClient(t, br, Timing{ResumeGrace: 5 * time.Second})
+	release := make(chan struct{})
+	servers["a"].mu.Lock()
+	servers["a"].hold = release
+	servers["a"].mu.Unlock()
+	c.mu.Lock()
+	l := c.links["a"]
+	c.mu.Unlock()
+	c.sendNode("a", wsClosed{}) // the resume try blocks in dial
+	waitUntil(t, "a down", func() bool { _, up := c.liveLink("a"); return !up })
+	done := make(chan struct{})
+	go func() { c.Close(); close(done) }()
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if !l.closed.Load() {
+		t.Fatal("the link re-dialled during Close was left open")
+	}
+	if _, err := c.Play(context.Background(), "1", playReq()); !errors.Is(err, session.ErrNoAudioNode) {
+		t.Fatalf("Play after Close: %v", err)
+	}
+}
