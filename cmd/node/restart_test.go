@@ -23,6 +23,8 @@ import (
 // store: the queue is intact and the track resumes where it would have
 // been. The emulators live in this test process; the node binary is built
 // without -race because disgo's gateway races inside the library.
+const lavalinkSecret = "SECRET-lavalink-password-4242"
+
 func TestProcessRestartKeepsTheMusic(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "node")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -37,7 +39,7 @@ func TestProcessRestartKeepsTheMusic(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer dc.Close()
-			lava, err := lavalinkemu.Start(ctx, lavalinkemu.Config{Password: "pw", PlayerUpdateInterval: 200 * time.Millisecond})
+			lava, err := lavalinkemu.Start(ctx, lavalinkemu.Config{Password: lavalinkSecret, PlayerUpdateInterval: 200 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,8 +70,10 @@ limits: {command_cooldown: 0s}
 				t.Helper()
 				addr := freeAddr(t)
 				var out bytes.Buffer
-				cmd := exec.Command(bin, "--config", cfgPath, "--admin-addr", addr)
-				cmd.Env = cleanEnv("DISCORD_TOKEN="+dc.Token(), "LAVALINK_PASSWORD=pw")
+				// Debug logs: the most a node ever prints, all searched for
+				// the secrets below.
+				cmd := exec.Command(bin, "--config", cfgPath, "--admin-addr", addr, "--log-level", "debug")
+				cmd.Env = cleanEnv("DISCORD_TOKEN="+dc.Token(), "LAVALINK_PASSWORD="+lavalinkSecret)
 				cmd.Stdout, cmd.Stderr = &out, &out
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
@@ -91,12 +95,14 @@ limits: {command_cooldown: 0s}
 					time.Sleep(50 * time.Millisecond)
 				}
 			}
+			var interactions []string
 			answer := func(name string, opts ...discordemu.Option) string {
 				t.Helper()
 				ix, err := dc.InvokeCommand(guild, user, text, name, opts...)
 				if err != nil {
 					t.Fatal(err)
 				}
+				interactions = append(interactions, ix.Token)
 				wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 				defer wcancel()
 				res, err := ix.Wait(wctx)
@@ -135,6 +141,7 @@ limits: {command_cooldown: 0s}
 			}
 
 			node, out := start()
+			outputs := []*bytes.Buffer{out}
 			if err := dc.JoinVoice(guild, user, voice); err != nil {
 				t.Fatal(err)
 			}
@@ -152,9 +159,28 @@ limits: {command_cooldown: 0s}
 			_ = node.Wait()
 
 			node, out = start()
+			outputs = append(outputs, out)
 			defer func() {
 				_ = node.Process.Signal(syscall.SIGTERM)
 				_ = node.Wait()
+				// Secrets never appear in any output (DESIGN.md §8), even
+				// at debug level: the bot token, the Lavalink password,
+				// and interaction tokens.
+				for _, o := range outputs {
+					if !strings.Contains(o.String(), "level=DEBUG") {
+						t.Errorf("node ran without debug logs; the secret check below would prove little")
+					}
+					for _, secret := range []string{dc.Token(), lavalinkSecret} {
+						if strings.Contains(o.String(), secret) {
+							t.Errorf("a secret appears in the node's output")
+						}
+					}
+					for _, ix := range interactions {
+						if strings.Contains(o.String(), ix) {
+							t.Errorf("an interaction token appears in the node's output")
+						}
+					}
+				}
 				if t.Failed() {
 					t.Logf("node output:\n%s", out.String())
 				}
