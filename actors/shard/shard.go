@@ -194,6 +194,13 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 		gateway.WithShardCount(g.deps.ShardCount),
 		gateway.WithIntents(g.deps.Intents),
 		gateway.WithCloseHandler(onClose),
+		// No transport compression: disgo v0.19.6's zstd-stream transport
+		// closes its decoder while the reader may be inside it
+		// (gateway_transports.go:195 vs klauspost zstd decoder.go:576), a
+		// nil-pointer crash of the whole process on a reconnect; zlib-stream
+		// resets its buffer under the reader the same way. Plain JSON costs
+		// bandwidth, not a node.
+		gateway.WithCompression(gateway.CompressionNone),
 		// disgo logs every payload it sends at DEBUG, IDENTIFY and RESUME
 		// with the token in clear: its floor is INFO whatever ours is.
 		gateway.WithLogger(slog.New(telemetry.WithMinLevel(g.log.Handler(), slog.LevelInfo)).With("lib", "disgo")),

@@ -236,7 +236,7 @@ func TestDisgoFourShards(t *testing.T) {
 	client, err := disgo.New(emu.Token(),
 		bot.WithLogger(quietLogger()),
 		bot.WithRestClientConfigOpts(rest.WithURL(emu.RESTURL())),
-		bot.WithShardManagerConfigOpts(sharding.WithGatewayConfigOpts(
+		bot.WithShardManagerConfigOpts(sharding.WithGatewayConfigOpts(gateway.WithCompression(gateway.CompressionNone),
 			gateway.WithIntents(gateway.IntentGuilds|gateway.IntentGuildVoiceStates))),
 		ev.listener(), musicBot(errs))
 	if err != nil {
@@ -322,7 +322,7 @@ func TestDisgoIdentifyPacing(t *testing.T) {
 	}{{"default limiter", false, 0}, {"noop limiter", true, 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			emu := startEmu(t, Config{Shards: 2, MaxConcurrency: 1})
-			opts := []sharding.ConfigOpt{sharding.WithGatewayConfigOpts(gateway.WithIntents(gateway.IntentGuilds))}
+			opts := []sharding.ConfigOpt{sharding.WithGatewayConfigOpts(gateway.WithCompression(gateway.CompressionNone), gateway.WithIntents(gateway.IntentGuilds))}
 			if tc.noop {
 				opts = append(opts, sharding.WithIdentifyRateLimiter(gateway.NewNoopIdentifyRateLimiter()))
 			}
@@ -626,7 +626,7 @@ func TestDisgoInteractionTokenExpiry(t *testing.T) {
 // the project relies on.
 func TestDisgoClientFacts(t *testing.T) {
 	emu := startEmu(t, Config{})
-	client, _ := newBot(t, emu)
+	client, _ := newBotWith(t, emu)
 	// Construction already called GET /gateway (no auth), even with gateway.WithURL.
 	if rqs := emu.Recorder().RequestsMatching("GET", "/gateway"); len(rqs) != 1 || rqs[0].Header.Get("Authorization") != "" {
 		t.Fatalf("GET /gateway at construction: %+v", rqs)
@@ -670,7 +670,7 @@ func TestDisgoShardManagerConstructionCallsGatewayBot(t *testing.T) {
 	emu := startEmu(t, Config{Shards: 3, MaxConcurrency: 3})
 	client, err := disgo.New(emu.Token(), bot.WithLogger(quietLogger()),
 		bot.WithRestClientConfigOpts(rest.WithURL(emu.RESTURL())),
-		bot.WithShardManagerConfigOpts(sharding.WithGatewayConfigOpts(gateway.WithIntents(gateway.IntentGuilds))))
+		bot.WithShardManagerConfigOpts(sharding.WithGatewayConfigOpts(gateway.WithCompression(gateway.CompressionNone), gateway.WithIntents(gateway.IntentGuilds))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -700,7 +700,7 @@ func TestDisgoShardSubsetSendsOp4OnWrongShard(t *testing.T) {
 	client, err := disgo.New(emu.Token(), bot.WithLogger(quietLogger()),
 		bot.WithRestClientConfigOpts(rest.WithURL(emu.RESTURL())),
 		bot.WithShardManagerConfigOpts(sharding.WithShardIDs(0, 1), sharding.WithShardCount(4),
-			sharding.WithGatewayConfigOpts(gateway.WithIntents(gateway.IntentGuilds|gateway.IntentGuildVoiceStates))))
+			sharding.WithGatewayConfigOpts(gateway.WithCompression(gateway.CompressionNone), gateway.WithIntents(gateway.IntentGuilds|gateway.IntentGuildVoiceStates))))
 	if err != nil {
 		t.Fatal(err)
 	}
