@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ensemble-bot/ensemble/actors/session"
+	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/music"
@@ -442,17 +442,10 @@ func (r *recentIDs) add(id string) bool {
 	return true
 }
 
-// recoverPanic turns a panic into an error for the caller and stops the
-// activation (protoactor would restart the generated actor without its
-// inner grain). Settings reload on the next activation.
+// recoverPanic, deferred by every handler, stops the activation on a
+// panic; settings reload on the next activation.
 func (g *Grain) recoverPanic(err *error) {
-	r := recover()
-	if r == nil {
-		return
+	if r := recover(); r != nil {
+		ecluster.GrainPanicked(g.ctx, g.log, "guild "+g.guildID, r, err)
 	}
-	g.log.Error("guild panic; stopping the activation", "panic", r, "stack", string(debug.Stack()))
-	if err != nil {
-		*err = fmt.Errorf("guild %s: internal error", g.guildID)
-	}
-	g.ctx.Poison(g.ctx.Self())
 }

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/proto"
 
+	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/music"
@@ -354,19 +354,11 @@ func (g *Grain) Wake(*clusterpb.Ack, cluster.GrainContext) (_ *clusterpb.Ack, er
 	return &clusterpb.Ack{}, nil
 }
 
-// recoverPanic turns a panic in a handler into an error for the caller and
-// stops the activation: protoactor would restart the generated actor
-// without its inner grain, so every later message would fail. The next
-// call activates afresh from the store.
+// recoverPanic, deferred by every handler, stops the activation on a
+// panic; until it stops, everything is refused.
 func (g *Grain) recoverPanic(err *error) {
-	r := recover()
-	if r == nil {
-		return
+	if r := recover(); r != nil {
+		g.fenced = true
+		ecluster.GrainPanicked(g.ctx, g.log, "session "+g.guildID, r, err)
 	}
-	g.log.Error("session panic; stopping the activation", "panic", r, "stack", string(debug.Stack()))
-	if err != nil {
-		*err = fmt.Errorf("session %s: internal error", g.guildID)
-	}
-	g.fenced = true // refuse everything until the new activation
-	g.ctx.Poison(g.ctx.Self())
 }
