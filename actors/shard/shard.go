@@ -149,10 +149,7 @@ type (
 	}
 	// closed is disgo giving up on the connection (it reconnects by itself
 	// otherwise, without telling anyone).
-	closed struct {
-		err       error
-		reconnect bool
-	}
+	closed struct{ err error }
 	// openEnded is the end of the open loop.
 	openEnded struct{ err error }
 )
@@ -185,8 +182,8 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 			root.Send(self, &dispatch{at: now(), ev: ev})
 		}
 	}
-	onClose := func(_ gateway.Gateway, err error, reconnect bool) {
-		root.Send(self, &closed{err: err, reconnect: reconnect})
+	onClose := func(_ gateway.Gateway, err error, _ bool) {
+		root.Send(self, &closed{err: err})
 	}
 	opts := append([]gateway.ConfigOpt{
 		gateway.WithURL(g.deps.GatewayURL),
