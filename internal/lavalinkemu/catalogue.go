@@ -76,6 +76,15 @@ type catalogue struct {
 	searchResults int
 }
 
+// newCatalogue takes a Config with its defaults applied.
+func newCatalogue(cfg Config) catalogue {
+	return catalogue{broken: cfg.BrokenIdentifier, searchResults: cfg.SearchResults}
+}
+
+// noMatches is Lavalink's empty result: NoMatches has a null data field, not
+// the {} the API documentation shows.
+var noMatches = LoadResult{LoadType: LoadEmpty, Data: nil}
+
 func (c catalogue) load(identifier string) LoadResult {
 	if c.broken != "" && identifier == c.broken {
 		return LoadResult{LoadType: LoadError, Data: Exception{
@@ -96,7 +105,7 @@ func (c catalogue) load(identifier string) LoadResult {
 	// Everything else (plain words without a search prefix, local paths,
 	// file: URLs, unknown source prefixes) matches no enabled source manager,
 	// which Lavalink reports as "empty" rather than as an error.
-	return LoadResult{LoadType: LoadEmpty, Data: emptyObject}
+	return noMatches
 }
 
 var searchVariants = []string{"", " (Official Video)", " (Live)", " (Lyrics)", " (Remix)", " (Acoustic)", " (Extended Mix)", " (Cover)", " (Instrumental)", " (Radio Edit)"}
@@ -105,7 +114,7 @@ var artists = []string{"The Loopbacks", "Null Pointer Sisters", "Race Detector",
 
 func (c catalogue) search(source, query string) LoadResult {
 	if query == "" {
-		return LoadResult{LoadType: LoadEmpty, Data: emptyObject}
+		return noMatches
 	}
 	n := c.searchResults
 	if n <= 0 {
@@ -140,7 +149,7 @@ func (c catalogue) loadURL(u *url.URL) LoadResult {
 		case strings.HasPrefix(u.Path, "/shorts/") && validVideoID(strings.TrimPrefix(u.Path, "/shorts/")):
 			return single(youtubeFromID(strings.TrimPrefix(u.Path, "/shorts/")))
 		}
-		return LoadResult{LoadType: LoadEmpty, Data: emptyObject}
+		return noMatches
 	case "youtu.be":
 		id := strings.Trim(u.Path, "/")
 		if q.Get("list") != "" {
@@ -149,7 +158,7 @@ func (c catalogue) loadURL(u *url.URL) LoadResult {
 		if validVideoID(id) {
 			return single(youtubeFromID(id))
 		}
-		return LoadResult{LoadType: LoadEmpty, Data: emptyObject}
+		return noMatches
 	case "soundcloud.com":
 		parts := strings.Split(strings.Trim(u.Path, "/"), "/")
 		switch {
@@ -159,7 +168,7 @@ func (c catalogue) loadURL(u *url.URL) LoadResult {
 			seed := "soundcloud|" + parts[0] + "/" + parts[1]
 			return single(soundcloudTrack(parts[0], parts[1], unslug(parts[1]), unslug(parts[0]), lengthFor(seed)))
 		}
-		return LoadResult{LoadType: LoadEmpty, Data: emptyObject}
+		return noMatches
 	}
 	if strings.Contains(strings.ToLower(u.Path), "playlist") || q.Has("list") {
 		return httpPlaylist(u)

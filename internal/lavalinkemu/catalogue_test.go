@@ -142,6 +142,23 @@ func TestLoadMatchesREST(t *testing.T) {
 	}
 }
 
+// TestResolveMatchesDefaultEmulator: Resolve is a default emulator's
+// loadtracks, byte for byte, for every kind of answer.
+func TestResolveMatchesDefaultEmulator(t *testing.T) {
+	e := startEmu(t, Config{})
+	for _, id := range []string{"ytsearch:resolve", "scsearch:resolve", "https://youtu.be/dQw4w9WgXcQ",
+		"https://www.youtube.com/playlist?list=PLr", "https://example.com/a.mp3", "nothing at all"} {
+		want, _ := json.Marshal(Resolve(id))
+		_, got := doREST(t, e, "GET", "/v4/loadtracks?identifier="+url.QueryEscape(id), nil, nil)
+		if string(got) != string(want) {
+			t.Fatalf("%q: REST %s, Resolve %s", id, got, want)
+		}
+	}
+	if n := len(Resolve("ytsearch:five").Data.([]Track)); n != 5 {
+		t.Fatalf("a default search has %d results", n)
+	}
+}
+
 func TestRecorderBound(t *testing.T) {
 	e := startEmu(t, Config{MaxRecordedRequests: 2})
 	for _, p := range []string{"/v4/info", "/v4/stats", "/version"} {

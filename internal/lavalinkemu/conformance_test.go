@@ -49,11 +49,11 @@ func TestConformanceConnect(t *testing.T) {
 
 	ctx := ctxT(t)
 	v, err := d.node.Version(ctx)
-	if err != nil || v != "4.0.8" {
+	if err != nil || v != DefaultVersion {
 		t.Fatalf("Version = %q, %v", v, err)
 	}
 	info, err := d.node.Info(ctx)
-	if err != nil || info.Version.Major != 4 || info.Version.Semver != "4.0.8" || len(info.SourceManagers) == 0 {
+	if err != nil || info.Version.Major != 4 || info.Version.Minor != 2 || info.Version.Semver != DefaultVersion || len(info.SourceManagers) == 0 {
 		t.Fatalf("Info = %+v, %v", info, err)
 	}
 	rs, err := d.node.Rest().Stats(ctx)
@@ -127,6 +127,7 @@ func TestConformanceLoadTypes(t *testing.T) {
 				t.Errorf("playlist = %+v", p)
 			}
 		}},
+		// "data" is null (TestRESTLoadEmptyHasNullData); disgolink copes.
 		{"never gonna give you up", func(t *testing.T, r *lavalink.LoadResult) {
 			if _, ok := r.Data.(lavalink.Empty); !ok {
 				t.Errorf("data = %#v", r.Data)
@@ -495,5 +496,128 @@ func TestConformancePartialVoiceStateRejected(t *testing.T) {
 	}
 	if len(e.Players("")) != 0 {
 		t.Fatal("a rejected update created a player")
+	}
+}
+
+// TestConformanceUserData: the userData a track is played with comes back in
+// its events and in the player, as on Lavalink; the TrackEnd of a finished
+// track carries an encoding with the final position, so it differs from the
+// one sent (clients must not compare encodings).
+func TestConformanceUserData(t *testing.T) {
+	e := startEmu(t, Config{Speed: 1000})
+	d := mustDL(t, e)
+	ctx := ctxT(t)
+	g := snowflake.ID(7001)
+	r, err := d.node.LoadTracks(ctx, "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := r.Data.(lavalink.Track).WithUserData(map[string]any{"k": "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.connectVoice(g)
+	p := d.client.Player(g)
+	if err := p.Update(ctx, lavalink.WithTrack(tr), lavalink.WithPaused(true)); err != nil {
+		t.Fatal(err)
+	}
+	start := waitMsg[lavalink.TrackStartEvent](d, nil)
+	if string(start.Track.UserData) != `{"k":"v"}` || start.Track.Encoded != tr.Encoded {
+		t.Fatalf("TrackStart userData %s, encoded sent back unchanged: %v", start.Track.UserData, start.Track.Encoded == tr.Encoded)
+	}
+	pl, err := d.node.Rest().Player(ctx, d.node.SessionID(), g)
+	if err != nil || pl.Track == nil || string(pl.Track.UserData) != `{"k":"v"}` {
+		t.Fatalf("GET player: %+v %v", pl, err)
+	}
+
+	if err := p.Update(ctx, lavalink.WithPosition(tr.Info.Length-lavalink.Second), lavalink.WithPaused(false)); err != nil {
+		t.Fatal(err)
+	}
+	end := waitMsg[lavalink.TrackEndEvent](d, nil)
+	if end.Reason != lavalink.TrackEndReasonFinished || string(end.Track.UserData) != `{"k":"v"}` || end.Track.Info.Identifier != tr.Info.Identifier {
+		t.Fatalf("TrackEnd %s userData %s", end.Reason, end.Track.UserData)
+	}
+	if end.Track.Encoded == tr.Encoded {
+		t.Fatal("the finished track's encoding is the one sent; Lavalink's carries the end position")
+	}
+	decoded, err := d.node.DecodeTrack(ctx, end.Track.Encoded)
+	if err != nil || decoded.Info.Position != tr.Info.Length || decoded.Info.Identifier != tr.Info.Identifier {
+		t.Fatalf("decoding the finished track: %+v %v", decoded, err)
+	}
+	if log := e.PlayerEvents(uint64(g)); len(log) != 2 || string(log[1].UserData) != `{"k":"v"}` {
+		t.Fatalf("event log %+v", log)
+	}
+}
+
+// TestConformanceTrackWithoutUserDataRejected: disgolink's WithTrack sends the
+// track's userData as is, so a Track built by hand (nil UserData) goes out as
+// "userData": null, which Lavalink's PlayerUpdateTrack (Omissible<JsonObject>)
+// refuses. Tracks that came from the node have {} and are fine.
+func TestConformanceTrackWithoutUserDataRejected(t *testing.T) {
+	e := startEmu(t, Config{})
+	d := mustDL(t, e)
+	ctx := ctxT(t)
+	r, _ := d.node.LoadTracks(ctx, "ytsearch:by hand")
+	loaded := r.Data.(lavalink.Search)[0]
+	p := d.client.Player(7002)
+	err := p.Update(ctx, lavalink.WithTrack(lavalink.Track{Encoded: loaded.Encoded}))
+	var le lavalink.Error
+	if !errors.As(err, &le) || le.Status != 400 || !strings.Contains(le.Message, "userData") {
+		t.Fatalf("a track with nil UserData: %v", err)
+	}
+	if !strings.Contains(string(e.RequestsTo("PATCH", "/v4/sessions/")[0].Body), `"userData":null`) {
+		t.Fatalf("request %s", e.RequestsTo("PATCH", "/v4/sessions/")[0].Body)
+	}
+	if err := p.Update(ctx, lavalink.WithTrack(loaded)); err != nil {
+		t.Fatalf("a loaded track: %v", err)
+	}
+	if err := p.Update(ctx, lavalink.WithEncodedTrack(loaded.Encoded)); err != nil {
+		t.Fatalf("an encoded track alone: %v", err)
+	}
+}
+
+// TestConformanceLoadFailureInUpdate: a track identifier that fails to load
+// fails the update with 400 and the load exception's message.
+func TestConformanceLoadFailureInUpdate(t *testing.T) {
+	const broken = "https://www.youtube.com/watch?v=brokenbroke"
+	e := startEmu(t, Config{BrokenIdentifier: broken})
+	d := mustDL(t, e)
+	err := d.client.Player(7003).Update(ctxT(t), lavalink.WithTrackIdentifier(broken))
+	var le lavalink.Error
+	if !errors.As(err, &le) || le.Status != 400 || le.Message != "This video is unavailable" {
+		t.Fatalf("update with a broken identifier: %v", err)
+	}
+}
+
+// TestConformanceNoResume: against a server without resuming, enabling it
+// fails with 404, and a dropped socket loses the session and its players.
+func TestConformanceNoResume(t *testing.T) {
+	e := startEmu(t, Config{NoResume: true})
+	d := mustDL(t, e)
+	ctx := ctxT(t)
+	old := onlySession(t, e).ID
+	err := d.node.Update(ctx, lavalink.SessionUpdate{Resuming: ptr(true), Timeout: ptr(60)})
+	var le lavalink.Error
+	if !errors.As(err, &le) || le.Status != 404 {
+		t.Fatalf("enabling resuming: %v, want a lavalink.Error with status 404", err)
+	}
+	g := snowflake.ID(7004)
+	r, _ := d.node.LoadTracks(ctx, "ytsearch:no resume")
+	d.connectVoice(g)
+	if err := d.client.Player(g).Update(ctx, lavalink.WithTrack(r.Data.(lavalink.Search)[0])); err != nil {
+		t.Fatal(err)
+	}
+	waitMsg[lavalink.TrackStartEvent](d, nil)
+
+	e.DropWebsockets()
+	if ps := e.Players(""); len(ps) != 0 {
+		t.Fatalf("players survived the drop: %+v", ps)
+	}
+	waitUntil(t, "the client reconnects", func() bool {
+		ss := e.Sessions()
+		return len(ss) == 1 && ss[0].ID != old && ss[0].Connected
+	})
+	if _, err := d.node.Rest().Player(ctx, old, g); !errors.As(err, &le) || le.Status != 404 {
+		t.Fatalf("old session: %v", err)
 	}
 }

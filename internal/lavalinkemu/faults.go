@@ -95,12 +95,14 @@ func (e *Emulator) playersLocked(guildID uint64) []*player {
 // FreezePlayer stalls the guild's player: its position stops advancing while
 // the track stays loaded, and once lavaplayer's stuck threshold has passed
 // (Config.StuckThreshold of track time) the client gets TrackStuckEvent,
-// once per stall. The track does not end on its own; UnfreezePlayer resumes.
+// once per stall. The track does not end on its own, and the stall outlasts
+// it (the next track is stalled too); UnfreezePlayer resumes.
 func (e *Emulator) FreezePlayer(guildID uint64) error {
 	return e.setFrozen(guildID, true)
 }
 
-// UnfreezePlayer lets a frozen player's clock run again.
+// UnfreezePlayer lets a frozen player's clock run again, including one a
+// StickWhenPlayed rule stalled (the rule does not trip again in that play).
 func (e *Emulator) UnfreezePlayer(guildID uint64) error {
 	return e.setFrozen(guildID, false)
 }
@@ -114,12 +116,18 @@ func (e *Emulator) setFrozen(guildID uint64, on bool) error {
 	}
 	now := time.Now()
 	for _, p := range ps {
-		if p.frozen == on {
+		if p.frozen == on && (on || !p.stuck) {
 			continue
 		}
+		wasStalled := p.stalled()
 		p.rebase(now)
 		p.frozen = on
-		p.stuckSince, p.stuckSent = now, false
+		if !on {
+			p.stuck = false
+		}
+		if !wasStalled {
+			p.stuckSince, p.stuckSent = now, false
+		}
 		p.schedule(now)
 	}
 	return nil
@@ -142,16 +150,17 @@ func (e *Emulator) CloseVoice(guildID uint64, code int, reason string, byRemote 
 		p.connected = false
 		p.idleSince = now
 		p.schedule(now)
-		p.s.send(wsClosedEvent{Op: "event", Type: "WebSocketClosedEvent", GuildID: p.gid(), Code: code, Reason: reason, ByRemote: byRemote})
+		p.emit(wsClosedEvent{Op: "event", Type: "WebSocketClosedEvent", GuildID: p.gid(), Code: code, Reason: reason, ByRemote: byRemote})
 		p.s.send(e.playerUpdateMsg(p, now))
 	}
 	return nil
 }
 
 // FailTrack makes the guild's current track fail the way a broken source
-// does: TrackExceptionEvent with the given message (severity "fault"), then
-// TrackEnd with "loadFailed" if no audio had been produced yet (position 0)
-// or "finished" otherwise, which is how lavaplayer reports it.
+// does: TrackExceptionEvent with the given message (severity "fault", with
+// cause and causeStackTrace), then TrackEnd with "loadFailed" if no audio had
+// been produced yet (position 0) or "finished" otherwise, which is how
+// lavaplayer reports it.
 func (e *Emulator) FailTrack(guildID uint64, message string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -163,19 +172,79 @@ func (e *Emulator) FailTrack(guildID uint64, message string) error {
 			continue
 		}
 		failed++
-		p.s.send(trackExceptionEvent{Op: "event", Type: "TrackExceptionEvent", GuildID: p.gid(), Track: p.trackJSON(now),
-			Exception: Exception{Message: message, Severity: "fault", Cause: "java.lang.RuntimeException: " + message,
-				CauseStackTrace: "java.lang.RuntimeException: " + message + "\n\tat lavalinkemu (emulated)"}})
-		if p.position(now) == 0 {
-			p.end(EndLoadFailed)
-		} else {
-			p.end(EndFinished)
-		}
+		p.fail(now, message)
 	}
 	if failed == 0 {
 		return fmt.Errorf("lavalinkemu: no playing track for guild %d", guildID)
 	}
 	return nil
+}
+
+// trackFault is a FailWhenPlayed or StickWhenPlayed rule.
+type trackFault struct {
+	atMs    int64
+	stick   bool
+	message string
+}
+
+// FailWhenPlayed makes every play of a track with this identifier fail when its
+// position reaches atMs of track time (0: at once, before any audio):
+// TrackExceptionEvent (severity "fault", with cause and causeStackTrace), then
+// TrackEndEvent with reason "loadFailed" when no audio was produced (position 0)
+// or "finished" otherwise — lavaplayer's sequence. Lasts until ClearTrackFaults.
+//
+// The identifier is the track's info.identifier (a YouTube video ID, the URL
+// for SoundCloud and HTTP tracks). The position is that of the playback
+// clock, so the rule follows Speed, pauses, seeks and voice connections; a
+// play that starts past atMs (other than 0) or whose track ends first does
+// not fail. A later FailWhenPlayed or StickWhenPlayed for the same identifier
+// replaces the rule. Tracks already playing get the rule at once. Rules
+// survive Restart.
+func (e *Emulator) FailWhenPlayed(identifier string, atMs int64, message string) {
+	e.setTrackFault(identifier, trackFault{atMs: max(atMs, 0), message: message})
+}
+
+// StickWhenPlayed makes every play of a track with this identifier freeze when
+// its position reaches atMs of track time, as FreezePlayer does (position stops,
+// TrackStuckEvent after Config.StuckThreshold of track time, once per stall; a
+// new play of the same track — e.g. the client re-sending it — freezes again).
+//
+// Unlike FreezePlayer the stall ends with the track: the next track plays
+// normally. Otherwise it works as FailWhenPlayed.
+func (e *Emulator) StickWhenPlayed(identifier string, atMs int64) {
+	e.setTrackFault(identifier, trackFault{atMs: max(atMs, 0), stick: true})
+}
+
+// ClearTrackFaults removes every FailWhenPlayed/StickWhenPlayed rule. A play
+// a rule already stalled stays stalled (UnfreezePlayer or a new play ends it).
+func (e *Emulator) ClearTrackFaults() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.log.Debug("lavalinkemu: fault: track rules cleared", "rules", len(e.trackFaults))
+	clear(e.trackFaults)
+	e.rescheduleLocked(func(*player) bool { return true })
+}
+
+func (e *Emulator) setTrackFault(identifier string, f trackFault) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.log.Debug("lavalinkemu: fault: track rule", "identifier", identifier, "at_ms", f.atMs, "stick", f.stick)
+	e.trackFaults[identifier] = f
+	e.rescheduleLocked(func(p *player) bool { return p.track.Info.Identifier == identifier })
+}
+
+// rescheduleLocked re-arms the timers of the players with a track that match,
+// so that a changed rule applies to plays in progress.
+func (e *Emulator) rescheduleLocked(match func(*player) bool) {
+	now := time.Now()
+	for _, s := range e.sessions {
+		for _, p := range s.players {
+			if p.track != nil && match(p) {
+				p.rebase(now)
+				p.schedule(now)
+			}
+		}
+	}
 }
 
 // SendRaw sends raw as one websocket text frame to the session, in order with

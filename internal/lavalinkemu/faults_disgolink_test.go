@@ -158,3 +158,41 @@ func TestDisgolinkSeesFailedTrack(t *testing.T) {
 		t.Fatalf("end %+v", end)
 	}
 }
+
+// TestDisgolinkSeesTrackFaults: what a client sees of the persistent track
+// faults: a track that fails mid-play, and one that gets stuck again each
+// time the client plays it.
+func TestDisgolinkSeesTrackFaults(t *testing.T) {
+	e := startEmu(t, Config{Speed: 1000})
+	d := mustDL(t, e)
+	ctx := ctxT(t)
+	g := snowflake.ID(5006)
+	r, _ := d.node.LoadTracks(ctx, "ytsearch:faulty queue")
+	tracks := r.Data.(lavalink.Search)
+	fails, sticks := tracks[0], tracks[1]
+	e.FailWhenPlayed(fails.Info.Identifier, 15000, "Something broke when playing the track.")
+	e.StickWhenPlayed(sticks.Info.Identifier, 25000)
+	d.connectVoice(g)
+	p := d.client.Player(g)
+
+	if err := p.Update(ctx, lavalink.WithTrack(fails)); err != nil {
+		t.Fatal(err)
+	}
+	ex := waitMsg[lavalink.TrackExceptionEvent](d, nil)
+	if ex.Exception.Severity != lavalink.SeverityFault || ex.Exception.CauseStackTrace == "" || ex.Track.Info.Position != 15*lavalink.Second {
+		t.Fatalf("exception %+v at %v", ex.Exception, ex.Track.Info.Position)
+	}
+	if end := waitMsg[lavalink.TrackEndEvent](d, nil); end.Reason != lavalink.TrackEndReasonFinished || !end.Reason.MayStartNext() {
+		t.Fatalf("end %+v", end)
+	}
+
+	for i := 0; i < 2; i++ {
+		if err := p.Update(ctx, lavalink.WithTrack(sticks)); err != nil {
+			t.Fatal(err)
+		}
+		stuck := waitMsg[lavalink.TrackStuckEvent](d, nil)
+		if stuck.Track.Info.Identifier != sticks.Info.Identifier || stuck.Track.Info.Position != 25*lavalink.Second || stuck.Threshold != 10*lavalink.Second {
+			t.Fatalf("play %d: stuck %+v", i, stuck)
+		}
+	}
+}

@@ -287,10 +287,23 @@ func TestConcurrentClientsAndFaults(t *testing.T) {
 			}
 		}(i)
 	}
+	// A waiter that is never satisfied keeps reading the log while it grows.
+	waitCtx, stopWaiting := context.WithCancel(context.Background())
+	waited := make(chan error, 1)
+	go func() {
+		_, err := e.WaitPlayerEvent(waitCtx, 0, func(r PlayerEventRecord) bool { return r.Type == "never" })
+		waited <- err
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for k := 0; k < 10; k++ {
+			e.FailWhenPlayed(tracks[k%3].Info.Identifier, int64(k*100), "x")
+			e.StickWhenPlayed(tracks[(k+1)%3].Info.Identifier, int64(k*50))
+			_ = e.PlayerEvents(0)
+			if k%4 == 3 {
+				e.ClearTrackFaults()
+			}
 			_ = e.FreezePlayer(1)
 			e.HangFor(time.Millisecond)
 			_ = e.UnfreezePlayer(1)
@@ -306,6 +319,10 @@ func TestConcurrentClientsAndFaults(t *testing.T) {
 		}
 	}()
 	wg.Wait()
+	stopWaiting()
+	if err := <-waited; !errors.Is(err, context.Canceled) {
+		t.Fatalf("waiter: %v", err)
+	}
 	e.Hang(false)
 	if code, _ := doREST(t, e, "GET", "/v4/stats", nil, nil); code != 200 {
 		t.Fatalf("node unhealthy after the storm: %d", code)
@@ -320,5 +337,164 @@ func doRESTNoFatal(e *Emulator, method, path, body string) {
 	req.Header.Set("Authorization", testPassword)
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
+	}
+}
+
+// TestFaultFailWhenPlayed: every play of the track fails when the clock gets
+// to the rule's position, at any speed; nothing reports a position past it
+// first; a play that starts past it is not affected; ClearTrackFaults ends it.
+func TestFaultFailWhenPlayed(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		speed       float64
+		atMs, start int64
+		wantPos     int64
+		wantReason  string
+	}{
+		{"load failure", 1000, 0, 0, 0, EndLoadFailed},
+		{"load failure of a play started later", 1000, 0, 5000, 5000, EndFinished},
+		{"mid-track", 1000, 30000, 0, 30000, EndFinished},
+		{"mid-track at an uneven speed", 333.3, 20000, 0, 20000, EndFinished},
+		{"mid-track from a later start", 1000, 30000, 10000, 30000, EndFinished},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startEmu(t, Config{Speed: tc.speed, PlayerUpdateInterval: 2 * time.Millisecond})
+			tr := loadOne(t, e, "ytsearch:fails when played")
+			e.FailWhenPlayed(tr.Info.Identifier, tc.atMs, "Video returned by YouTube isn't what was requested")
+			c, ready := connectWS(t, e, "")
+			patch(t, e, ready.SessionID, "1", map[string]any{"voice": fullVoice}, 200)
+			for play := 0; play < 2; play++ {
+				patch(t, e, ready.SessionID, "1", map[string]any{"track": map[string]any{"encoded": tr.Encoded}, "position": tc.start}, 200)
+				ex, before := c.waitFor(func(m wsMsg) bool { return m.is("event", "TrackExceptionEvent") })
+				for _, m := range before {
+					if m.Op == "playerUpdate" && m.State.Position > tc.wantPos {
+						t.Fatalf("play %d: position %d reported before the failure at %d", play, m.State.Position, tc.wantPos)
+					}
+				}
+				x := ex.Exception
+				if ex.Track.Info.Position != tc.wantPos || x.Severity != "fault" || x.Message != "Video returned by YouTube isn't what was requested" ||
+					!strings.Contains(x.Cause, x.Message) || !strings.Contains(x.CauseStackTrace, x.Message) {
+					t.Fatalf("play %d: exception at %d: %+v", play, ex.Track.Info.Position, x)
+				}
+				if end := c.waitEvent("TrackEndEvent"); end.Reason != tc.wantReason || end.Track.Info.Position != tc.wantPos {
+					t.Fatalf("play %d: end %s at %d", play, end.Reason, end.Track.Info.Position)
+				}
+			}
+			e.ClearTrackFaults()
+			patch(t, e, ready.SessionID, "1", map[string]any{"track": map[string]any{"encoded": tr.Encoded}, "position": tr.Info.Length - 5000}, 200)
+			end, before := c.waitFor(func(m wsMsg) bool { return m.is("event", "TrackEndEvent") })
+			for _, m := range before {
+				if m.is("event", "TrackExceptionEvent") {
+					t.Fatal("a cleared rule still failed the track")
+				}
+			}
+			if end.Reason != EndFinished || end.Track.Info.Position != tr.Info.Length {
+				t.Fatalf("after ClearTrackFaults: end %s at %d", end.Reason, end.Track.Info.Position)
+			}
+		})
+	}
+}
+
+// TestFaultFailWhenPlayedFollowsTheClock: the rule waits for the clock, so a
+// paused play does not fail until resumed, a play that seeks past the
+// position does not fail, and a rule given mid-play applies to that play.
+func TestFaultFailWhenPlayedFollowsTheClock(t *testing.T) {
+	e := startEmu(t, Config{Speed: 1000})
+	tr := loadOne(t, e, "ytsearch:follows the clock")
+	c, ready := connectWS(t, e, "")
+	sid := ready.SessionID
+	patch(t, e, sid, "1", map[string]any{"voice": fullVoice, "track": map[string]any{"encoded": tr.Encoded}, "paused": true}, 200)
+	c.waitEvent("TrackStartEvent")
+
+	e.FailWhenPlayed(tr.Info.Identifier, 0, "paused")
+	// A request round trip later the paused track is still there (were the
+	// rule armed, its zero-length timer would have fired by now).
+	if p := patch(t, e, sid, "1", map[string]any{"volume": 50}, 200); p.Track == nil {
+		t.Fatal("the rule failed a paused track")
+	}
+	patch(t, e, sid, "1", map[string]any{"paused": false}, 200)
+	if ex := c.waitEvent("TrackExceptionEvent"); ex.Exception.Message != "paused" {
+		t.Fatalf("exception %+v", ex.Exception)
+	}
+	if end := c.waitEvent("TrackEndEvent"); end.Reason != EndLoadFailed {
+		t.Fatalf("end %s", end.Reason)
+	}
+
+	e.FailWhenPlayed(tr.Info.Identifier, 30000, "skipped over")
+	patch(t, e, sid, "1", map[string]any{"track": map[string]any{"encoded": tr.Encoded}, "paused": true}, 200)
+	patch(t, e, sid, "1", map[string]any{"position": 40000, "paused": false}, 200)
+	end, before := c.waitFor(func(m wsMsg) bool { return m.is("event", "TrackEndEvent") })
+	for _, m := range before {
+		if m.is("event", "TrackExceptionEvent") {
+			t.Fatalf("failed at %d after seeking past the rule", m.Track.Info.Position)
+		}
+	}
+	if end.Reason != EndFinished || end.Track.Info.Position != tr.Info.Length {
+		t.Fatalf("end %s at %d", end.Reason, end.Track.Info.Position)
+	}
+}
+
+// TestFaultStickWhenPlayed: each play of the track stalls at the position
+// (one TrackStuckEvent per stall, position frozen); re-sending the track
+// stalls again; another track plays normally; UnfreezePlayer ends a stall.
+func TestFaultStickWhenPlayed(t *testing.T) {
+	e := startEmu(t, Config{Speed: 1000, PlayerUpdateInterval: 2 * time.Millisecond})
+	stuck, other := loadOne(t, e, "ytsearch:sticks"), loadOne(t, e, "ytsearch:does not stick")
+	e.StickWhenPlayed(stuck.Info.Identifier, 20000)
+	c, sid := playingPlayer(t, e, "1", stuck)
+
+	for play := 0; play < 2; play++ {
+		ev, before := c.waitFor(func(m wsMsg) bool { return m.is("event", "TrackStuckEvent") })
+		for _, m := range before {
+			if m.Op == "event" || (m.Op == "playerUpdate" && m.State.Position > 20000) {
+				t.Fatalf("play %d: %+v before TrackStuckEvent", play, m)
+			}
+		}
+		if ev.Track.Info.Position != 20000 || ev.ThresholdMs != 10000 || ev.Track.Info.Identifier != stuck.Info.Identifier {
+			t.Fatalf("play %d: stuck %+v at %d", play, ev, ev.Track.Info.Position)
+		}
+		if p := e.Players(sid)[0]; !p.Frozen || p.Position != 20000 {
+			t.Fatalf("play %d: player %+v", play, p)
+		}
+		// Still stalled: more updates at the same position, no more events.
+		for i := 0; i < 5; i++ {
+			m, _ := c.waitFor(func(m wsMsg) bool { return m.Op == "playerUpdate" || m.Op == "event" })
+			if m.Op == "event" || m.State.Position != 20000 {
+				t.Fatalf("play %d: %+v while stalled", play, m)
+			}
+		}
+		if play == 0 {
+			// What a client does about a stuck track: play it again.
+			patch(t, e, sid, "1", map[string]any{"track": map[string]any{"encoded": stuck.Encoded}}, 200)
+			if end := c.waitEvent("TrackEndEvent"); end.Reason != EndReplaced || end.Track.Info.Position != 20000 {
+				t.Fatalf("replace: %s at %d", end.Reason, end.Track.Info.Position)
+			}
+			c.waitEvent("TrackStartEvent")
+		}
+	}
+
+	if err := e.UnfreezePlayer(1); err != nil {
+		t.Fatal(err)
+	}
+	end, before := c.waitFor(func(m wsMsg) bool { return m.is("event", "TrackEndEvent") })
+	for _, m := range before {
+		if m.Op == "event" {
+			t.Fatalf("%+v after UnfreezePlayer", m)
+		}
+	}
+	if end.Reason != EndFinished || end.Track.Info.Position != stuck.Info.Length {
+		t.Fatalf("end after unfreeze: %s at %d", end.Reason, end.Track.Info.Position)
+	}
+
+	// The stall was the track's, not the player's.
+	patch(t, e, sid, "1", map[string]any{"track": map[string]any{"encoded": other.Encoded}}, 200)
+	end, before = c.waitFor(func(m wsMsg) bool { return m.is("event", "TrackEndEvent") })
+	for _, m := range before {
+		if m.is("event", "TrackStuckEvent") {
+			t.Fatal("another track got stuck")
+		}
+	}
+	if end.Reason != EndFinished || end.Track.Info.Identifier != other.Info.Identifier {
+		t.Fatalf("other track: %+v", end)
 	}
 }

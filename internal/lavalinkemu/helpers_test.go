@@ -42,6 +42,13 @@ const noAuth = "\x00omit"
 // body. Authorization defaults to the right password.
 func doREST(t *testing.T, e *Emulator, method, path string, body any, hdr map[string]string) (int, []byte) {
 	t.Helper()
+	code, _, raw := doRESTHeader(t, e, method, path, body, hdr)
+	return code, raw
+}
+
+// doRESTHeader is doREST that also returns the response headers.
+func doRESTHeader(t *testing.T, e *Emulator, method, path string, body any, hdr map[string]string) (int, http.Header, []byte) {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -80,7 +87,7 @@ func doREST(t *testing.T, e *Emulator, method, path string, body any, hdr map[st
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, raw
+	return resp.StatusCode, resp.Header, raw
 }
 
 func mustJSON[T any](t *testing.T, raw []byte) T {

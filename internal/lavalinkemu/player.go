@@ -61,10 +61,18 @@ type player struct {
 	since   time.Time
 	endTime int64 // 0: none
 
-	frozen     bool
+	frozen     bool // FreezePlayer: lasts across tracks until UnfreezePlayer
+	stuck      bool // a StickWhenPlayed rule tripped: lasts until the track ends
 	stuckSent  bool
 	stuckSince time.Time // when frames stopped coming (for TrackStuckEvent)
 	idleSince  time.Time // when nobody started pulling frames (for cleanup)
+
+	// faultAt caps the clock at the position where an armed track fault rule
+	// trips (-1: none armed), so that nothing reports a position past it
+	// before the rule's timer has run. faultFired: the rule tripped during
+	// this play; it trips once per play.
+	faultAt    int64
+	faultFired bool
 
 	gen       uint64 // invalidates timers armed for an older state
 	timers    []*time.Timer
@@ -72,14 +80,18 @@ type player struct {
 }
 
 func (e *Emulator) newPlayerLocked(s *session, guildID uint64) *player {
-	p := &player{e: e, s: s, guildID: guildID, volume: 100, filters: json.RawMessage(`{}`), since: time.Now()}
+	p := &player{e: e, s: s, guildID: guildID, volume: 100, filters: json.RawMessage(`{}`), since: time.Now(), faultAt: -1}
 	s.players[guildID] = p
 	return p
 }
 
 func (p *player) running() bool {
-	return p.track != nil && !p.paused && p.connected && !p.frozen
+	return p.track != nil && !p.paused && p.connected && !p.stalled()
 }
+
+// stalled: a track is loaded but no frames come (FreezePlayer or a
+// StickWhenPlayed rule).
+func (p *player) stalled() bool { return p.frozen || p.stuck }
 
 func (p *player) position(now time.Time) int64 {
 	if p.track == nil {
@@ -88,6 +100,9 @@ func (p *player) position(now time.Time) int64 {
 	pos := p.pos
 	if p.running() {
 		pos += int64(float64(now.Sub(p.since)) * p.e.cfg.Speed / float64(time.Millisecond))
+		if p.faultAt >= 0 && pos > p.faultAt {
+			pos = max(p.faultAt, p.pos)
+		}
 	}
 	if !p.track.Info.IsStream && pos > p.track.Info.Length {
 		pos = p.track.Info.Length
@@ -99,10 +114,13 @@ func (p *player) position(now time.Time) int64 {
 }
 
 // rebase folds the elapsed time into pos; every state change starts with it so
-// that the change takes effect from now and not retroactively.
+// that the change takes effect from now and not retroactively. The fault cap
+// belongs to the timers of the old state; schedule arms it again if it still
+// applies.
 func (p *player) rebase(now time.Time) {
 	p.pos = p.position(now)
 	p.since = now
+	p.faultAt = -1
 }
 
 func (p *player) stopTimers() {
@@ -140,50 +158,102 @@ func (p *player) after(d time.Duration, fn func()) {
 }
 
 // schedule re-arms the timers for the current state: the end of the track
-// (or of endTime), a TrackStuckEvent for a frozen player, and lavaplayer's
-// cleanup of a track nobody is listening to.
+// (or of endTime), a track fault rule, a TrackStuckEvent for a stalled
+// player, and lavaplayer's cleanup of a track nobody is listening to. Callers
+// rebase first.
 func (p *player) schedule(now time.Time) {
 	p.stopTimers()
+	p.faultAt = -1
 	if p.track == nil {
 		return
 	}
+	target := p.track.Info.Length
+	if p.endTime > 0 && p.endTime < target {
+		target = p.endTime
+	}
 	if p.running() && !p.track.Info.IsStream {
-		target := p.track.Info.Length
-		if p.endTime > 0 && p.endTime < target {
-			target = p.endTime
-		}
 		p.after(p.wall(time.Duration(target-p.pos)*time.Millisecond), func() {
 			// The timer is still current, so the end was reached; snapping
 			// avoids reporting target-1 when the wall time was rounded down.
-			p.rebase(time.Now())
+			now := time.Now()
+			p.rebase(now)
 			p.pos = max(p.pos, target)
-			p.end(EndFinished)
+			p.end(now, EndFinished)
 		})
 	}
-	if p.frozen && p.connected && !p.paused && !p.stuckSent {
+	if f, ok := p.e.trackFaults[p.track.Info.Identifier]; ok && p.running() && !p.faultFired {
+		// 0 is a failure to load: it happens at once whatever position the
+		// play started at. Any other position trips only if the clock gets
+		// there before the track ends.
+		at := f.atMs
+		if at == 0 {
+			at = p.pos
+		}
+		if at >= p.pos && (p.track.Info.IsStream || at < target) {
+			p.faultAt = at
+			p.after(p.wall(time.Duration(at-p.pos)*time.Millisecond), func() { p.trip(f) })
+		}
+	}
+	if p.stalled() && p.connected && !p.paused && !p.stuckSent {
 		threshold := p.e.cfg.StuckThreshold
 		p.after(p.wall(threshold)-now.Sub(p.stuckSince), func() {
 			p.stuckSent = true
-			p.s.send(trackStuckEvent{Op: "event", Type: "TrackStuckEvent", GuildID: p.gid(),
+			p.emit(trackStuckEvent{Op: "event", Type: "TrackStuckEvent", GuildID: p.gid(),
 				Track: p.trackJSON(time.Now()), ThresholdMs: threshold.Milliseconds()})
 		})
 	}
 	if !p.connected {
-		p.after(p.wall(p.e.cfg.CleanupThreshold)-now.Sub(p.idleSince), func() { p.end(EndCleanup) })
+		p.after(p.wall(p.e.cfg.CleanupThreshold)-now.Sub(p.idleSince), func() { p.end(time.Now(), EndCleanup) })
 	}
 }
 
-// end finishes the current track with reason and emits TrackEndEvent.
-func (p *player) end(reason string) {
+// trip applies a track fault rule whose position the clock has reached (the
+// cap in position makes the position exactly that).
+func (p *player) trip(f trackFault) {
+	now := time.Now()
+	p.rebase(now)
+	p.faultFired = true
+	if f.stick {
+		// As FreezePlayer, but only for this play of the track.
+		p.stuck = true
+		p.stuckSince, p.stuckSent = now, false
+		p.schedule(now)
+		return
+	}
+	p.fail(now, f.message)
+}
+
+// fail reports a track that broke as lavaplayer does: TrackExceptionEvent,
+// then TrackEnd "loadFailed" if no audio had been produced yet (position 0)
+// or "finished" otherwise.
+func (p *player) fail(now time.Time, message string) {
+	p.emit(trackExceptionEvent{Op: "event", Type: "TrackExceptionEvent", GuildID: p.gid(), Track: p.trackJSON(now),
+		Exception: faultException(message)})
+	if p.position(now) == 0 {
+		p.end(now, EndLoadFailed)
+	} else {
+		p.end(now, EndFinished)
+	}
+}
+
+// faultException is how lavaplayer wraps an error while decoding: severity
+// fault, with the cause and its stack trace (Lavalink 4.1+).
+func faultException(message string) Exception {
+	return Exception{Message: message, Severity: "fault", Cause: "java.lang.RuntimeException: " + message,
+		CauseStackTrace: "java.lang.RuntimeException: " + message + "\n\tat lavalinkemu (emulated)"}
+}
+
+// end finishes the current track with reason and emits TrackEndEvent. now is
+// the caller's, so that the events of one change report one position.
+func (p *player) end(now time.Time, reason string) {
 	if p.track == nil {
 		return
 	}
-	now := time.Now()
 	p.rebase(now)
 	ev := trackEndEvent{Op: "event", Type: "TrackEndEvent", GuildID: p.gid(), Track: p.trackJSON(now), Reason: reason}
-	p.track, p.pos, p.endTime, p.stuckSent = nil, 0, 0, false
+	p.track, p.pos, p.endTime, p.stuckSent, p.stuck = nil, 0, 0, false, false
 	p.schedule(now)
-	p.s.send(ev)
+	p.emit(ev)
 }
 
 // play starts t as lavaplayer's playTrack does: TrackEnd "replaced" for the
@@ -192,7 +262,7 @@ func (p *player) play(t Track, start int64, endTime int64) {
 	now := time.Now()
 	p.rebase(now)
 	if p.track != nil {
-		p.s.send(trackEndEvent{Op: "event", Type: "TrackEndEvent", GuildID: p.gid(), Track: p.trackJSON(now), Reason: EndReplaced})
+		p.emit(trackEndEvent{Op: "event", Type: "TrackEndEvent", GuildID: p.gid(), Track: p.trackJSON(now), Reason: EndReplaced})
 	}
 	if start < 0 {
 		start = 0
@@ -200,11 +270,11 @@ func (p *player) play(t Track, start int64, endTime int64) {
 	t.Info.Position = 0
 	p.track = &t
 	p.pos, p.since, p.endTime = start, now, endTime
-	p.stuckSent, p.stuckSince = false, now
+	p.stuckSent, p.stuckSince, p.stuck, p.faultFired = false, now, false, false
 	if !p.connected {
 		p.idleSince = now
 	}
-	p.s.send(trackStartEvent{Op: "event", Type: "TrackStartEvent", GuildID: p.gid(), Track: p.trackJSON(now)})
+	p.emit(trackStartEvent{Op: "event", Type: "TrackStartEvent", GuildID: p.gid(), Track: p.trackJSON(now)})
 	p.schedule(now)
 	p.s.send(p.e.playerUpdateMsg(p, now))
 }
@@ -315,7 +385,7 @@ type PlayerInfo struct {
 	Paused    bool
 	Volume    int
 	Connected bool
-	Frozen    bool
+	Frozen    bool // FreezePlayer, or a StickWhenPlayed rule tripped
 	EndTime   int64
 	Voice     VoiceInfo
 	Filters   json.RawMessage
@@ -341,7 +411,7 @@ func (e *Emulator) Players(sessionID string) []PlayerInfo {
 		for _, p := range s.sortedPlayers() {
 			out = append(out, PlayerInfo{
 				SessionID: s.id, GuildID: p.guildID, Track: p.trackJSON(now), Position: p.position(now),
-				Paused: p.paused, Volume: p.volume, Connected: p.connected, Frozen: p.frozen, EndTime: p.endTime,
+				Paused: p.paused, Volume: p.volume, Connected: p.connected, Frozen: p.stalled(), EndTime: p.endTime,
 				Voice:   VoiceInfo{p.voice.Token, p.voice.Endpoint, p.voice.SessionID, p.voice.ChannelID},
 				Filters: append(json.RawMessage(nil), p.filters...),
 			})
@@ -375,10 +445,10 @@ func (p *player) seek(now time.Time, pos int64) {
 }
 
 // applyVoice connects the player. Like PlayerRestHandler, it reconnects only
-// when token, endpoint or session ID changed (or nothing is connected), and a
-// new connection reports itself with a playerUpdate (Koe's gatewayReady).
+// when the voice state changed (or nothing is connected), and a new
+// connection reports itself with a playerUpdate (Koe's gatewayReady).
 func (p *player) applyVoice(now time.Time, v voiceState) {
-	changed := !p.connected || p.voice.Token != v.Token || p.voice.Endpoint != v.Endpoint || p.voice.SessionID != v.SessionID
+	changed := !p.connected || p.voice != v
 	p.voice = v
 	if !changed {
 		return

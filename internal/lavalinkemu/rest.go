@@ -45,8 +45,9 @@ func (e *Emulator) handleVersion(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, e.cfg.Version)
 }
 
-// buildTime is fixed so that /v4/info is the same on every run.
-var buildTime = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+// buildTime is fixed so that /v4/info is the same on every run (4.2.2 was
+// out by then).
+var buildTime = time.Date(2026, 4, 17, 0, 0, 0, 0, time.UTC).UnixMilli()
 
 func (e *Emulator) handleInfo(w http.ResponseWriter, _ *http.Request) {
 	major, minor, patch, pre := parseVersion(e.cfg.Version)
@@ -62,7 +63,7 @@ func (e *Emulator) handleInfo(w http.ResponseWriter, _ *http.Request) {
 		"buildTime":      buildTime,
 		"git":            map[string]any{"branch": "main", "commit": "0000000", "commitTime": buildTime},
 		"jvm":            "lavalinkemu",
-		"lavaplayer":     "2.2.2",
+		"lavaplayer":     "2.2.6", // what Lavalink 4.1.2 and later bundle
 		"sourceManagers": []string{"youtube", "soundcloud", "http"},
 		"filters":        []string{"volume", "equalizer", "karaoke", "timescale", "tremolo", "vibrato", "distortion", "rotation", "channelMix", "lowPass"},
 		"plugins":        []any{},
@@ -73,7 +74,7 @@ func (e *Emulator) handleStats(w http.ResponseWriter, _ *http.Request) {
 	e.mu.Lock()
 	st := e.statsLocked(false)
 	e.mu.Unlock()
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, restStats{Stats: st})
 }
 
 func (e *Emulator) handleLoadTracks(w http.ResponseWriter, r *http.Request) {
@@ -234,7 +235,7 @@ func (e *Emulator) handleDestroyPlayer(w http.ResponseWriter, r *http.Request) {
 	if p := s.players[g]; p != nil {
 		// lavaplayer's destroy() is stopTrack(): the socket is still open, so
 		// the client gets TrackEnd "stopped" for a loaded track.
-		p.end(EndStopped)
+		p.end(time.Now(), EndStopped)
 		p.destroy()
 		delete(s.players, g)
 	}
@@ -365,14 +366,20 @@ func (e *Emulator) handleUpdatePlayer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if body.Filters.set {
-		var f map[string]json.RawMessage
-		if err := json.Unmarshal(body.Filters.raw, &f); err != nil || f == nil {
-			writeError(w, r, http.StatusBadRequest, "JSON parse error: filters must be an object")
-			return
-		}
+	if body.Filters.set && !isObject(body.Filters.raw) {
+		writeError(w, r, http.StatusBadRequest, "JSON parse error: filters must be an object")
+		return
 	}
-	if voice != nil && (voice.Endpoint == "" || voice.Token == "" || voice.SessionID == "") {
+	// PlayerUpdateTrack.userData is an Omissible<JsonObject>: anything but an
+	// object, null included, fails deserialization. (Only the server side,
+	// toTrack, turns a missing userData into {}.)
+	if tr.UserData.set && !isObject(tr.UserData.raw) {
+		writeError(w, r, http.StatusBadRequest, "JSON parse error: userData must be an object")
+		return
+	}
+	// Lavalink 4.2 needs channelId for DAVE: without it the voice state is
+	// as unusable as without a token.
+	if voice != nil && (voice.Endpoint == "" || voice.Token == "" || voice.SessionID == "" || voice.ChannelID == nil || *voice.ChannelID == "") {
 		ch := "null"
 		if voice.ChannelID != nil {
 			ch = *voice.ChannelID
@@ -456,12 +463,14 @@ func (e *Emulator) handleUpdatePlayer(w http.ResponseWriter, r *http.Request) {
 				writeError(w, r, http.StatusBadRequest, "No matches found for identifier")
 				return
 			default:
-				writeError(w, r, http.StatusInternalServerError, res.Data.(Exception).Message)
+				// Lavalink 4.2 answers a load failure here as a bad request
+				// carrying the load exception's message.
+				writeError(w, r, http.StatusBadRequest, res.Data.(Exception).Message)
 				return
 			}
 		}
 		if t == nil {
-			p.end(EndStopped)
+			p.end(now, EndStopped)
 		} else {
 			if tr.UserData.set {
 				t.UserData = tr.UserData.raw
@@ -477,6 +486,11 @@ func (e *Emulator) handleUpdatePlayer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, p.json(time.Now()))
+}
+
+func isObject(raw json.RawMessage) bool {
+	var m map[string]json.RawMessage
+	return json.Unmarshal(raw, &m) == nil && m != nil
 }
 
 func deref0(s *string) string {

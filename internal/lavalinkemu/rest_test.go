@@ -1,8 +1,9 @@
 package lavalinkemu
 
 import (
-	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -10,7 +11,8 @@ import (
 // TestRESTStrictness checks each rejection the real server makes, with a
 // plain HTTP client so that the emulator is judged on its own.
 func TestRESTStrictness(t *testing.T) {
-	e := startEmu(t, Config{})
+	const broken = "https://example.com/broken.mp3"
+	e := startEmu(t, Config{BrokenIdentifier: broken})
 	_, ready := connectWS(t, e, "")
 	sid := ready.SessionID
 	tr := loadOne(t, e, "ytsearch:strict")
@@ -34,7 +36,15 @@ func TestRESTStrictness(t *testing.T) {
 		{"guild not a number", "GET", players + "abc", nil, nil, 400, "long"},
 		{"partial voice: no endpoint", "PATCH", players + "1", map[string]any{"voice": map[string]any{"token": "t", "sessionId": "s"}}, nil, 400, "Partial Lavalink voice state"},
 		{"partial voice: empty token", "PATCH", players + "1", map[string]any{"voice": map[string]any{"token": "", "endpoint": "e", "sessionId": "s"}}, nil, 400, "Partial Lavalink voice state"},
-		{"partial voice: no session", "PATCH", players + "1", map[string]any{"voice": map[string]any{"token": "t", "endpoint": "e"}}, nil, 400, "Partial Lavalink voice state"},
+		{"partial voice: no session", "PATCH", players + "1", map[string]any{"voice": map[string]any{"token": "t", "endpoint": "e", "channelId": "1"}}, nil, 400, "Partial Lavalink voice state"},
+		{"partial voice: no channel", "PATCH", players + "1", map[string]any{"voice": map[string]any{"token": "t", "endpoint": "e", "sessionId": "s"}}, nil, 400, "Partial Lavalink voice state: VoiceState(token=t, endpoint=e, sessionId=s, channelId=null)"},
+		{"partial voice: null channel", "PATCH", players + "1", map[string]any{"voice": map[string]any{"token": "t", "endpoint": "e", "sessionId": "s", "channelId": nil}}, nil, 400, "channelId=null"},
+		{"partial voice: empty channel", "PATCH", players + "1", map[string]any{"voice": map[string]any{"token": "t", "endpoint": "e", "sessionId": "s", "channelId": ""}}, nil, 400, "channelId=)"},
+		{"userData a string", "PATCH", players + "1", map[string]any{"track": map[string]any{"encoded": tr.Encoded, "userData": "x"}}, nil, 400, "userData must be an object"},
+		{"userData a number", "PATCH", players + "1", map[string]any{"track": map[string]any{"encoded": tr.Encoded, "userData": 7}}, nil, 400, "userData must be an object"},
+		{"userData an array", "PATCH", players + "1", map[string]any{"track": map[string]any{"encoded": tr.Encoded, "userData": []int{1}}}, nil, 400, "userData must be an object"},
+		{"userData null", "PATCH", players + "1", map[string]any{"track": map[string]any{"encoded": tr.Encoded, "userData": nil}}, nil, 400, "userData must be an object"},
+		{"userData null without track", "PATCH", players + "1", map[string]any{"track": map[string]any{"userData": nil}}, nil, 400, "userData must be an object"},
 		{"encoded and identifier", "PATCH", players + "1", map[string]any{"track": map[string]any{"encoded": tr.Encoded, "identifier": "x"}}, nil, 400, "Cannot specify both encodedTrack and identifier"},
 		{"track and encodedTrack", "PATCH", players + "1", map[string]any{"track": map[string]any{"encoded": tr.Encoded}, "encodedTrack": tr.Encoded}, nil, 400, "Cannot specify both track and encodedTrack/identifier"},
 		{"end time zero", "PATCH", players + "1", map[string]any{"endTime": 0}, nil, 400, "End time must be greater than 0"},
@@ -43,6 +53,7 @@ func TestRESTStrictness(t *testing.T) {
 		{"bad noReplace", "PATCH", players + "1?noReplace=maybe", map[string]any{"volume": 5}, nil, 400, "boolean"},
 		{"playlist identifier", "PATCH", players + "2", map[string]any{"track": map[string]any{"identifier": "ytsearch:x"}}, nil, 400, "Cannot play a playlist or search result"},
 		{"no match identifier", "PATCH", players + "2", map[string]any{"track": map[string]any{"identifier": "nothing"}}, nil, 400, "No matches found for identifier"},
+		{"identifier fails to load", "PATCH", players + "2", map[string]any{"track": map[string]any{"identifier": broken}}, nil, 400, "This video is unavailable"},
 		{"forged encoded track", "PATCH", players + "2", map[string]any{"track": map[string]any{"encoded": "QAAAAQM="}}, nil, 500, "Failed to decode track"},
 		{"negative resume timeout", "PATCH", "/v4/sessions/" + sid, map[string]any{"timeout": -1}, nil, 400, "Timeout must be greater than or equal to 0"},
 		{"decodetrack without track", "GET", "/v4/decodetrack", nil, nil, 400, "No track to decode provided"},
@@ -101,9 +112,13 @@ func TestRESTVoiceAndConnected(t *testing.T) {
 	sid := ready.SessionID
 	tr := loadOne(t, e, "ytsearch:voice")
 
-	p := patch(t, e, sid, "7", map[string]any{"track": map[string]any{"encoded": tr.Encoded}}, 200)
+	_, raw := doREST(t, e, "PATCH", "/v4/sessions/"+sid+"/players/7", map[string]any{"track": map[string]any{"encoded": tr.Encoded}}, nil)
+	p := mustJSON[playerJSONForTest](t, raw)
 	if p.State.Connected || p.State.Ping != -1 || p.Voice["channelId"] != nil || p.Voice["token"] != "" {
 		t.Fatalf("player before voice: %+v", p)
+	}
+	if !strings.Contains(string(raw), `"channelId":null`) {
+		t.Fatalf("player before voice %s: channelId must be null", raw)
 	}
 	c.waitEvent("TrackStartEvent")
 	// Without voice nothing pulls audio: after many playerUpdate-worthy
@@ -114,17 +129,11 @@ func TestRESTVoiceAndConnected(t *testing.T) {
 		}
 	}
 
-	p = patch(t, e, sid, "7", map[string]any{"voice": map[string]any{"token": "t", "endpoint": "e", "sessionId": "s"}}, 200)
-	if !p.State.Connected || p.Voice["token"] != "t" || p.Voice["channelId"] != nil {
-		t.Fatalf("player after voice without channel: %+v", p)
-	}
-	raw, _ := json.Marshal(p.Voice)
-	if !strings.Contains(string(raw), `"channelId":null`) {
-		t.Fatalf("voice echo %s: channelId must be null", raw)
-	}
+	// Lavalink 4.2 refuses a voice state without a channel.
+	patch(t, e, sid, "7", map[string]any{"voice": map[string]any{"token": "t", "endpoint": "e", "sessionId": "s"}}, 400)
 	p = patch(t, e, sid, "7", map[string]any{"voice": fullVoice}, 200)
-	if p.Voice["channelId"] != "42" {
-		t.Fatalf("voice echo %+v", p.Voice)
+	if !p.State.Connected || p.Voice["token"] != "tok" || p.Voice["channelId"] != "42" {
+		t.Fatalf("player after voice: %+v", p)
 	}
 	// Connected, the clock runs and the 1000x track ends.
 	end := c.waitEvent("TrackEndEvent")
@@ -203,8 +212,13 @@ func TestRESTIdentifierTrackAndStats(t *testing.T) {
 	e.SetLoad(0.75, 120)
 	code, raw := doREST(t, e, "GET", "/v4/stats", nil, nil)
 	st := mustJSON[wsMsg](t, raw)
-	if code != 200 || st.Players != 1 || st.PlayingPlayers != 0 || st.CPU.SystemLoad != 0.75 || st.FrameStats != nil || st.Op != "" {
+	if code != 200 || st.Players != 1 || st.PlayingPlayers != 0 || st.CPU.SystemLoad != 0.75 || st.Op != "" {
 		t.Fatalf("stats %s", raw)
+	}
+	// StatsData's frameStats defaults to null and Lavalink omits defaults:
+	// the key is absent over REST (the websocket sends it, null or not).
+	if strings.Contains(string(raw), "frameStats") {
+		t.Fatalf("REST stats %s must not have frameStats", raw)
 	}
 }
 
@@ -234,5 +248,192 @@ func TestStartRefusesNonLoopback(t *testing.T) {
 			e.Close()
 			t.Errorf("Start(%q) succeeded", addr)
 		}
+	}
+}
+
+// TestRESTLoadEmptyHasNullData: Lavalink's NoMatches serializes its data as
+// null, whatever the API documentation's {} says.
+func TestRESTLoadEmptyHasNullData(t *testing.T) {
+	e := startEmu(t, Config{})
+	for _, id := range []string{"plain words", "ytsearch:   ", "https://www.youtube.com/watch?v=short"} {
+		code, raw := doREST(t, e, "GET", "/v4/loadtracks?identifier="+url.QueryEscape(id), nil, nil)
+		if code != 200 || string(raw) != `{"loadType":"empty","data":null}` {
+			t.Errorf("%q: %d %s", id, code, raw)
+		}
+	}
+}
+
+// TestRESTAPIVersionHeader: every HTTP response carries Lavalink-Api-Version,
+// bodiless auth failures, errors, injected faults and handshakes included.
+func TestRESTAPIVersionHeader(t *testing.T) {
+	e := startEmu(t, Config{})
+	for _, tc := range []struct {
+		name, method, path string
+		hdr                map[string]string
+		status             int
+	}{
+		{"version", "GET", "/version", nil, 200},
+		{"info", "GET", "/v4/info", nil, 200},
+		{"bad request", "GET", "/v4/loadtracks", nil, 400},
+		{"missing password", "GET", "/v4/info", map[string]string{"Authorization": noAuth}, 401},
+		{"wrong password", "GET", "/v4/info", map[string]string{"Authorization": "nope"}, 403},
+		{"unknown route", "GET", "/v4/nope", nil, 404},
+		{"unknown session", "GET", "/v4/sessions/nosuchsession000/players", nil, 404},
+		{"wrong method", "PUT", "/v4/info", nil, 405},
+		{"handshake without upgrade", "GET", "/v4/websocket", map[string]string{"User-Id": testUserID}, 400},
+		{"handshake wrong password", "GET", "/v4/websocket", map[string]string{"Authorization": "nope"}, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, h, raw := doRESTHeader(t, e, tc.method, tc.path, nil, tc.hdr)
+			if code != tc.status || h.Values(apiVersionHeader) == nil || h.Values(apiVersionHeader)[0] != "4" || len(h.Values(apiVersionHeader)) != 1 {
+				t.Fatalf("%d %v %s", code, h, raw)
+			}
+		})
+	}
+	t.Run("injected failure", func(t *testing.T) {
+		e.FailREST(1, 503)
+		if code, h, _ := doRESTHeader(t, e, "GET", "/v4/stats", nil, nil); code != 503 || h.Get(apiVersionHeader) != "4" {
+			t.Fatalf("%d %v", code, h)
+		}
+	})
+	t.Run("handshake", func(t *testing.T) {
+		c, err := dialWS(t, e, wsHeader(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.resp.StatusCode != 101 || c.resp.Header.Get(apiVersionHeader) != "4" {
+			t.Fatalf("%d %v", c.resp.StatusCode, c.resp.Header)
+		}
+	})
+}
+
+// TestRESTVoiceReconnectOnlyWhenChanged: like Lavalink, an unchanged voice
+// state does not reconnect (no playerUpdate from the new connection), and
+// any changed field, the channel included, does. A raw marker message after
+// each request shows what the request produced, without waiting for time.
+func TestRESTVoiceReconnectOnlyWhenChanged(t *testing.T) {
+	e := startEmu(t, Config{})
+	c, ready := connectWS(t, e, "")
+	sid := ready.SessionID
+	with := func(k, v string) map[string]any {
+		m := map[string]any{}
+		for k, v := range fullVoice {
+			m[k] = v
+		}
+		m[k] = v
+		return m
+	}
+	// A player without a track gets no periodic playerUpdates, so every one
+	// seen comes from a connection.
+	for i, tc := range []struct {
+		name       string
+		voice      map[string]any
+		reconnects bool
+	}{
+		{"first voice", fullVoice, true},
+		{"same voice", fullVoice, false},
+		{"same voice again", with("token", "tok"), false},
+		{"new token", with("token", "tok2"), true},
+		{"new endpoint", with("endpoint", "voice2.example:443"), true},
+		{"new session", with("sessionId", "vsess2"), true},
+		{"new channel", with("channelId", "43"), true},
+		{"back to the first", fullVoice, true},
+	} {
+		patch(t, e, sid, "1", map[string]any{"voice": tc.voice}, 200)
+		marker := fmt.Sprintf("marker-%d", i)
+		if err := e.SendRaw(sid, []byte(`{"op":"`+marker+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+		_, before := c.waitFor(func(m wsMsg) bool { return m.Op == marker })
+		updates := 0
+		for _, m := range before {
+			if m.Op == "playerUpdate" {
+				updates++
+				if !m.State.Connected {
+					t.Errorf("%s: update %+v", tc.name, m.State)
+				}
+			}
+		}
+		if want := map[bool]int{true: 1, false: 0}[tc.reconnects]; updates != want {
+			t.Errorf("%s: %d playerUpdates from the voice update, want %d", tc.name, updates, want)
+		}
+	}
+	if v := e.Players(sid)[0].Voice; v != (VoiceInfo{"tok", "voice.example:443", "vsess", "42"}) {
+		t.Fatalf("stored voice %+v", v)
+	}
+}
+
+// TestRESTUserData: Lavalink keeps the userData a player update gives and
+// echoes it in every event and player response about that track; an update
+// with only userData changes the current track's; a track played without it
+// has {}.
+func TestRESTUserData(t *testing.T) {
+	e := startEmu(t, Config{})
+	c, ready := connectWS(t, e, "")
+	sid := ready.SessionID
+	tr := loadOne(t, e, "ytsearch:user data")
+	other := loadOne(t, e, "ytsearch:other user data")
+	get := func() playerJSONForTest {
+		t.Helper()
+		code, raw := doREST(t, e, "GET", "/v4/sessions/"+sid+"/players/1", nil, nil)
+		if code != 200 {
+			t.Fatalf("GET player: %d %s", code, raw)
+		}
+		return mustJSON[playerJSONForTest](t, raw)
+	}
+
+	// Raw, so that the key order is the client's: Lavalink keeps it.
+	p := patch(t, e, sid, "1", `{"voice":{"token":"tok","endpoint":"voice.example:443","sessionId":"vsess","channelId":"42"},"paused":true,`+
+		`"track":{"encoded":"`+tr.Encoded+`","userData":{"requester":"u1","n":1}}}`, 200)
+	if string(p.Track.UserData) != `{"requester":"u1","n":1}` {
+		t.Fatalf("PATCH answer userData %s", p.Track.UserData)
+	}
+	if start := c.waitEvent("TrackStartEvent"); string(start.Track.UserData) != `{"requester":"u1","n":1}` {
+		t.Fatalf("TrackStart userData %s", start.Track.UserData)
+	}
+	// noReplace keeps the current track, userData and all.
+	patch(t, e, sid, "1?noReplace=true", map[string]any{"track": map[string]any{"encoded": other.Encoded, "userData": map[string]any{"requester": "nope"}}}, 200)
+	if got := get(); got.Track.Info.Identifier != tr.Info.Identifier || string(got.Track.UserData) != `{"requester":"u1","n":1}` {
+		t.Fatalf("after noReplace: %+v %s", got.Track.Info, got.Track.UserData)
+	}
+	p = patch(t, e, sid, "1", map[string]any{"track": map[string]any{"userData": map[string]any{"requester": "u2"}}}, 200)
+	if string(p.Track.UserData) != `{"requester":"u2"}` || p.Track.Info.Identifier != tr.Info.Identifier || string(get().Track.UserData) != `{"requester":"u2"}` {
+		t.Fatalf("after a userData-only update: %s", p.Track.UserData)
+	}
+	patch(t, e, sid, "1", map[string]any{"paused": false, "position": tr.Info.Length}, 200)
+	if end := c.waitEvent("TrackEndEvent"); end.Reason != EndFinished || string(end.Track.UserData) != `{"requester":"u2"}` {
+		t.Fatalf("TrackEnd %s userData %s", end.Reason, end.Track.UserData)
+	}
+	// Without a track the userData has nowhere to go.
+	if p = patch(t, e, sid, "1", map[string]any{"track": map[string]any{"userData": map[string]any{"requester": "u3"}}}, 200); p.Track != nil {
+		t.Fatalf("userData-only update without a track: %+v", p.Track)
+	}
+	patch(t, e, sid, "1", map[string]any{"track": map[string]any{"encoded": other.Encoded}, "paused": true}, 200)
+	if start := c.waitEvent("TrackStartEvent"); string(start.Track.UserData) != `{}` {
+		t.Fatalf("a track played without userData has %s", start.Track.UserData)
+	}
+}
+
+// TestRESTNoResume: a server without resuming has no session PATCH, so a
+// session cannot become resumable and dies with its socket.
+func TestRESTNoResume(t *testing.T) {
+	e := startEmu(t, Config{NoResume: true})
+	c, ready := connectWS(t, e, "")
+	sid := ready.SessionID
+	for _, method := range []string{"PATCH", "GET"} {
+		code, raw := doREST(t, e, method, "/v4/sessions/"+sid, map[string]any{"resuming": true, "timeout": 60}, nil)
+		eb := mustJSON[ErrorBody](t, raw)
+		if code != 404 || eb.Status != 404 || eb.Path != "/v4/sessions/"+sid {
+			t.Fatalf("%s session: %d %s", method, code, raw)
+		}
+	}
+	patch(t, e, sid, "1", map[string]any{"volume": 1}, 200)
+	if s := onlySession(t, e); s.Resuming || s.Players != 1 {
+		t.Fatalf("session %+v", s)
+	}
+	_ = c.conn.Close()
+	waitUntil(t, "the session is destroyed", func() bool { return len(e.Sessions()) == 0 })
+	if ps := e.Players(""); len(ps) != 0 {
+		t.Fatalf("players outlived their session: %+v", ps)
 	}
 }

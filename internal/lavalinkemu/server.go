@@ -41,14 +41,27 @@ type Config struct {
 	// (default 60 s): a player that has a track but no voice connection for
 	// that long ends it with reason "cleanup".
 	CleanupThreshold time.Duration
-	// Version is reported by /version and /v4/info (default "4.0.8").
+	// Version is reported by /version and /v4/info (default DefaultVersion).
+	// It is only reported: the behaviour is always Lavalink 4.2's.
 	Version string
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
 	// MaxRecordedRequests bounds the recorder, dropping the oldest requests
 	// (for load tests); 0 keeps everything, a negative value records nothing.
 	MaxRecordedRequests int
+	// MaxRecordedEvents bounds the player event log (PlayerEvents) the same
+	// way: 0 keeps everything, a negative value records nothing.
+	MaxRecordedEvents int
+	// NoResume makes the node behave like a Lavalink-compatible server
+	// without session resuming (NodeLink): PATCH /v4/sessions/{id} does not
+	// exist (404), so every session is destroyed with its players as soon as
+	// its websocket closes.
+	NoResume bool
 }
+
+// DefaultVersion is the Lavalink release the emulator reports by default and
+// whose behaviour it follows.
+const DefaultVersion = "4.2.2"
 
 func (c Config) withDefaults() Config {
 	if c.Addr == "" {
@@ -73,7 +86,7 @@ func (c Config) withDefaults() Config {
 		c.CleanupThreshold = time.Minute
 	}
 	if c.Version == "" {
-		c.Version = "4.0.8"
+		c.Version = DefaultVersion
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -84,10 +97,11 @@ func (c Config) withDefaults() Config {
 // Emulator is a running Lavalink v4 node. All methods are safe for concurrent
 // use.
 type Emulator struct {
-	cfg Config
-	cat catalogue
-	rec recorder
-	log *slog.Logger
+	cfg    Config
+	cat    catalogue
+	rec    recorder
+	events eventLog
+	log    *slog.Logger
 
 	// mu guards everything below and all session and player state: one lock
 	// keeps event order identical to the order of the changes that cause them.
@@ -107,7 +121,11 @@ type Emulator struct {
 	failCode int
 	cpuLoad  float64
 	deficit  int
-	bg       sync.WaitGroup // session loops and websocket goroutines
+	// trackFaults are the FailWhenPlayed/StickWhenPlayed rules by track
+	// identifier. Like the recorder they belong to the test and survive
+	// Restart.
+	trackFaults map[string]trackFault
+	bg          sync.WaitGroup // session loops and websocket goroutines
 }
 
 // Start listens on cfg.Addr and serves until Close or until ctx is done.
@@ -121,11 +139,13 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		return nil, fmt.Errorf("lavalinkemu: Addr %q is not a loopback address", cfg.Addr)
 	}
 	e := &Emulator{
-		cfg:  cfg,
-		cat:  catalogue{broken: cfg.BrokenIdentifier, searchResults: cfg.SearchResults},
-		log:  cfg.Logger,
-		addr: cfg.Addr,
-		rec:  recorder{max: cfg.MaxRecordedRequests},
+		cfg:         cfg,
+		cat:         newCatalogue(cfg),
+		log:         cfg.Logger,
+		addr:        cfg.Addr,
+		rec:         recorder{max: cfg.MaxRecordedRequests},
+		events:      eventLog{max: cfg.MaxRecordedEvents, changed: make(chan struct{})},
+		trackFaults: map[string]trackFault{},
 	}
 	if err := e.boot(); err != nil {
 		return nil, err
@@ -135,8 +155,9 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 }
 
 // boot starts a fresh "process": new listener on the same address, no
-// sessions, no faults. The recorder and the synthetic load survive, because
-// they belong to the test, not to the node.
+// sessions, no node faults. The recorder, the event log, the track fault
+// rules and the synthetic load survive, because they belong to the test, not
+// to the node.
 func (e *Emulator) boot() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -263,6 +284,10 @@ func (e *Emulator) handler() http.Handler {
 		{"PATCH", "/v4/sessions/{sid}/players/{gid}", e.handleUpdatePlayer},
 		{"DELETE", "/v4/sessions/{sid}/players/{gid}", e.handleDestroyPlayer},
 	} {
+		if e.cfg.NoResume && rt.path == "/v4/sessions/{sid}" {
+			// A server without resuming has no such route at all.
+			continue
+		}
 		mux.HandleFunc(rt.method+" "+rt.path, rt.h)
 		if !seen[rt.path] {
 			seen[rt.path] = true
@@ -278,6 +303,10 @@ func (e *Emulator) handler() http.Handler {
 	})
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Lavalink's ResponseHeaderFilter runs before everything else, so even
+		// bodiless auth failures and injected faults carry it. The websocket
+		// handshake sets it again: the upgrade writes its own headers.
+		w.Header().Set(apiVersionHeader, "4")
 		e.rec.record(r)
 		if !e.waitWhileHung(r) {
 			return
@@ -348,6 +377,16 @@ func parseVersion(v string) (major, minor, patch int, pre string) {
 	return nums[0], nums[1], nums[2], pre
 }
 
+// apiVersionHeader is on every HTTP response of a v4 node.
+const apiVersionHeader = "Lavalink-Api-Version"
+
 // Load resolves an identifier exactly as /v4/loadtracks would, without HTTP,
 // for tests that need to know the catalogue's answer in advance.
 func (e *Emulator) Load(identifier string) LoadResult { return e.cat.load(identifier) }
+
+// Resolve answers identifier exactly as /v4/loadtracks of an emulator with
+// the default Config would, for unit tests that need real encodings without
+// a server.
+func Resolve(identifier string) LoadResult {
+	return newCatalogue(Config{}.withDefaults()).load(identifier)
+}

@@ -70,12 +70,13 @@ func (e *Emulator) newSessionLocked(userID uint64, clientName string) *session {
 }
 
 // send delivers a message now, or queues it while a resumable session waits
-// for its client, as SocketContext.send does. Callers hold e.mu, so messages
-// leave in the order their causes happened.
-func (s *session) send(msg any) {
+// for its client, as SocketContext.send does, and reports whether it did
+// either. Callers hold e.mu, so messages leave in the order their causes
+// happened.
+func (s *session) send(msg any) bool {
 	b, err := json.Marshal(msg)
 	if err != nil {
-		return
+		return false
 	}
 	switch {
 	case s.conn != nil:
@@ -85,7 +86,10 @@ func (s *session) send(msg any) {
 			s.queue = s.queue[1:]
 		}
 		s.queue = append(s.queue, b)
+	default:
+		return false
 	}
+	return true
 }
 
 // connClosedLocked applies SocketServer.afterConnectionClosed: a resumable
@@ -259,7 +263,8 @@ type frameStats struct {
 	Deficit int `json:"deficit"`
 }
 
-// Stats is Lavalink's stats object (the websocket variant carries op).
+// Stats is Lavalink's stats object as the websocket sends it (StatsEvent:
+// op, and frameStats null when there are no players).
 type Stats struct {
 	Op             string      `json:"op,omitempty"`
 	Players        int         `json:"players"`
@@ -270,11 +275,19 @@ type Stats struct {
 	FrameStats     *frameStats `json:"frameStats"`
 }
 
+// restStats is /v4/stats (StatsData): frameStats defaults to null there and
+// Lavalink's JSON omits defaults, so the key is absent. The outer field hides
+// the embedded one for encoding/json.
+type restStats struct {
+	Stats
+	FrameStats *frameStats `json:"frameStats,omitempty"`
+}
+
 // framesPerMinute is what one playing player sends: 50 Opus frames a second.
 const framesPerMinute = 3000
 
 // statsLocked reports node-wide figures like StatsCollector. frameStats is
-// null over REST and when the node has no players, as in Lavalink.
+// nil over REST and when the node has no players, as in Lavalink.
 func (e *Emulator) statsLocked(ws bool) Stats {
 	st := Stats{
 		Uptime: time.Since(e.started).Milliseconds(),

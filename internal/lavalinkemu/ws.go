@@ -78,7 +78,7 @@ func (e *Emulator) handleWebsocket(w http.ResponseWriter, r *http.Request) {
 
 	hdr := http.Header{}
 	hdr.Set("Session-Resumed", strconv.FormatBool(resumable != nil))
-	hdr.Set("Lavalink-Major-Version", "4")
+	hdr.Set(apiVersionHeader, "4")
 	conn, err := upgrader.Upgrade(w, r, hdr)
 
 	e.mu.Lock()

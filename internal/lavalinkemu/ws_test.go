@@ -48,7 +48,10 @@ func TestWSHandshakeHeadersAndFirstMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.resp.Header.Get("Session-Resumed") != "false" || c.resp.Header.Get("Lavalink-Major-Version") != "4" {
+	// Lavalink v4 dropped v3's Lavalink-Major-Version for the header every
+	// response carries.
+	if c.resp.Header.Get("Session-Resumed") != "false" || c.resp.Header.Values(apiVersionHeader)[0] != "4" ||
+		len(c.resp.Header.Values(apiVersionHeader)) != 1 || c.resp.Header.Get("Lavalink-Major-Version") != "" {
 		t.Fatalf("response headers %v", c.resp.Header)
 	}
 	ready := c.next()
@@ -66,7 +69,8 @@ func TestWSHandshakeHeadersAndFirstMessages(t *testing.T) {
 
 // TestWSResume: a client that closes its socket and reconnects with
 // Session-Id gets the same session, ready{resumed:true} first, then the
-// messages it missed in order, then a playerUpdate per player.
+// messages it missed in order (with the track's userData, and in the event
+// log when they happened), then a playerUpdate per player.
 func TestWSResume(t *testing.T) {
 	e := startEmu(t, Config{})
 	c, ready := connectWS(t, e, "")
@@ -76,7 +80,7 @@ func TestWSResume(t *testing.T) {
 		t.Fatalf("PATCH session: %d %s", code, raw)
 	}
 	tr := loadOne(t, e, "ytsearch:resume plain")
-	patch(t, e, sid, "11", map[string]any{"voice": fullVoice, "track": map[string]any{"encoded": tr.Encoded}, "position": 1000}, 200)
+	patch(t, e, sid, "11", map[string]any{"voice": fullVoice, "track": map[string]any{"encoded": tr.Encoded, "userData": map[string]any{"q": 1}}, "position": 1000}, 200)
 	c.waitEvent("TrackStartEvent")
 
 	_ = c.conn.Close()
@@ -88,6 +92,10 @@ func TestWSResume(t *testing.T) {
 	patch(t, e, sid, "11", map[string]any{"volume": 77}, 200)
 	if err := e.FailTrack(11, "while away"); err != nil {
 		t.Fatal(err)
+	}
+	// Queued for the client, so logged now.
+	if evs := e.PlayerEvents(11); len(evs) != 3 || evs[1].Type != "TrackExceptionEvent" || evs[2].Reason != EndFinished || string(evs[2].UserData) != `{"q":1}` {
+		t.Fatalf("event log while away: %+v", evs)
 	}
 
 	c2, err := dialWS(t, e, wsHeader(sid))
@@ -107,6 +115,9 @@ func TestWSResume(t *testing.T) {
 			continue // periodic messages may interleave
 		}
 		got = append(got, m.Op+"/"+m.Type+"/"+m.Reason)
+		if m.Op == "event" && string(m.Track.UserData) != `{"q":1}` {
+			t.Fatalf("replayed %s has userData %s", m.Type, m.Track.UserData)
+		}
 	}
 	want := []string{"event/TrackExceptionEvent/", "event/TrackEndEvent/" + EndFinished, "playerUpdate//"}
 	for i := range want {
