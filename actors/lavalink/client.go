@@ -416,7 +416,7 @@ func (c *Client) Load(ctx context.Context, identifier string) (session.Loaded, e
 	out, err := res.link.api.LoadTracks(ctx, identifier)
 	c.report(res.node, err)
 	if err != nil {
-		return session.Loaded{}, fmt.Errorf("lavalink: load on %s: %w", res.node, err)
+		return session.Loaded{}, fmt.Errorf("lavalink: load on %s: %w", res.node, refused(err))
 	}
 	switch d := out.Data.(type) {
 	case lavalink.Track:
@@ -439,9 +439,20 @@ func (c *Client) Load(ctx context.Context, identifier string) (session.Loaded, e
 	case lavalink.Empty:
 		return session.Loaded{}, nil
 	case lavalink.Exception:
-		return session.Loaded{}, fmt.Errorf("lavalink: load failed: %s", d.Message)
+		// The server answered: the track cannot be played, and why.
+		return session.Loaded{}, fmt.Errorf("lavalink: load on %s: %w", res.node, &session.LoadFailedError{Message: d.Message})
 	}
 	return session.Loaded{}, fmt.Errorf("lavalink: unexpected load type %q", out.LoadType)
+}
+
+// refused marks an error status the server answered with as
+// session.ErrAudioRefused, so users are not told it did not answer.
+func refused(err error) error {
+	var le lavalink.Error
+	if errors.As(err, &le) {
+		return fmt.Errorf("%w: %w", session.ErrAudioRefused, err)
+	}
+	return err
 }
 
 func toTrack(t lavalink.Track) music.Track {
@@ -466,6 +477,23 @@ func guildID(s string) (snowflake.ID, error) {
 	return id, nil
 }
 
+// playUserData is the track's userData: Lavalink echoes it in every event
+// about the track (a JSON object; anything else comes back as {}), which
+// is how events are matched to the play they are about.
+type playUserData struct {
+	PlayID string `json:"ensemblePlayId"`
+}
+
+// playOf reads the play ID back from an event's track, and the track's
+// identifier for servers that do not echo userData.
+func playOf(t lavalink.Track) (playID, identifier string) {
+	var ud playUserData
+	if len(t.UserData) > 0 {
+		_ = json.Unmarshal(t.UserData, &ud) // not ours, or not an object: no play ID
+	}
+	return ud.PlayID, t.Info.Identifier
+}
+
 // playUpdate is the one update that (re)creates a player: voice, track,
 // position, volume, pause state and the filters it had.
 func playUpdate(p session.PlayRequest, filters *lavalink.Filters) (lavalink.PlayerUpdate, error) {
@@ -476,6 +504,7 @@ func playUpdate(p session.PlayRequest, filters *lavalink.Filters) (lavalink.Play
 	u := lavalink.DefaultPlayerUpdate()
 	u.Apply([]lavalink.PlayerUpdateOpt{
 		lavalink.WithEncodedTrack(p.Track.Encoded),
+		lavalink.WithTrackUserData(playUserData{PlayID: p.PlayID}),
 		lavalink.WithPosition(lavalink.Duration(max(p.Position, 0).Milliseconds())),
 		lavalink.WithVolume(p.Volume),
 		lavalink.WithPaused(p.Paused),
@@ -542,7 +571,7 @@ func (c *Client) play(ctx context.Context, gid snowflake.ID, gp *guildPlayer, p 
 			// (c.pool stays valid after Close: a send to a stopped PID is
 			// a dead letter.)
 		}
-		return "", fmt.Errorf("lavalink: play on %s: %w", res.node, err)
+		return "", fmt.Errorf("lavalink: play on %s: %w", res.node, refused(err))
 	}
 	gp.req, gp.track, gp.paused = p, true, p.Paused
 	if pl != nil && !isZeroFilters(pl.Filters) {
@@ -654,7 +683,7 @@ func (c *Client) update(ctx context.Context, guild string, apply func(gp *guildP
 	_, err = l.api.UpdatePlayer(ctx, gid, *u)
 	c.report(node, err)
 	if err != nil {
-		return fmt.Errorf("lavalink: update on %s: %w", node, err)
+		return fmt.Errorf("lavalink: update on %s: %w", node, refused(err))
 	}
 	gp.mu.Lock()
 	apply(gp, time.Now())
@@ -730,7 +759,7 @@ func (c *Client) Destroy(ctx context.Context, guild string) error {
 	var le lavalink.Error
 	destroyed = err == nil || (errors.As(err, &le) && le.Status == http.StatusNotFound)
 	if err != nil && !destroyed && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("lavalink: destroy on %s: %w", node, err)
+		return fmt.Errorf("lavalink: destroy on %s: %w", node, refused(err))
 	}
 	return nil
 }
@@ -776,22 +805,22 @@ func (c *Client) playerMessage(node, guild string, msg lavalink.Message, now tim
 		gp.w.observe(now, time.Duration(e.State.Position)*time.Millisecond, e.State.Connected)
 	case lavalink.TrackStartEvent:
 		ev.Kind = clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_START
-		ev.EncodedTrack = e.Track.Encoded
+		ev.PlayId, ev.TrackIdentifier = playOf(e.Track)
 		gp.track = true
 	case lavalink.TrackEndEvent:
 		ev.Kind = clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_END
-		ev.EncodedTrack = e.Track.Encoded
+		ev.PlayId, ev.TrackIdentifier = playOf(e.Track)
 		ev.EndReason = string(e.Reason)
 		if e.Reason != lavalink.TrackEndReasonReplaced {
 			gp.track = false
 		}
 	case lavalink.TrackExceptionEvent:
 		ev.Kind = clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_EXCEPTION
-		ev.EncodedTrack = e.Track.Encoded
+		ev.PlayId, ev.TrackIdentifier = playOf(e.Track)
 		ev.Message = e.Exception.Message
 	case lavalink.TrackStuckEvent:
 		ev.Kind = clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_STUCK
-		ev.EncodedTrack = e.Track.Encoded
+		ev.PlayId, ev.TrackIdentifier = playOf(e.Track)
 		// The watchdog nudges and moves first; it forwards the event (and
 		// the session skips the track) only once both failed, or when it
 		// would not act at all (no voice, no track, paused): then the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -11,10 +12,12 @@ import (
 
 	"github.com/disgoorg/disgolink/v3/lavalink"
 	"github.com/disgoorg/snowflake/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
 	"github.com/ensemble-bot/ensemble/internal/music"
 )
 
@@ -26,6 +29,7 @@ type fakeServer struct {
 	mu       sync.Mutex
 	session  string
 	down     bool
+	noResume bool                    // answers enabling resuming with 404, as NodeLink does
 	hold     chan struct{}           // non-nil: dials wait for it
 	players  map[snowflake.ID]string // guild → last update's track JSON
 	updates  map[snowflake.ID]int
@@ -102,6 +106,9 @@ func (fakeAPI) LoadTracks(context.Context, string) (*lavalink.LoadResult, error)
 func (f fakeAPI) UpdateSession(context.Context, lavalink.SessionUpdate) error {
 	f.s.mu.Lock()
 	defer f.s.mu.Unlock()
+	if f.s.noResume {
+		return lavalink.Error{Status: 404, StatusError: "Not Found", Message: "Not Found", Path: "/v4/sessions/" + f.s.session}
+	}
 	return f.s.check()
 }
 func (fakeAPI) CloseSocket() {}
@@ -111,7 +118,17 @@ func (fakeAPI) Close()       {}
 // servers "a" and "b".
 func newFakeLinkClient(t *testing.T, br config.Breaker, tm Timing) (*Client, map[string]*fakeServer, *recorder) {
 	t.Helper()
+	return newFakeLinkClientWith(t, br, tm, nil, nil)
+}
+
+// newFakeLinkClientWith also lets the test set up the servers before the
+// client connects, and see the client's logs.
+func newFakeLinkClientWith(t *testing.T, br config.Breaker, tm Timing, setup func(map[string]*fakeServer), log *slog.Logger) (*Client, map[string]*fakeServer, *recorder) {
+	t.Helper()
 	servers := map[string]*fakeServer{"a": newFakeServer("a"), "b": newFakeServer("b")}
+	if setup != nil {
+		setup(servers)
+	}
 	rec := &recorder{}
 	tm.Tick = 10 * time.Millisecond
 	tm.Reconnect.Base, tm.Reconnect.Max = 10*time.Millisecond, 20*time.Millisecond
@@ -125,8 +142,8 @@ func newFakeLinkClient(t *testing.T, br config.Breaker, tm Timing) (*Client, map
 	for _, n := range []string{"a", "b"} {
 		nodes = append(nodes, config.LavalinkNode{Name: n, Address: "fake:" + n})
 	}
-	c, err := New(Options{BotUserID: "123456789012345678", Nodes: nodes, Breaker: br,
-		OnEvent: rec.event, OnReady: rec.readyFn, OnBreaker: rec.change, Timing: tm})
+	c, err := New(Options{BotUserID: "123456789012345678", Nodes: nodes, Breaker: br, Log: log,
+		Registerer: prometheus.NewRegistry(), OnEvent: rec.event, OnReady: rec.readyFn, OnBreaker: rec.change, Timing: tm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,8 +169,21 @@ func newFakeLinkClient(t *testing.T, br config.Breaker, tm Timing) (*Client, map
 	return c, servers, rec
 }
 
-func playReq() session.PlayRequest {
-	return session.PlayRequest{Track: music.Track{Encoded: "QAAA"}, Volume: 80,
+// realTrack is a track as the Lavalink emulator's catalogue issues it
+// (lavaplayer's encoding, not a placeholder).
+func realTrack(t testing.TB) music.Track {
+	t.Helper()
+	res := lavalinkemu.Resolve("https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+	tr, ok := res.Data.(lavalinkemu.Track)
+	if !ok {
+		t.Fatalf("the catalogue loads %s for a video URL", res.LoadType)
+	}
+	return music.Track{Encoded: tr.Encoded, Identifier: tr.Info.Identifier, Title: tr.Info.Title, Author: tr.Info.Author,
+		Length: time.Duration(tr.Info.Length) * time.Millisecond, SourceName: tr.Info.SourceName}
+}
+
+func playReq(t testing.TB) session.PlayRequest {
+	return session.PlayRequest{Track: realTrack(t), Volume: 80,
 		Voice: session.Voice{ChannelID: "800000000000000001", SessionID: "vs", Token: "tok", Endpoint: "ep"}}
 }
 
@@ -166,7 +196,7 @@ func TestFakeLinkMoveOffOpenBreaker(t *testing.T) {
 	ctx := context.Background()
 	g := "900000000000000001"
 	gid := snowflake.MustParse(g)
-	from, err := c.Play(ctx, g, playReq())
+	from, err := c.Play(ctx, g, playReq(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +204,7 @@ func TestFakeLinkMoveOffOpenBreaker(t *testing.T) {
 		c.report(from, lavalink.Error{Status: 500})
 	}
 	waitUntil(t, "NODE_LOST", func() bool { return rec.lostFor(from)[g] })
-	to, err := c.Play(ctx, g, playReq())
+	to, err := c.Play(ctx, g, playReq(t))
 	if err != nil || to == from {
 		t.Fatalf("moved to %q (%v)", to, err)
 	}
@@ -196,14 +226,14 @@ func TestFakeLinkSweepAfterOutage(t *testing.T) {
 	ctx := context.Background()
 	g := "900000000000000002"
 	gid := snowflake.MustParse(g)
-	from, err := c.Play(ctx, g, playReq())
+	from, err := c.Play(ctx, g, playReq(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	servers[from].setDown(true)
 	c.sendNode(from, wsClosed{})
 	waitUntil(t, "NODE_LOST", func() bool { return rec.lostFor(from)[g] })
-	to, err := c.Play(ctx, g, playReq())
+	to, err := c.Play(ctx, g, playReq(t))
 	if err != nil || to == from {
 		t.Fatalf("moved to %q (%v)", to, err)
 	}
@@ -233,7 +263,7 @@ func TestFakeLinkWatchdog(t *testing.T) {
 	ctx := context.Background()
 	g := "900000000000000003"
 	gid := snowflake.MustParse(g)
-	node, err := c.Play(ctx, g, playReq())
+	node, err := c.Play(ctx, g, playReq(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +330,7 @@ func TestFakeLinkCloseWhileDialling(t *testing.T) {
 	if !l.closed.Load() {
 		t.Fatal("the link re-dialled during Close was left open")
 	}
-	if _, err := c.Play(context.Background(), "1", playReq()); !errors.Is(err, session.ErrNoAudioNode) {
+	if _, err := c.Play(context.Background(), "1", playReq(t)); !errors.Is(err, session.ErrNoAudioNode) {
 		t.Fatalf("Play after Close: %v", err)
 	}
 }

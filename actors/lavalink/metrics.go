@@ -12,6 +12,7 @@ type metrics struct {
 	breakerState       *prometheus.GaugeVec
 	breakerTransitions *prometheus.CounterVec
 	nodeUp             *prometheus.GaugeVec
+	resuming           *prometheus.GaugeVec
 	loadScore          *prometheus.GaugeVec
 	failures           *prometheus.CounterVec
 	reconnects         *prometheus.CounterVec
@@ -33,6 +34,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		nodeUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ensemble_lavalink_node_up",
 			Help: "1 while this member's websocket to the Lavalink node is connected and alive.",
+		}, []string{"node"}),
+		resuming: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ensemble_lavalink_node_resuming",
+			Help: "1 when session resuming is on for this member's session on the Lavalink node, 0 when the server cannot resume (a websocket loss then ends its players).",
 		}, []string{"node"}),
 		loadScore: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ensemble_lavalink_node_load_score",
@@ -63,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.breakerState, m.breakerTransitions, m.nodeUp, m.loadScore, m.failures,
+	for _, c := range []prometheus.Collector{m.breakerState, m.breakerTransitions, m.nodeUp, m.resuming, m.loadScore, m.failures,
 		m.reconnects, m.migrations, m.migrationSeconds, m.watchdog} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("lavalink: register metrics: %w", err)

@@ -115,7 +115,11 @@ type (
 		sessionID string
 		resumed   bool
 		grace     bool
-		err       error
+		// noResume is the server's answer when it refused to enable
+		// session resuming (some Lavalink-compatible servers have no
+		// such endpoint); nil when resuming is on.
+		noResume error
+		err      error
 	}
 	wsClosed   struct{}
 	wsOpened   struct{}
@@ -144,7 +148,14 @@ type (
 		playersLost bool
 	}
 	nodeDown struct{ name string } // websocket lost; a resume is being tried
-	nodeLost struct{ name string } // the resume failed: its players must move
+	// nodeLost: the resume failed, or cannot be tried: its players must
+	// move. gone: they are known to be gone (a node without resuming
+	// ends them with the websocket), so even the same node must get them
+	// anew.
+	nodeLost struct {
+		name string
+		gone bool
+	}
 	nodeLoad struct {
 		name string
 		load Load
@@ -255,6 +266,10 @@ type nodeActor struct {
 	// breaker counts one incident once, not once per symptom.
 	inIncident bool
 	sweeping   bool // a sweep goroutine is running
+	// noResume: the server cannot resume sessions, so a websocket loss
+	// ends every player on it; warnedNoResume keeps the WARN to one.
+	noResume       bool
+	warnedNoResume bool
 }
 
 func (a *nodeActor) Receive(ctx actor.Context) {
@@ -323,7 +338,7 @@ func (a *nodeActor) shutdown() {
 	if a.link == nil {
 		return
 	}
-	if a.up {
+	if a.up && !a.noResume {
 		// Leaving on purpose: turn resuming off first, so Lavalink ends
 		// the session and its players when the socket closes instead of
 		// playing on for ResumeTimeout beside the players our successor
@@ -394,7 +409,13 @@ func (a *nodeActor) connect(ctx actor.Context) {
 			// our websocket is away, and disgolink sends the session ID
 			// when it reconnects (it records it from this answer).
 			on, secs := true, int(c.t.ResumeTimeout/time.Second)
-			if err := res.link.api.UpdateSession(cctx, lavalink.SessionUpdate{Resuming: &on, Timeout: &secs}); err != nil {
+			err := res.link.api.UpdateSession(cctx, lavalink.SessionUpdate{Resuming: &on, Timeout: &secs})
+			switch {
+			case refusedResuming(err):
+				// The server answered, without resuming (NodeLink: 404):
+				// it is still worth using.
+				res.noResume = err
+			case err != nil:
 				res.err = fmt.Errorf("enable resuming: %w", err)
 			}
 		}
@@ -403,6 +424,14 @@ func (a *nodeActor) connect(ctx actor.Context) {
 	if !started {
 		a.connecting = false
 	}
+}
+
+// refusedResuming reports a server that answered the request to enable
+// session resuming with a client error: it has no such thing, as opposed
+// to failing (5xx, timeouts), which makes the connection attempt fail.
+func refusedResuming(err error) bool {
+	var le lavalink.Error
+	return errors.As(err, &le) && le.Status >= 400 && le.Status < 500
 }
 
 func (b *dialBox) isClosed() bool {
@@ -500,7 +529,18 @@ func (a *nodeActor) connected(ctx actor.Context, m connectDone) {
 	default:
 		a.c.m.reconnects.WithLabelValues(a.cfg.Name, "new_session").Inc()
 	}
-	a.log().Info("lavalink node connected", "address", a.cfg.Address, "session", m.sessionID, "resumed", m.resumed)
+	a.noResume = m.noResume != nil
+	resuming := 1.0
+	if a.noResume {
+		resuming = 0
+		if !a.warnedNoResume {
+			a.warnedNoResume = true
+			a.log().Warn("lavalink node cannot resume sessions; using it without: a websocket loss ends its players, which then move",
+				"address", a.cfg.Address, "err", m.noResume)
+		}
+	}
+	a.c.m.resuming.WithLabelValues(a.cfg.Name).Set(resuming)
+	a.log().Info("lavalink node connected", "address", a.cfg.Address, "session", m.sessionID, "resumed", m.resumed, "resuming", !a.noResume)
 	a.up, a.attempt, a.sessionID, a.inIncident = true, 0, m.sessionID, false
 	a.link.lastMsg.Store(time.Now().UnixNano())
 	a.lastHealth = time.Now()
@@ -513,6 +553,15 @@ func (a *nodeActor) closed(ctx actor.Context) {
 		return
 	}
 	a.up = false
+	if a.noResume {
+		// Nothing to resume: the server ended our session and its
+		// players with the socket.
+		a.log().Warn("lavalink websocket lost; the node cannot resume, so its players are gone and move now")
+		ctx.Send(ctx.Parent(), nodeLost{name: a.cfg.Name, gone: true})
+		a.incident(ctx, "websocket", errors.New("websocket closed"))
+		a.connect(ctx)
+		return
+	}
 	a.log().Warn("lavalink websocket lost; trying to resume")
 	ctx.Send(ctx.Parent(), nodeDown{name: a.cfg.Name})
 	a.incident(ctx, "websocket", errors.New("websocket closed"))

@@ -142,7 +142,7 @@ func (p *pool) Receive(ctx actor.Context) {
 		p.t.nodes[m.name].up = false
 		p.sync(m.name)
 		p.c.m.nodeUp.WithLabelValues(m.name).Set(0)
-		p.lose(m.name, "websocket lost", false)
+		p.lose(m.name, "websocket lost", m.gone)
 	case nodeLoad:
 		p.t.setLoad(m.name, m.load)
 		p.c.m.loadScore.WithLabelValues(m.name).Set(p.t.nodes[m.name].score())

@@ -14,7 +14,6 @@ import (
 
 	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
-	"github.com/ensemble-bot/ensemble/internal/music"
 )
 
 func TestScore(t *testing.T) {
@@ -290,8 +289,9 @@ func TestWatchEscalation(t *testing.T) {
 // track, position, volume, pause state, and the filters kept from the old
 // node when there are any.
 func TestPlayUpdate(t *testing.T) {
+	enc := realTrack(t).Encoded
 	req := session.PlayRequest{
-		Track: music.Track{Encoded: "QAAA"}, Position: 83500 * time.Millisecond, Volume: 70, Paused: true,
+		Track: realTrack(t), Position: 83500 * time.Millisecond, Volume: 70, Paused: true, PlayID: "3.9",
 		Voice: session.Voice{ChannelID: "800000000000000001", SessionID: "vs", Token: "tok", Endpoint: "ep:443"},
 	}
 	vol := lavalink.Volume(0.5)
@@ -300,8 +300,8 @@ func TestPlayUpdate(t *testing.T) {
 		filters *lavalink.Filters
 		want    string
 	}{
-		{"no filters", nil, `{"track":{"encoded":"QAAA"},"position":83500,"volume":70,"paused":true,"voice":{"token":"tok","endpoint":"ep:443","sessionId":"vs","channelId":"800000000000000001"}}`},
-		{"filters restored", &lavalink.Filters{Volume: &vol}, `{"track":{"encoded":"QAAA"},"position":83500,"volume":70,"paused":true,"voice":{"token":"tok","endpoint":"ep:443","sessionId":"vs","channelId":"800000000000000001"},"filters":{"volume":0.5}}`},
+		{"no filters", nil, `{"track":{"encoded":"` + enc + `","userData":{"ensemblePlayId":"3.9"}},"position":83500,"volume":70,"paused":true,"voice":{"token":"tok","endpoint":"ep:443","sessionId":"vs","channelId":"800000000000000001"}}`},
+		{"filters restored", &lavalink.Filters{Volume: &vol}, `{"track":{"encoded":"` + enc + `","userData":{"ensemblePlayId":"3.9"}},"position":83500,"volume":70,"paused":true,"voice":{"token":"tok","endpoint":"ep:443","sessionId":"vs","channelId":"800000000000000001"},"filters":{"volume":0.5}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, err := playUpdate(req, tc.filters)

@@ -258,7 +258,8 @@ func newBareClient(t *testing.T, onEvent func(*clusterpb.PlayerEvent)) *Client {
 // session; one it acts on does not.
 func TestTrackStuckForwardedWhenWatchdogIdle(t *testing.T) {
 	now := time.Now()
-	stuck := lavalink.TrackStuckEvent{Track: lavalink.Track{Encoded: "QAAA"}}
+	tr := realTrack(t)
+	stuck := lavalink.TrackStuckEvent{Track: lavalink.Track{Encoded: tr.Encoded, Info: lavalink.TrackInfo{Identifier: tr.Identifier}}}
 	for _, tc := range []struct {
 		name          string
 		track, paused bool

@@ -140,7 +140,7 @@ func (c *Client) checkPlayers(now time.Time) {
 			tracks[gp.link]++
 			act = gp.w.due(now, c.t.StallThreshold)
 		}
-		enc := gp.req.Track.Encoded
+		playID, ident := gp.req.PlayID, gp.req.Track.Identifier
 		gp.mu.Unlock()
 		if act == actNone {
 			continue
@@ -155,7 +155,7 @@ func (c *Client) checkPlayers(now time.Time) {
 			// NODE_LOST for it; the session's Play lands elsewhere.
 			c.sys.Root.Send(c.pool, avoidReq{guild: g, node: node})
 		case actGiveUp:
-			c.onEvent(&clusterpb.PlayerEvent{GuildId: g, Node: node, EncodedTrack: enc,
+			c.onEvent(&clusterpb.PlayerEvent{GuildId: g, Node: node, PlayId: playID, TrackIdentifier: ident,
 				Kind: clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_STUCK, Message: "stalled on every node tried"})
 		}
 	}

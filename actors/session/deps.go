@@ -57,6 +57,11 @@ type PlayRequest struct {
 	Volume   int
 	Paused   bool
 	Voice    Voice
+	// PlayID names this play of the track. The Audio sends it with the
+	// track (Lavalink echoes it in every event about the track) and puts
+	// it in the PlayerEvents it forwards, so the session can tell its
+	// current play from a replaced one, an old node's or an old player's.
+	PlayID string
 }
 
 // Gateway asks the shard that owns the guild to join or leave voice.
@@ -83,6 +88,19 @@ type Store interface {
 // can take the call; users get a clear reply instead of a timeout.
 var ErrNoAudioNode = errors.New("no audio node available")
 
+// ErrAudioRefused is what an Audio returns (wrapped) when the server
+// answered the call with an error status: it did answer, so users are not
+// told it did not.
+var ErrAudioRefused = errors.New("the audio server refused the request")
+
+// LoadFailedError is a load the audio server answered with a failure
+// (Lavalink's loadType "error"): Message is its reason, which users see.
+type LoadFailedError struct {
+	Message string
+}
+
+func (e *LoadFailedError) Error() string { return "load failed: " + e.Message }
+
 // Deps is what every session of a member shares.
 type Deps struct {
 	Store    Store
@@ -92,6 +110,9 @@ type Deps struct {
 	Log      *slog.Logger
 	// Now is time.Now outside tests.
 	Now func() time.Time
+	// AfterFunc is time.AfterFunc outside tests: the grain's timers
+	// (coalesced edits, deadlines, cooldowns) start through it.
+	AfterFunc func(time.Duration, func()) *time.Timer
 	// Rand picks shuffle positions: rand.IntN outside tests.
 	Rand func(n int) int
 
@@ -121,6 +142,9 @@ type Deps struct {
 func (d *Deps) defaults() {
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.AfterFunc == nil {
+		d.AfterFunc = time.AfterFunc
 	}
 	if d.QueueMax <= 0 {
 		d.QueueMax = 500

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/asynkron/protoactor-go/cluster"
 
@@ -119,7 +120,9 @@ func (g *Grain) execute(req *clusterpb.SessionRequest) (*clusterpb.SessionReply,
 		}
 		return infoReply(fmt.Sprintf("Skipped %d tracks.", n)), true
 	case "stop":
-		if st.current == nil && st.queue.Len() == 0 {
+		// A pick autoplay is waiting to make counts as playing: /stop
+		// cancels it.
+		if st.current == nil && st.queue.Len() == 0 && !g.autoplayPending {
 			return errorReply("Nothing is playing."), false
 		}
 		st.queue.Clear()
@@ -276,7 +279,7 @@ func (g *Grain) play(req *clusterpb.SessionRequest) (*clusterpb.SessionReply, bo
 	}
 	tracks := loaded.Tracks
 	if len(tracks) == 0 {
-		return errorReply("No results for that query."), false
+		return errorReply(noResults(args.Query)), false
 	}
 	if loaded.Search || loaded.Playlist == "" {
 		tracks = tracks[:1]
@@ -331,9 +334,38 @@ func (g *Grain) play(req *clusterpb.SessionRequest) (*clusterpb.SessionReply, bo
 	return &clusterpb.SessionReply{Reply: commands.Added(tracks[0], position)}, true
 }
 
+// audioError says what went wrong in the user's terms: the server's own
+// reason when it gave one, and "did not answer" only when it did not.
 func audioError(err error) *clusterpb.SessionReply {
-	if errors.Is(err, ErrNoAudioNode) {
+	var lf *LoadFailedError
+	switch {
+	case errors.As(err, &lf):
+		return errorReply(fmt.Sprintf("Couldn't load that track: %s", commands.Escape(reason(lf.Message))))
+	case errors.Is(err, ErrNoAudioNode):
 		return errorReply("No audio node is available right now; please try again in a moment.")
+	case errors.Is(err, ErrAudioRefused):
+		return errorReply("The audio server couldn't do that right now; please try again.")
 	}
 	return errorReply("The audio server did not answer; please try again.")
+}
+
+// noResults names what was searched for (without a search prefix), so the
+// user sees which query found nothing.
+func noResults(q music.Query) string {
+	what := q.Identifier
+	if q.Search {
+		if _, rest, ok := strings.Cut(what, ":"); ok {
+			what = rest
+		}
+	}
+	return fmt.Sprintf("No results for “%s”.", commands.Escape(what))
+}
+
+// reason is a server's message for a reply (Escape keeps it to one
+// bounded line).
+func reason(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "no reason given"
+	}
+	return s
 }

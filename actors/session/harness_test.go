@@ -20,6 +20,7 @@ import (
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
 	"github.com/ensemble-bot/ensemble/internal/music"
 	"github.com/ensemble-bot/ensemble/internal/store"
 )
@@ -34,6 +35,7 @@ import (
 const testGuild = "81384788765712384"
 
 type fakeAudio struct {
+	t      testing.TB
 	mu     sync.Mutex
 	length time.Duration // of loaded tracks; 3 min when zero
 	plays  []PlayRequest
@@ -66,6 +68,9 @@ func (a *fakeAudio) Load(_ context.Context, id string) (Loaded, error) {
 	if err := a.record("load"); err != nil {
 		return Loaded{}, err
 	}
+	if strings.Contains(id, "nothing") {
+		return Loaded{}, nil // Lavalink's loadType "empty"
+	}
 	a.mu.Lock()
 	d, length := a.delay, a.length
 	a.mu.Unlock()
@@ -81,12 +86,22 @@ func (a *fakeAudio) Load(_ context.Context, id string) (Loaded, error) {
 		out.Search, out.Playlist, n = false, "My list", 4
 	}
 	for i := 0; i < n; i++ {
-		out.Tracks = append(out.Tracks, music.Track{
-			Encoded: fmt.Sprintf("enc-%s-%d", q, i), Identifier: fmt.Sprintf("%s-%d", q, i),
-			Title: fmt.Sprintf("%s #%d", q, i), Author: "Artist", Length: length,
-		})
+		out.Tracks = append(out.Tracks, emuTrack(a.t, fmt.Sprintf("%s-%d", q, i), fmt.Sprintf("%s #%d", q, i), "Artist", length))
 	}
 	return out, nil
+}
+
+// emuTrack is a track as Lavalink loads it: its encoded form is lavaplayer's
+// binary format, made by the emulator's encoder (never a placeholder).
+func emuTrack(t testing.TB, id, title, author string, length time.Duration) music.Track {
+	uri := "https://www.youtube.com/watch?v=" + id
+	enc, err := lavalinkemu.EncodeTrack(lavalinkemu.TrackInfo{
+		Identifier: id, IsSeekable: true, Author: author, Length: length.Milliseconds(), Title: title, URI: &uri, SourceName: "youtube",
+	})
+	if err != nil {
+		t.Fatalf("encode %s: %v", id, err)
+	}
+	return music.Track{Encoded: enc, Identifier: id, Title: title, Author: author, URI: uri, SourceName: "youtube", Length: length}
 }
 
 func (a *fakeAudio) Play(_ context.Context, _ string, p PlayRequest) (string, error) {
@@ -209,7 +224,7 @@ func newHarness(t *testing.T, tweak func(*Deps)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, store: st, audio: &fakeAudio{}, gateway: &fakeGateway{}, messages: &fakeMessages{}, logs: &strings.Builder{}, logMu: &sync.Mutex{}}
+	h := &harness{t: t, store: st, audio: &fakeAudio{t: t}, gateway: &fakeGateway{}, messages: &fakeMessages{}, logs: &strings.Builder{}, logMu: &sync.Mutex{}}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(lockedWriter{h.logMu, h.logs}), nil))
 	deps := Deps{
 		Store: st, Audio: h.audio, Gateway: h.gateway, Messages: h.messages, Log: log,
@@ -262,6 +277,37 @@ func (h *harness) exec(command string, opts ...*clusterpb.Option) *clusterpb.Rep
 		h.t.Fatalf("%s: %v", command, err)
 	}
 	return res.GetReply()
+}
+
+// event delivers a player event the way the member's Lavalink client
+// forwards one: the play ID is what Lavalink echoes from the track's
+// userData, the identifier its track info.
+func (h *harness) event(ev *clusterpb.PlayerEvent) {
+	h.t.Helper()
+	ev.GuildId = testGuild
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.Ack, error) {
+		return h.client().Player(ev, o...)
+	})
+	if err != nil {
+		h.t.Fatalf("player event %v: %v", ev.GetKind(), err)
+	}
+}
+
+// trackEvent is an event about the play p.
+func trackEvent(kind clusterpb.PlayerEventKind, reason string, p PlayRequest) *clusterpb.PlayerEvent {
+	return &clusterpb.PlayerEvent{Kind: kind, EndReason: reason, PlayId: p.PlayID, TrackIdentifier: p.Track.Identifier, Node: "node-a"}
+}
+
+// finished is Lavalink's TrackEnd "finished" for the latest play.
+func (h *harness) finished() {
+	h.t.Helper()
+	p, n := h.audio.lastPlay()
+	if n == 0 {
+		h.t.Fatal("no play to finish")
+	}
+	h.event(trackEvent(clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_END, "finished", p))
 }
 
 func (h *harness) snapshot() *clusterpb.SessionSnapshot {

@@ -2,6 +2,7 @@ package session
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -21,10 +22,15 @@ func (g *Grain) resumePlayer() error {
 	}
 	now := g.deps.Now()
 	st.position, st.positionAt = st.positionNow(now), now
+	// Every play gets a new ID: Lavalink replaces the track even when it
+	// is the same one, and events of the replaced play must not count.
+	// The epoch keeps IDs of different activations apart.
+	g.playSeq++
+	g.playID = fmt.Sprintf("%d.%d", g.epoch, g.playSeq)
 	c, cancel := g.callCtx()
 	defer cancel()
 	node, err := g.deps.Audio.Play(c, g.guildID, PlayRequest{
-		Track: *st.current, Position: st.position, Volume: st.volume, Paused: st.paused, Voice: st.voice,
+		Track: *st.current, Position: st.position, Volume: st.volume, Paused: st.paused, Voice: st.voice, PlayID: g.playID,
 	})
 	if err != nil {
 		// Nothing plays, so the position must not advance.
@@ -52,6 +58,7 @@ func (g *Grain) schedulePlayRetry() {
 
 // startTrack makes t the current track from the start.
 func (g *Grain) startTrack(t music.Track) error {
+	g.autoplayPending = false
 	st := g.st
 	st.current = &t
 	// The clock starts when a player takes the track, not before: voice
@@ -66,15 +73,29 @@ func (g *Grain) startTrack(t music.Track) error {
 	return g.resumePlayer()
 }
 
-// advance moves on after the current track ended by itself.
+// advance moves on after the current track ended by itself, by loop mode.
 func (g *Grain) advance() {
 	next, ok := g.st.queue.Next(g.st.current, g.st.modes.Loop)
 	g.moveTo(next, ok)
 }
 
+// skipFailed moves past a track that failed (an exception, a load failure,
+// a stuck player): whatever the loop mode, the bad track is not played
+// again, or a looped broken track would fail for ever.
+func (g *Grain) skipFailed() {
+	next, ok := g.st.queue.Next(nil, music.LoopOff)
+	g.moveTo(next, ok)
+}
+
 // moveTo plays next, or autoplays, or stops when there is nothing.
 func (g *Grain) moveTo(next music.Track, ok bool) {
-	if !ok && g.st.modes.Autoplay {
+	ended := g.st.current
+	g.autoplayPending = false
+	if ended != nil {
+		g.lastPlayed = ended
+	}
+	// Autoplay follows a track that ended, never a /stop.
+	if !ok && ended != nil && g.st.modes.Autoplay {
 		next, ok = g.autoplayPick()
 	}
 	if ok {
@@ -93,12 +114,22 @@ func (g *Grain) moveTo(next music.Track, ok bool) {
 }
 
 // autoplayPick searches for a track related to the last one played that is
-// not among the recent ones. It is rate-limited so a run of failing
-// tracks cannot turn into a loop of searches.
+// not among the recent ones. Picks are at least AutoplayCooldown apart, so
+// a run of failing tracks cannot turn into a loop of searches; a pick due
+// sooner is made when the cooldown ends (autoplayDue), not dropped: short
+// tracks must not stop the music.
 func (g *Grain) autoplayPick() (music.Track, bool) {
-	last := g.st.current
+	last := g.lastPlayed
 	now := g.deps.Now()
-	if last == nil || now.Sub(g.lastAutoplay) < g.deps.AutoplayCooldown {
+	if last == nil {
+		return music.Track{}, false
+	}
+	if wait := g.deps.AutoplayCooldown - now.Sub(g.lastAutoplay); wait > 0 {
+		g.autoplayPending = true
+		if !g.autoplayArmed {
+			g.autoplayArmed = true
+			g.after(wait, autoplayDue{})
+		}
 		return music.Track{}, false
 	}
 	g.lastAutoplay = now
@@ -150,6 +181,7 @@ func (g *Grain) Voice(ev *clusterpb.VoiceEvent, _ cluster.GrainContext) (_ *clus
 // out, channel deleted): the current track goes back to the front of the
 // queue so nothing is lost.
 func (g *Grain) disconnected() {
+	g.autoplayPending = false
 	st := g.st
 	if st.current != nil {
 		if err := st.queue.InsertNext(*st.current); err != nil {
@@ -165,17 +197,30 @@ func (g *Grain) disconnected() {
 	g.markNowPlaying()
 }
 
+// about reports whether ev concerns the current play. Lavalink re-encodes
+// the track with its position for every event, so the encoded track never
+// identifies it. The play ID the session sent as the track's userData
+// does: events of a replaced play, an old node's player or an earlier
+// activation's carry another. On servers that do not echo userData the
+// track's identifier is the best there is (a late event from an earlier
+// play of the same track then passes).
+func (g *Grain) about(ev *clusterpb.PlayerEvent) bool {
+	switch {
+	case ev.GetPlayId() != "":
+		return ev.GetPlayId() == g.playID
+	case ev.GetTrackIdentifier() != "":
+		return ev.GetTrackIdentifier() == g.st.current.Identifier
+	}
+	return true // an event that names no track: player updates, node loss
+}
+
 // Player handles a Lavalink event of this guild's player.
 func (g *Grain) Player(ev *clusterpb.PlayerEvent, _ cluster.GrainContext) (_ *clusterpb.Ack, err error) {
 	defer g.recoverPanic(&err)
-	if g.refusal() != nil || g.st.current == nil {
+	if g.refusal() != nil || g.st.current == nil || !g.about(ev) {
 		return &clusterpb.Ack{}, nil
 	}
 	st := g.st
-	// Events about a track we already replaced are stale.
-	if ev.GetEncodedTrack() != "" && ev.GetEncodedTrack() != st.current.Encoded {
-		return &clusterpb.Ack{}, nil
-	}
 	switch ev.GetKind() {
 	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_PLAYER_UPDATE:
 		// An update from another node, or sent before our last seek, skip
@@ -202,16 +247,23 @@ func (g *Grain) Player(ev *clusterpb.PlayerEvent, _ cluster.GrainContext) (_ *cl
 		}
 	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_END:
 		switch ev.GetEndReason() {
-		case "finished", "loadFailed":
+		case "finished":
+			g.advance()
+		case "loadFailed":
+			// Lavalink sends the TrackException first, and the skip it
+			// caused gave the next track a new play ID; a loadFailed still
+			// about the current play came without one.
+			g.log.Warn("track failed to load; skipping", "track", st.current.Identifier)
+			g.skipFailed()
 		default:
 			// replaced, stopped, cleanup: we caused them.
 			return &clusterpb.Ack{}, nil
 		}
-		g.advance()
 	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_EXCEPTION, clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_STUCK:
-		g.log.Warn("track failed; skipping", "kind", ev.GetKind(), "message", ev.GetMessage())
-		next, ok := st.queue.Next(nil, music.LoopOff)
-		g.moveTo(next, ok)
+		// The TrackEnd that follows an exception is about this play, and
+		// the skip makes it stale: the next track has another play ID.
+		g.log.Warn("track failed; skipping", "kind", ev.GetKind(), "track", st.current.Identifier, "message", ev.GetMessage())
+		g.skipFailed()
 	default:
 		return &clusterpb.Ack{}, nil
 	}
@@ -223,6 +275,7 @@ func (g *Grain) Player(ev *clusterpb.PlayerEvent, _ cluster.GrainContext) (_ *cl
 // leave stops, destroys the player and leaves voice; the caller's save then
 // deletes the (now empty) snapshot, under the fencing rule.
 func (g *Grain) leave() {
+	g.autoplayPending = false
 	st := g.st
 	st.queue.Clear()
 	st.current, g.playerLive = nil, false

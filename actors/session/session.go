@@ -89,6 +89,16 @@ type Grain struct {
 	voiceGen int
 	// endGen identifies the latest track-end deadline.
 	endGen int
+	// playID names the current play of the current track (see about);
+	// playSeq numbers the plays of this activation.
+	playID  string
+	playSeq uint64
+	// lastPlayed is the track autoplay relates its pick to;
+	// autoplayPending says a pick waits for the autoplay cooldown, and
+	// autoplayArmed that its timer runs.
+	lastPlayed      *music.Track
+	autoplayPending bool
+	autoplayArmed   bool
 }
 
 // Self-messages, delivered through ReceiveDefault.
@@ -99,6 +109,7 @@ type (
 	retryPlay       struct{}
 	voiceDeadline   struct{ gen int }
 	trackOverdue    struct{ gen int }
+	autoplayDue     struct{}
 )
 
 // Init restores the session from the store.
@@ -193,6 +204,18 @@ func (g *Grain) ReceiveDefault(ctx cluster.GrainContext) {
 			if g.resumePlayer() == nil {
 				g.save()
 			}
+		}
+	case autoplayDue:
+		g.autoplayArmed = false
+		st := g.st
+		if !g.autoplayPending || st.current != nil || !st.modes.Autoplay {
+			return // a track, a /stop or autoplay off came first
+		}
+		g.autoplayPending = false
+		if t, ok := g.autoplayPick(); ok {
+			_ = g.startTrack(t)
+			g.save()
+			g.updateIdle()
 		}
 	case trackOverdue:
 		if msg.gen != g.endGen {
@@ -295,7 +318,7 @@ func (g *Grain) write(op func(context.Context) error) bool {
 // after delivers msg to this grain after d.
 func (g *Grain) after(d time.Duration, msg any) {
 	self, root := g.ctx.Self(), g.ctx.ActorSystem().Root
-	time.AfterFunc(d, func() { root.Send(self, msg) })
+	g.deps.AfterFunc(d, func() { root.Send(self, msg) })
 }
 
 // armTrackEnd sets a deadline past the current track's end: if

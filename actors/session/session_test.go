@@ -247,18 +247,7 @@ func TestTrackEndAdvancesWithLoopModes(t *testing.T) {
 	h.exec("play", opt("query", "one"))
 	h.exec("play", opt("query", "two"))
 	h.waitFor("playing", func() bool { _, n := h.audio.lastPlay(); return n == 1 })
-	end := func() {
-		t.Helper()
-		cur := h.snapshot().GetCurrent().GetEncoded()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err := ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.Ack, error) {
-			return h.client().Player(&clusterpb.PlayerEvent{GuildId: testGuild, Kind: clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_END, EncodedTrack: cur, EndReason: "finished"}, o...)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	end := h.finished
 	current := func() string { return h.snapshot().GetCurrent().GetIdentifier() }
 
 	h.exec("loop", opt("mode", "track"))
@@ -272,12 +261,11 @@ func TestTrackEndAdvancesWithLoopModes(t *testing.T) {
 		t.Fatalf("loop queue: now %q, queue %v", current(), h.snapshot().GetQueue())
 	}
 	h.exec("loop", opt("mode", "off"))
-	// A stale end (for a track no longer current) is ignored.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, _ = ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.Ack, error) {
-		return h.client().Player(&clusterpb.PlayerEvent{GuildId: testGuild, Kind: clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_END, EncodedTrack: "enc-old", EndReason: "finished"}, o...)
-	})
+	// A stale end (the play of "one" that the loop replaced) is ignored.
+	h.audio.mu.Lock()
+	first := h.audio.plays[0]
+	h.audio.mu.Unlock()
+	h.event(trackEvent(clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_END, "finished", first))
 	if current() != "two-0" {
 		t.Fatalf("stale end moved on to %q", current())
 	}

@@ -1176,17 +1176,22 @@ type PlayerEvent struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	GuildId string                 `protobuf:"bytes,1,opt,name=guild_id,json=guildId,proto3" json:"guild_id,omitempty"`
 	Kind    PlayerEventKind        `protobuf:"varint,2,opt,name=kind,proto3,enum=ensemble.PlayerEventKind" json:"kind,omitempty"`
-	// Lavalink's encoded track the event is about.
-	EncodedTrack string `protobuf:"bytes,3,opt,name=encoded_track,json=encodedTrack,proto3" json:"encoded_track,omitempty"`
 	// TrackEnd reason: finished, loadFailed, stopped, replaced, cleanup.
-	EndReason     string `protobuf:"bytes,4,opt,name=end_reason,json=endReason,proto3" json:"end_reason,omitempty"`
-	PositionMs    int64  `protobuf:"varint,5,opt,name=position_ms,json=positionMs,proto3" json:"position_ms,omitempty"`
-	TimeUnixMs    int64  `protobuf:"varint,6,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
-	Connected     bool   `protobuf:"varint,7,opt,name=connected,proto3" json:"connected,omitempty"`
-	Message       string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
-	Node          string `protobuf:"bytes,9,opt,name=node,proto3" json:"node,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	EndReason  string `protobuf:"bytes,4,opt,name=end_reason,json=endReason,proto3" json:"end_reason,omitempty"`
+	PositionMs int64  `protobuf:"varint,5,opt,name=position_ms,json=positionMs,proto3" json:"position_ms,omitempty"`
+	TimeUnixMs int64  `protobuf:"varint,6,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
+	Connected  bool   `protobuf:"varint,7,opt,name=connected,proto3" json:"connected,omitempty"`
+	Message    string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	Node       string `protobuf:"bytes,9,opt,name=node,proto3" json:"node,omitempty"`
+	// The play the event is about: the identity the session gave this play
+	// of the track, which Lavalink echoes in the track's userData. Empty when
+	// the event names no track, or the server did not echo it.
+	PlayId string `protobuf:"bytes,10,opt,name=play_id,json=playId,proto3" json:"play_id,omitempty"`
+	// The track's identifier (info.identifier) as the server reports it: how
+	// the session recognises its track on servers that do not echo userData.
+	TrackIdentifier string `protobuf:"bytes,11,opt,name=track_identifier,json=trackIdentifier,proto3" json:"track_identifier,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PlayerEvent) Reset() {
@@ -1233,13 +1238,6 @@ func (x *PlayerEvent) GetKind() PlayerEventKind {
 	return PlayerEventKind_PLAYER_EVENT_KIND_UNSPECIFIED
 }
 
-func (x *PlayerEvent) GetEncodedTrack() string {
-	if x != nil {
-		return x.EncodedTrack
-	}
-	return ""
-}
-
 func (x *PlayerEvent) GetEndReason() string {
 	if x != nil {
 		return x.EndReason
@@ -1278,6 +1276,20 @@ func (x *PlayerEvent) GetMessage() string {
 func (x *PlayerEvent) GetNode() string {
 	if x != nil {
 		return x.Node
+	}
+	return ""
+}
+
+func (x *PlayerEvent) GetPlayId() string {
+	if x != nil {
+		return x.PlayId
+	}
+	return ""
+}
+
+func (x *PlayerEvent) GetTrackIdentifier() string {
+	if x != nil {
+		return x.TrackIdentifier
 	}
 	return ""
 }
@@ -1952,11 +1964,10 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\"?\n" +
 	"\vVoiceServer\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1a\n" +
-	"\bendpoint\x18\x02 \x01(\tR\bendpoint\"\xaa\x02\n" +
+	"\bendpoint\x18\x02 \x01(\tR\bendpoint\"\xde\x02\n" +
 	"\vPlayerEvent\x12\x19\n" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12-\n" +
-	"\x04kind\x18\x02 \x01(\x0e2\x19.ensemble.PlayerEventKindR\x04kind\x12#\n" +
-	"\rencoded_track\x18\x03 \x01(\tR\fencodedTrack\x12\x1d\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x19.ensemble.PlayerEventKindR\x04kind\x12\x1d\n" +
 	"\n" +
 	"end_reason\x18\x04 \x01(\tR\tendReason\x12\x1f\n" +
 	"\vposition_ms\x18\x05 \x01(\x03R\n" +
@@ -1965,7 +1976,10 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"timeUnixMs\x12\x1c\n" +
 	"\tconnected\x18\a \x01(\bR\tconnected\x12\x18\n" +
 	"\amessage\x18\b \x01(\tR\amessage\x12\x12\n" +
-	"\x04node\x18\t \x01(\tR\x04node\"\x05\n" +
+	"\x04node\x18\t \x01(\tR\x04node\x12\x17\n" +
+	"\aplay_id\x18\n" +
+	" \x01(\tR\x06playId\x12)\n" +
+	"\x10track_identifier\x18\v \x01(\tR\x0ftrackIdentifierJ\x04\b\x03\x10\x04R\rencoded_track\"\x05\n" +
 	"\x03Ack\"e\n" +
 	"\fVoiceRequest\x12\x19\n" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12\x1d\n" +
