@@ -34,7 +34,9 @@ func TestSandboxRunsToTheEnd(t *testing.T) {
 		"Playlist queued",              // playlist URL
 		"now-playing message",          // the message with buttons
 		"[pause_resume] [skip] [stop]", // its buttons
-		"Paused.", "Resumed.", "Skipped", "Loop: track.",
+		"Paused.", "Resumed.", "Skipped",
+		"ended by itself", // a track ends without a command and the next starts
+		"Loop: track.",
 		"autoplay cannot be turned on while loop is on", // a refusal, shown as ephemeral
 		"only you can see this",
 		"Stopped and cleared the queue.", "Left the voice channel",

@@ -1,13 +1,15 @@
 // Package sandbox runs Ensemble without a Discord account or a Lavalink
 // server: one node against the built-in Discord and Lavalink emulators on
 // loopback, and a scripted listener who joins a voice channel, queues
-// music, presses buttons, skips, loops and stops, while the terminal shows
-// what a Discord user would see. It ends by itself.
+// music, presses buttons, skips, listens as a track ends by itself and the
+// next one starts, loops and stops, while the terminal shows what a
+// Discord user would see. It ends by itself.
 package sandbox
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +22,7 @@ import (
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
+	"github.com/ensemble-bot/ensemble/internal/music"
 	"github.com/ensemble-bot/ensemble/internal/node"
 	"github.com/ensemble-bot/ensemble/internal/secret"
 )
@@ -60,7 +63,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	}
 	defer lava.Close()
 
-	s := &script{ctx: ctx, out: out, dc: dc, pause: o.Pause}
+	s := &script{ctx: ctx, out: out, dc: dc, lava: lava, pause: o.Pause}
 	s.guild = discordemu.SnowflakeForShard(0, 1)
 	s.text, s.voice, s.user = discordemu.NewSnowflake(), discordemu.NewSnowflake(), discordemu.NewSnowflake()
 	// Alex manages the server, so the DJ commands work too.
@@ -104,6 +107,7 @@ type script struct {
 	ctx                      context.Context
 	out                      io.Writer
 	dc                       *discordemu.Emulator
+	lava                     *lavalinkemu.Emulator
 	pause                    time.Duration
 	guild, text, voice, user discordemu.Snowflake
 	lastNowPlaying           string
@@ -142,6 +146,7 @@ func (s *script) play() error {
 		func() error { return s.command("seek", discordemu.StringOption("position", "1:00")) },
 		func() error { return s.command("nowplaying") },
 		func() error { return s.button(commands.ButtonSkip, "⏭ skip") },
+		s.listenToTheEnd,
 		func() error { return s.command("loop", discordemu.StringOption("mode", "track")) },
 		func() error { return s.command("autoplay", discordemu.StringOption("state", "on")) },
 		func() error { return s.command("loop", discordemu.StringOption("mode", "off")) },
@@ -163,6 +168,48 @@ func (s *script) play() error {
 	time.Sleep(700 * time.Millisecond)
 	s.showNowPlaying()
 	fmt.Fprintln(s.out, "\nSandbox finished.")
+	return nil
+}
+
+// listenToTheEnd seeks close to the end of the current track and lets it
+// end by itself: the next track in the queue starts with no command.
+func (s *script) listenToTheEnd() error {
+	var playing *lavalinkemu.PlayerInfo
+	for _, p := range s.lava.Players("") {
+		if p.GuildID == uint64(s.guild) && p.Track != nil {
+			playing = &p
+		}
+	}
+	if playing == nil {
+		return errors.New("nothing plays to listen to the end of")
+	}
+	length := time.Duration(playing.Track.Info.Length) * time.Millisecond
+	at := max(length-5*time.Second, 0).Truncate(time.Second)
+	mark := s.lava.PlayerEvents(uint64(s.guild))
+	if err := s.command("seek", discordemu.StringOption("position", music.FormatDuration(at))); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "\n» Alex listens to the end of %q…\n", playing.Track.Info.Title)
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	after := int64(0)
+	if len(mark) > 0 {
+		after = mark[len(mark)-1].Seq
+	}
+	end, err := s.lava.WaitPlayerEvent(ctx, uint64(s.guild), func(ev lavalinkemu.PlayerEventRecord) bool {
+		return ev.Seq > after && ev.Type == "TrackEndEvent" && ev.Reason == lavalinkemu.EndFinished
+	})
+	if err != nil {
+		return fmt.Errorf("the track never ended: %w", err)
+	}
+	next, err := s.lava.WaitPlayerEvent(ctx, uint64(s.guild), func(ev lavalinkemu.PlayerEventRecord) bool {
+		return ev.Seq > end.Seq && ev.Type == "TrackStartEvent"
+	})
+	if err != nil {
+		return fmt.Errorf("nothing started after the track ended: %w", err)
+	}
+	fmt.Fprintf(s.out, "  ♪ %q ended by itself; %q starts at once (%v later).\n",
+		end.Title, next.Title, next.Time.Sub(end.Time).Round(10*time.Microsecond))
 	return nil
 }
 
