@@ -16,6 +16,15 @@
 //     through cluster.Ordered keyed by guild: one guild's events reach its
 //     grains in the order Discord sent them (a voice server update never
 //     overtakes the voice state), and a slow grain never stalls the reader;
+//   - answers every interaction it cannot forward (not in a server, an
+//     unknown command or option, a stale button, a guild of another shard,
+//     ...) through Deps.Refuse with a text for the member, on the same
+//     workers: nothing is left unanswered;
+//   - takes an interaction's channel from the raw payload's channel_id when
+//     the optional channel object is missing (disgo reads only the object),
+//     with disgo's raw events on;
+//   - reports the application and bot user IDs of READY (Deps.OnReady):
+//     Discord documents no token format, so the token cannot give them;
 //   - sends op 4 for session grains (UpdateVoice), after checking the guild
 //     really belongs to this shard: disgo's own guild→shard lookup falls back
 //     to shard 0 for guilds it does not own, and Discord answers an op 4 on

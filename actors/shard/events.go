@@ -2,6 +2,10 @@ package shard
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/disgoorg/disgo/discord"
@@ -47,8 +51,10 @@ func (g *grain) handle(at time.Time, ev gateway.EventData) {
 		g.onVoiceState(ev)
 	case gateway.EventVoiceServerUpdate:
 		g.onVoiceServer(ev)
+	case interactionCreate:
+		g.onInteraction(at, ev.Interaction, ev.payload)
 	case gateway.EventInteractionCreate:
-		g.onInteraction(at, ev.Interaction)
+		g.onInteraction(at, ev.Interaction, nil)
 	}
 }
 
@@ -66,8 +72,16 @@ func (g *grain) onReady(ev gateway.EventReady) {
 			g.dropGuild(id, true)
 		}
 	}
-	g.log.Info("gateway ready", "guilds", len(ev.Guilds), "bot", ev.User.ID.String())
+	g.log.Info("gateway ready", "guilds", len(ev.Guilds), "bot", ev.User.ID.String(), "application", ev.Application.ID.String())
 	g.setReady(true)
+	g.deps.OnReady(idText(ev.Application.ID), idText(ev.User.ID))
+}
+
+func idText(id snowflake.ID) string {
+	if id == 0 {
+		return ""
+	}
+	return id.String()
 }
 
 func (g *grain) onGuildCreate(ev gateway.EventGuildCreate) {
@@ -157,20 +171,37 @@ func (g *grain) onVoiceServer(ev gateway.EventVoiceServerUpdate) {
 	g.deliverVoice(&clusterpb.VoiceEvent{GuildId: ev.GuildID.String(), Event: &clusterpb.VoiceEvent_Server{Server: server}})
 }
 
-func (g *grain) onInteraction(at time.Time, i discord.Interaction) {
+// answerWithin is Discord's deadline for the first answer to an
+// interaction, counted from its arrival.
+const answerWithin = 3 * time.Second
+
+// onInteraction delivers an interaction to its guild grain, or answers it
+// with a refusal: nothing is dropped unanswered. payload is the raw
+// INTERACTION_CREATE, nil when unknown.
+func (g *grain) onInteraction(at time.Time, i discord.Interaction, payload io.Reader) {
 	if i == nil {
+		g.log.Warn("dropping an empty interaction: nothing to answer it with")
 		return
 	}
 	if gid := i.GuildID(); gid != nil && *gid != 0 {
 		if owner := int((uint64(*gid) >> 22) % uint64(g.deps.ShardCount)); owner != g.id {
 			g.log.Warn("refusing interaction for a guild of another shard",
 				"guild", gid.String(), "owner", owner, "interaction", i.ID().String())
+			g.refuse(at, i, commands.RefuseOtherShard.Text())
 			return
 		}
 	}
-	in, err := commands.FromInteraction(i, at, g.id)
+	var channel snowflake.ID
+	if !commands.HasChannel(i) && payload != nil {
+		var err error
+		if channel, err = payloadChannel(payload, i.ID()); err != nil {
+			g.log.Warn("interaction without a channel object: no channel_id either", "err", err, "interaction", i.ID().String())
+		}
+	}
+	in, err := commands.FromInteraction(i, channel, at, g.id)
 	if err != nil {
-		g.log.Info("dropping interaction", "err", err, "interaction", i.ID().String())
+		g.log.Info("refusing interaction", "err", err, "interaction", i.ID().String())
+		g.refuse(at, i, commands.RefusalText(err))
 		return
 	}
 	// FromInteraction accepts only interactions in a guild, by a member.
@@ -187,6 +218,51 @@ func (g *grain) onInteraction(at time.Time, i discord.Interaction) {
 		defer cancel()
 		if err := guilds(ctx, in); err != nil {
 			log.Warn("deliver interaction to guild grain", "err", err, "guild", in.GetGuildId(), "command", in.GetName())
+		}
+	})
+}
+
+// payloadChannel reads channel_id from an INTERACTION_CREATE payload after
+// checking it is the payload of interaction id.
+func payloadChannel(payload io.Reader, id snowflake.ID) (snowflake.ID, error) {
+	var p struct {
+		ID        snowflake.ID `json:"id"`
+		ChannelID snowflake.ID `json:"channel_id"`
+	}
+	if err := json.NewDecoder(payload).Decode(&p); err != nil {
+		return 0, fmt.Errorf("decode the raw interaction: %w", err)
+	}
+	if p.ID != id {
+		return 0, fmt.Errorf("the raw payload is of interaction %s, not %s", p.ID, id)
+	}
+	if p.ChannelID == 0 {
+		return 0, errors.New("no channel_id in the payload")
+	}
+	return p.ChannelID, nil
+}
+
+// refuse answers an interaction the bot will not handle with message (an
+// autocomplete with no choices), through Deps.Refuse on the guild's worker:
+// the REST call must not hold the grain.
+func (g *grain) refuse(at time.Time, i discord.Interaction, message string) {
+	id, token := i.ID(), i.Token()
+	// A ping is answered with a pong and comes only to HTTP endpoints,
+	// never over the gateway; without an ID or token there is nothing to
+	// answer.
+	if id == 0 || token == "" || i.Type() == discord.InteractionTypePing {
+		g.log.Warn("cannot answer interaction", "interaction", id.String(), "type", int(i.Type()))
+		return
+	}
+	key := id.String()
+	if gid := i.GuildID(); gid != nil && *gid != 0 {
+		key = gid.String()
+	}
+	refuse, log, kind := g.deps.Refuse, g.log, commands.KindOf(i)
+	g.deps.Ordered.Submit(key, func() {
+		ctx, cancel := context.WithDeadline(context.Background(), at.Add(answerWithin))
+		defer cancel()
+		if err := refuse(ctx, id.String(), token, kind, message); err != nil {
+			log.Warn("answer refused interaction", "err", err, "interaction", id.String())
 		}
 	})
 }

@@ -92,6 +92,7 @@ type fixture struct {
 	interactions chan *clusterpb.Interaction
 	voice        chan *clusterpb.VoiceEvent
 	status       chan statusEvent
+	readies      chan [2]string
 }
 
 // syncBuffer collects the shard's logs, at DEBUG, to check what they show.
@@ -165,7 +166,7 @@ func startFixture(t *testing.T, cfg discordemu.Config, shards int, setup func(*d
 	}
 
 	f := &fixture{logs: &syncBuffer{}, emu: emu, shards: shards, interactions: make(chan *clusterpb.Interaction, 64),
-		voice: make(chan *clusterpb.VoiceEvent, 64), status: make(chan statusEvent, 64)}
+		voice: make(chan *clusterpb.VoiceEvent, 64), status: make(chan statusEvent, 64), readies: make(chan [2]string, 64)}
 	var c atomic.Pointer[pcluster.Cluster]
 	ordered := cluster.NewOrdered(2, 64)
 	t.Cleanup(ordered.Close)
@@ -188,9 +189,16 @@ func startFixture(t *testing.T, cfg discordemu.Config, shards int, setup func(*d
 			})
 			return err
 		},
+		Refuse: r.Refuse,
 		OnStatus: func(shard int, ready bool) {
 			select {
 			case f.status <- statusEvent{shard, ready}:
+			default:
+			}
+		},
+		OnReady: func(app, bot string) {
+			select {
+			case f.readies <- [2]string{app, bot}:
 			default:
 			}
 		},
@@ -576,5 +584,52 @@ func TestCloseCodes(t *testing.T) {
 	f.waitStatus(t, 0, "not ready after 4004", func(st *clusterpb.ShardStatus) bool { return !st.GetReady() })
 	if logs := f.logs.String(); !strings.Contains(logs, "not reconnecting") {
 		t.Fatalf("no reason logged for giving up:\n%s", logs)
+	}
+}
+
+// TestDiscordCompatibleServer runs the shard against the emulator set up as
+// a third-party Discord-compatible server: a token of no known shape, an
+// application ID that is not the bot's user ID, and interactions with
+// channel_id but no channel object.
+func TestDiscordCompatibleServer(t *testing.T) {
+	var w testWorld
+	cfg := discordemu.Config{AppID: discordemu.NewSnowflake(), BotUserID: discordemu.NewSnowflake(), OpaqueToken: true, OmitInteractionChannel: true}
+	f := startFixture(t, cfg, 1, func(emu *discordemu.Emulator) {
+		w = addWorld(t, emu, discordemu.SnowflakeForShard(0, 1))
+		if err := emu.JoinVoice(w.guild, w.alice, w.music); err != nil {
+			t.Fatal(err)
+		}
+	})
+	f.ensure(t, 0)
+	f.waitReadyStatus(t, 0)
+	if got := recv(t, f.readies); got != [2]string{cfg.AppID.String(), cfg.BotUserID.String()} {
+		t.Fatalf("OnReady(%q, %q); want application %s and bot user %s", got[0], got[1], cfg.AppID, cfg.BotUserID)
+	}
+
+	// The channel comes from the raw payload's channel_id.
+	ix := f.invoke(t, w, w.alice, "no channel object")
+	in := f.nextInteraction(t)
+	expectPlay(t, in, ix, "no channel object", w.music, 0)
+	if in.GetChannelId() != w.text.String() || in.GetApplicationId() != cfg.AppID.String() {
+		t.Fatalf("delivered channel %q application %q; want %s and %s", in.GetChannelId(), in.GetApplicationId(), w.text, cfg.AppID)
+	}
+
+	// A command the bot does not have is answered, privately, at once.
+	stale, err := f.emu.InvokeUnregistered(w.guild, w.alice, w.text, "eval", discordemu.StringOption("code", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := stale.Wait(ctxTimeout(t))
+	if err != nil || r.Type != discordemu.ResponseMessage || !r.Ephemeral() || !strings.Contains(r.Content, "isn't available here") {
+		t.Fatalf("answer to an unknown command: %+v, %v", r, err)
+	}
+	// Nothing of it reached a guild grain, and the next command still does.
+	ix = f.invoke(t, w, w.bob, "after refusals")
+	expectPlay(t, f.nextInteraction(t), ix, "after refusals", 0, 0)
+	if errs := f.emu.Errors(); len(errs) != 0 {
+		t.Fatalf("protocol errors: %v", errs)
+	}
+	if strings.Contains(f.logs.String(), f.emu.Token()) {
+		t.Fatal("the bot token appears in the logs")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
@@ -74,10 +75,21 @@ type Deps struct {
 	// Ordered runs the deliveries, in order per guild. Default: a private
 	// one with a few workers.
 	Ordered *cluster.Ordered
+	// Refuse answers an interaction the bot cannot handle, within Discord's
+	// 3 s (ctx carries that deadline): an autocomplete (kind
+	// INTERACTION_KIND_AUTOCOMPLETE) with no choices, anything else with
+	// message as an ephemeral reply. It is a Discord REST call: it runs on
+	// an Ordered worker, never in the grain.
+	Refuse func(ctx context.Context, id, token string, kind clusterpb.InteractionKind, message string) error
 	// OnStatus is told when a shard becomes ready or stops being ready. It
 	// runs in the grain and must not block.
 	OnStatus func(shardID int, ready bool)
-	Now      func() time.Time
+	// OnReady is told the application ID and the bot's user ID of every
+	// READY (application.id and user.id; "" when READY lacks one). Discord
+	// documents no token format, so these are the only source of both. It
+	// runs in the grain and must not block.
+	OnReady func(appID, botUserID string)
+	Now     func() time.Time
 }
 
 func (d *Deps) defaults() {
@@ -102,8 +114,16 @@ func (d *Deps) defaults() {
 	if d.Ordered == nil {
 		d.Ordered = cluster.NewOrdered(4, 256)
 	}
+	if d.Refuse == nil {
+		d.Refuse = func(context.Context, string, string, clusterpb.InteractionKind, string) error {
+			return errors.New("no refusal wired")
+		}
+	}
 	if d.OnStatus == nil {
 		d.OnStatus = func(int, bool) {}
+	}
+	if d.OnReady == nil {
+		d.OnReady = func(string, string) {}
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -147,6 +167,13 @@ type (
 		at time.Time
 		ev gateway.EventData
 	}
+	// interactionCreate is an INTERACTION_CREATE with the payload disgo
+	// parsed it from (nil when the raw event did not come), read only
+	// when the parsed interaction lacks its channel.
+	interactionCreate struct {
+		gateway.EventInteractionCreate
+		payload io.Reader
+	}
 	// closed is disgo giving up on the connection (it reconnects by itself
 	// otherwise, without telling anyone).
 	closed struct{ err error }
@@ -175,10 +202,17 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 	g.base, g.stop = context.WithCancel(context.Background())
 
 	root, self, now := g.root, g.self, g.deps.Now
-	onEvent := func(_ gateway.Gateway, _ gateway.EventType, _ int, ev gateway.EventData) {
-		switch ev.(type) {
+	var raw lastPayload
+	onEvent := func(_ gateway.Gateway, _ gateway.EventType, seq int, ev gateway.EventData) {
+		switch ev := ev.(type) {
+		case gateway.EventRaw:
+			if ev.EventType == gateway.EventTypeInteractionCreate {
+				raw.keep(seq, ev.Payload)
+			}
+		case gateway.EventInteractionCreate:
+			root.Send(self, &dispatch{at: now(), ev: interactionCreate{ev, raw.take(seq)}})
 		case gateway.EventReady, gateway.EventResumed, gateway.EventGuildCreate, gateway.EventGuildDelete,
-			gateway.EventVoiceStateUpdate, gateway.EventVoiceServerUpdate, gateway.EventInteractionCreate:
+			gateway.EventVoiceStateUpdate, gateway.EventVoiceServerUpdate:
 			root.Send(self, &dispatch{at: now(), ev: ev})
 		}
 	}
@@ -202,6 +236,10 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 		// with the token in clear: its floor is INFO whatever ours is.
 		gateway.WithLogger(slog.New(telemetry.WithMinLevel(g.log.Handler(), slog.LevelInfo)).With("lib", "disgo")),
 	}, g.deps.GatewayOpts...)
+	// disgo fills an interaction's channel only from the optional
+	// `channel` object; `channel_id` is in the raw payload alone. Raw
+	// events come last so that no GatewayOpts can turn them off.
+	opts = append(opts, gateway.WithEnableRawEvents(true))
 	g.gw = gateway.New(g.deps.Token.Reveal(), onEvent, opts...)
 	register(ctx.ActorSystem(), g.self)
 	g.log.Info("shard activated; connecting", "shards", g.deps.ShardCount)
@@ -394,4 +432,35 @@ func (g *grain) Ensure(_ *clusterpb.Ack, ctx pcluster.GrainContext) (*clusterpb.
 		Guilds: int32(len(g.cache)),
 		Member: ctx.ActorSystem().Address(),
 	}, nil
+}
+
+// lastPayload keeps the raw payload of the last INTERACTION_CREATE until
+// the parsed event of the same dispatch takes it. disgo calls the handler
+// with the raw event and then the parsed one, both on the reader goroutine
+// with the same sequence number (gateway.go:666-676), so keeping costs a
+// pointer per interaction and nothing is decoded unless needed. The lock
+// and the sequence check cover a reader of a closing connection still
+// handling its last dispatch while the next connection's reader starts.
+type lastPayload struct {
+	mu      sync.Mutex
+	seq     int
+	payload io.Reader
+}
+
+func (l *lastPayload) keep(seq int, payload io.Reader) {
+	l.mu.Lock()
+	l.seq, l.payload = seq, payload
+	l.mu.Unlock()
+}
+
+// take returns the payload kept for seq, if any, and forgets it.
+func (l *lastPayload) take(seq int) io.Reader {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.payload
+	l.payload = nil
+	if l.seq != seq {
+		return nil
+	}
+	return p
 }

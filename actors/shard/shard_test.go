@@ -1,7 +1,9 @@
 package shard
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
 )
 
@@ -127,9 +130,19 @@ func (f *fakeGateway) Send(_ context.Context, op gateway.Opcode, d gateway.Messa
 }
 
 type sinks struct {
-	voice  chan *clusterpb.VoiceEvent
-	guilds chan *clusterpb.Interaction
-	status chan bool
+	voice   chan *clusterpb.VoiceEvent
+	guilds  chan *clusterpb.Interaction
+	status  chan bool
+	refused chan refusal
+	readies chan [2]string
+}
+
+// refusal is one call of Deps.Refuse.
+type refusal struct {
+	id, token string
+	kind      clusterpb.InteractionKind
+	message   string
+	deadline  time.Time
 }
 
 // newTestGrain is a grain without an actor or a connection: events are fed
@@ -137,7 +150,8 @@ type sinks struct {
 // channels.
 func newTestGrain(t *testing.T, id, count int) (*grain, *fakeGateway, *sinks) {
 	t.Helper()
-	s := &sinks{voice: make(chan *clusterpb.VoiceEvent, 64), guilds: make(chan *clusterpb.Interaction, 64), status: make(chan bool, 64)}
+	s := &sinks{voice: make(chan *clusterpb.VoiceEvent, 64), guilds: make(chan *clusterpb.Interaction, 64), status: make(chan bool, 64),
+		refused: make(chan refusal, 64), readies: make(chan [2]string, 64)}
 	ordered := cluster.NewOrdered(2, 16)
 	t.Cleanup(ordered.Close)
 	d := Deps{
@@ -152,7 +166,13 @@ func newTestGrain(t *testing.T, id, count int) (*grain, *fakeGateway, *sinks) {
 			s.guilds <- in
 			return nil
 		},
+		Refuse: func(ctx context.Context, id, token string, kind clusterpb.InteractionKind, message string) error {
+			deadline, _ := ctx.Deadline()
+			s.refused <- refusal{id: id, token: token, kind: kind, message: message, deadline: deadline}
+			return nil
+		},
 		OnStatus: func(_ int, ready bool) { s.status <- ready },
+		OnReady:  func(app, bot string) { s.readies <- [2]string{app, bot} },
 	}
 	d.defaults()
 	gw := &fakeGateway{}
@@ -348,12 +368,194 @@ func TestInteractionsCarryVoiceChannelsInOrder(t *testing.T) {
 		}
 	}
 	// A guild of another shard is refused; so is what FromInteraction
-	// refuses (unknown command).
+	// refuses (unknown command). Both are answered, not dropped.
 	g.handle(at, interaction(t, interactionJSON(950, foreign, text, alice, "x")))
 	g.handle(at, interaction(t, strings.Replace(interactionJSON(951, guild, text, alice, "x"), `"name":"play"`, `"name":"nope"`, 1)))
 	g.handle(at, interaction(t, interactionJSON(952, guild, text, alice, "last")))
 	if in := recv(t, s.guilds); in.GetId() != "952" {
 		t.Fatalf("refused interactions were delivered: got %v", in)
+	}
+	// Two guilds, two workers: the answers may come in either order.
+	told := map[string]string{}
+	for range 2 {
+		r := recv(t, s.refused)
+		told[r.id] = r.message
+	}
+	if told["950"] != commands.RefuseOtherShard.Text() || told["951"] != commands.RefuseUnknownCommand.Text() {
+		t.Fatalf("refusals %q; want 950 told the other-shard text and 951 the unknown-command text", told)
+	}
+}
+
+// ixPayload is an INTERACTION_CREATE's data as a map, so that a case can
+// drop or replace any part.
+func ixPayload(typ int, id, guild, channel, user snowflake.ID, data map[string]any) map[string]any {
+	return map[string]any{
+		"id": id.String(), "application_id": "555", "type": typ, "token": "tok-" + id.String(), "version": 1,
+		"guild_id": guild.String(), "channel_id": channel.String(),
+		"channel": map[string]any{"id": channel.String(), "type": 0, "name": "general", "guild_id": guild.String(), "permissions": "0"},
+		"member": map[string]any{"user": map[string]any{"id": user.String(), "username": "u"}, "roles": []string{},
+			"permissions": "0", "joined_at": "2024-01-01T00:00:00.000000+00:00"},
+		"app_permissions": "0", "locale": "en-US", "entitlements": []any{}, "context": 0, "data": data,
+	}
+}
+
+func playData(name string) map[string]any {
+	return map[string]any{"id": "777", "name": name, "type": 1, "options": []map[string]any{{"name": "query", "type": 3, "value": "q"}}}
+}
+
+func without(p map[string]any, keys ...string) map[string]any {
+	for _, k := range keys {
+		delete(p, k)
+	}
+	return p
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// rawInteraction is the self-message the reader goroutine makes of an
+// INTERACTION_CREATE: disgo's parse and, when raw events came, the payload.
+func rawInteraction(t *testing.T, parsed, payload []byte) interactionCreate {
+	t.Helper()
+	ev := interaction(t, string(parsed))
+	if payload == nil {
+		return interactionCreate{EventInteractionCreate: ev}
+	}
+	return interactionCreate{EventInteractionCreate: ev, payload: bytes.NewReader(payload)}
+}
+
+// TestInteractionChannelFromRawPayload: an interaction with channel_id but
+// no channel object (both optional in Discord's docs; disgo reads only the
+// object) reaches its guild grain with the channel from the raw payload.
+func TestInteractionChannelFromRawPayload(t *testing.T) {
+	guild, text, alice := snowflake.ID(discordemu.SnowflakeForShard(0, 1)), snowflake.ID(10), snowflake.ID(2000)
+	bare := mustJSON(t, without(ixPayload(2, 900, guild, text, alice, playData("play")), "channel"))
+	for _, tc := range []struct {
+		name    string
+		parsed  []byte
+		payload []byte
+		want    string // the delivered channel; "" = refused as malformed
+	}{
+		{"channel object", mustJSON(t, ixPayload(2, 900, guild, text, alice, playData("play"))), nil, text.String()},
+		{"channel_id only", bare, bare, text.String()},
+		{"channel_id only, no raw event", bare, nil, ""},
+		{"raw payload of another interaction", bare, mustJSON(t, without(ixPayload(2, 901, guild, 11, alice, playData("play")), "channel")), ""},
+		{"raw payload without channel_id", bare, mustJSON(t, without(ixPayload(2, 900, guild, text, alice, playData("play")), "channel", "channel_id")), ""},
+		{"raw payload not JSON", bare, []byte("{"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, _, s := newTestGrain(t, 0, 1)
+			g.handle(time.Now(), ready(1000, guild))
+			g.handle(time.Now(), rawInteraction(t, tc.parsed, tc.payload))
+			if tc.want == "" {
+				r := recv(t, s.refused)
+				if r.id != "900" || r.token != "tok-900" || r.message != commands.RefuseMalformed.Text() {
+					t.Fatalf("refusal %+v; want the malformed-interaction text", r)
+				}
+				none(t, s.guilds)
+				return
+			}
+			in := recv(t, s.guilds)
+			if in.GetId() != "900" || in.GetChannelId() != tc.want || in.GetName() != "play" {
+				t.Fatalf("delivered %v; want channel %s", in, tc.want)
+			}
+			none(t, s.refused)
+		})
+	}
+}
+
+// TestUnconvertibleInteractionsAreRefused: what the bot cannot handle is
+// answered through Deps.Refuse (with the class's text, by the right kind of
+// callback, within Discord's 3 s) instead of being dropped.
+func TestUnconvertibleInteractionsAreRefused(t *testing.T) {
+	guild, foreign := snowflake.ID(discordemu.SnowflakeForShard(1, 2)), snowflake.ID(discordemu.SnowflakeForShard(0, 2))
+	text, alice := snowflake.ID(10), snowflake.ID(2000)
+	const (
+		command      = clusterpb.InteractionKind_INTERACTION_KIND_COMMAND
+		autocomplete = clusterpb.InteractionKind_INTERACTION_KIND_AUTOCOMPLETE
+		button       = clusterpb.InteractionKind_INTERACTION_KIND_BUTTON
+		other        = clusterpb.InteractionKind_INTERACTION_KIND_UNSPECIFIED
+	)
+	message := map[string]any{"id": "4242", "channel_id": text.String(), "content": "", "type": 0,
+		"author": map[string]any{"id": "555", "username": "Ensemble"}, "timestamp": "2024-01-01T00:00:00Z"}
+	component := func(data map[string]any) map[string]any {
+		p := ixPayload(3, 900, guild, text, alice, data)
+		p["message"] = message
+		return p
+	}
+	dm := without(ixPayload(2, 900, guild, text, alice, playData("play")), "guild_id", "member")
+	dm["user"] = map[string]any{"id": alice.String(), "username": "u"}
+	for _, tc := range []struct {
+		name    string
+		p       map[string]any
+		kind    clusterpb.InteractionKind
+		refusal commands.Refusal
+	}{
+		{"unknown command", ixPayload(2, 900, guild, text, alice, playData("eval")), command, commands.RefuseUnknownCommand},
+		{"unknown option", ixPayload(2, 900, guild, text, alice, map[string]any{"id": "777", "name": "pause", "type": 1,
+			"options": []map[string]any{{"name": "hard", "type": 5, "value": true}}}), command, commands.RefuseBadOptions},
+		{"autocomplete of an unknown command", ixPayload(4, 900, guild, text, alice, map[string]any{"id": "777", "name": "eval", "type": 1,
+			"options": []map[string]any{{"name": "query", "type": 3, "value": "q", "focused": true}}}), autocomplete, commands.RefuseUnknownCommand},
+		{"guild of another shard", ixPayload(2, 900, foreign, text, alice, playData("play")), command, commands.RefuseOtherShard},
+		{"direct message", dm, command, commands.RefuseNotInServer},
+		{"stale button", component(map[string]any{"custom_id": "np:skip", "component_type": 2}), button, commands.RefuseStaleButton},
+		{"select menu", component(map[string]any{"custom_id": "np:skip", "component_type": 3, "values": []string{"a"}}), button, commands.RefuseUnsupported},
+		{"modal submit", ixPayload(5, 900, guild, text, alice, map[string]any{"custom_id": "m", "components": []any{}}), other, commands.RefuseUnsupported},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, _, s := newTestGrain(t, 1, 2)
+			g.handle(time.Now(), ready(1000, guild))
+			at := time.Now()
+			g.handle(at, interaction(t, string(mustJSON(t, tc.p))))
+			r := recv(t, s.refused)
+			want := refusal{id: "900", token: "tok-900", kind: tc.kind, message: tc.refusal.Text(), deadline: at.Add(3 * time.Second)}
+			if !r.deadline.Equal(want.deadline) {
+				t.Fatalf("deadline %v; want %v (3 s after arrival)", r.deadline, want.deadline)
+			}
+			r.deadline = want.deadline
+			if r != want {
+				t.Fatalf("refusal %+v\nwant %+v", r, want)
+			}
+			none(t, s.guilds)
+		})
+	}
+}
+
+func TestReadyReportsApplicationAndBotUser(t *testing.T) {
+	g, _, s := newTestGrain(t, 0, 1)
+	ev := ready(1000)
+	ev.Application.ID = 555
+	g.handle(time.Now(), ev)
+	if got := recv(t, s.readies); got != [2]string{"555", "1000"} {
+		t.Fatalf("OnReady(%q, %q); want the application and user IDs of READY", got[0], got[1])
+	}
+	// A READY without application.id reports it missing rather than "0".
+	g.handle(time.Now(), ready(1000))
+	if got := recv(t, s.readies); got != [2]string{"", "1000"} {
+		t.Fatalf("OnReady(%q, %q) without application.id", got[0], got[1])
+	}
+}
+
+func TestLastPayloadPairsBySequence(t *testing.T) {
+	var l lastPayload
+	a, b := strings.NewReader("a"), strings.NewReader("b")
+	l.keep(5, a)
+	if got := l.take(6); got != nil {
+		t.Fatal("took the payload of another dispatch")
+	}
+	if got := l.take(5); got != nil {
+		t.Fatal("a payload was kept after a take")
+	}
+	l.keep(7, a)
+	l.keep(8, b)
+	if got := l.take(8); got != b {
+		t.Fatalf("take(8) = %v", got)
 	}
 }
 

@@ -3,12 +3,14 @@ package commands
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/disgoorg/disgo/discord"
+	"github.com/disgoorg/snowflake/v2"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/music"
@@ -72,7 +74,7 @@ func TestFromInteractionCommand(t *testing.T) {
 	received := time.Unix(1700000000, 42)
 	// Options arrive in any order and come out in the declared order.
 	i := unmarshal(t, command("play", opt("next", 5, true), opt("query", 3, "never gonna")))
-	got, err := FromInteraction(i, received, 3)
+	got, err := FromInteraction(i, 0, received, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +95,14 @@ func TestFromInteractionCommand(t *testing.T) {
 	// The display name falls back to the global name, then the username.
 	p := command("pause")
 	delete(p["member"].(map[string]any), "nick")
-	got, err = FromInteraction(unmarshal(t, p), received, 0)
+	got, err = FromInteraction(unmarshal(t, p), 0, received, 0)
 	if err != nil || got.Invoker.DisplayName != "Alice" || got.Options != nil {
 		t.Fatalf("pause: %+v, %v", got, err)
 	}
 
 	// Integers, roles and channels become canonical text.
 	got, err = FromInteraction(unmarshal(t, command("settings",
-		opt("announce_channel", 7, testChannel), opt("dj_role", 8, testRole), opt("default_volume", 4, 150))), received, 0)
+		opt("announce_channel", 7, testChannel), opt("dj_role", 8, testRole), opt("default_volume", 4, 150))), 0, received, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +138,7 @@ func mustJSON(t *testing.T, v any) string {
 func TestFromInteractionAutocomplete(t *testing.T) {
 	p := payload(4, map[string]any{"id": "1180000000000000003", "name": "play", "type": 1, "options": []map[string]any{
 		{"name": "query", "type": 3, "value": "never gon", "focused": true}, opt("next", 5, false)}})
-	got, err := FromInteraction(unmarshal(t, p), time.Now(), 0)
+	got, err := FromInteraction(unmarshal(t, p), 0, time.Now(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,12 +150,126 @@ func TestFromInteractionAutocomplete(t *testing.T) {
 
 func TestFromInteractionButton(t *testing.T) {
 	id := CustomID(ButtonSkip, guild)
-	got, err := FromInteraction(unmarshal(t, button(id)), time.Now(), 0)
+	got, err := FromInteraction(unmarshal(t, button(id)), 0, time.Now(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Kind != clusterpb.InteractionKind_INTERACTION_KIND_BUTTON || got.Name != id || got.MessageId != testMessage || got.Options != nil {
 		t.Fatalf("%+v", got)
+	}
+}
+
+// TestFromInteractionChannel: `channel` and `channel_id` are both optional
+// in Discord's documentation and disgo reads only the object, so the
+// payload's channel_id comes in as an argument (a Discord-compatible server
+// sends only channel_id).
+func TestFromInteractionChannel(t *testing.T) {
+	const other = "81384788765712390"
+	withoutChannel := func(keys ...string) map[string]any {
+		p := command("pause")
+		for _, k := range keys {
+			delete(p, k)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name     string
+		p        map[string]any
+		fallback string
+		want     string // "" = refused
+	}{
+		{"object only", withoutChannel("channel_id"), "", testChannel},
+		{"channel_id only", withoutChannel("channel"), testChannel, testChannel},
+		// The object is what disgo parsed from the same payload; the
+		// argument only stands in for a missing one.
+		{"object wins", command("pause"), other, testChannel},
+		{"neither", withoutChannel("channel", "channel_id"), "", ""},
+		{"channel_id only, not passed", withoutChannel("channel"), "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			i := unmarshal(t, tc.p)
+			var fallback snowflake.ID
+			if tc.fallback != "" {
+				fallback = snowflake.MustParse(tc.fallback)
+			}
+			if HasChannel(i) != (tc.p["channel"] != nil) {
+				t.Fatalf("HasChannel = %v with channel object %v", HasChannel(i), tc.p["channel"])
+			}
+			got, err := FromInteraction(i, fallback, time.Now(), 0)
+			if tc.want == "" {
+				var ie *InteractionError
+				if !errors.As(err, &ie) || ie.Refusal != RefuseMalformed || got != nil {
+					t.Fatalf("= %+v, %v; want a malformed-interaction refusal", got, err)
+				}
+				return
+			}
+			if err != nil || got.ChannelId != tc.want || got.Name != "pause" {
+				t.Fatalf("= %+v, %v; want channel %s", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRefusalText: every class has its own text, written for the member
+// (what happened and what to do), not an error string.
+func TestRefusalText(t *testing.T) {
+	seen := map[string]Refusal{}
+	for _, tc := range []struct {
+		class Refusal
+		says  []string
+	}{
+		{RefuseMalformed, []string{"incomplete", "try again"}},
+		{RefuseNotInServer, []string{"only in servers"}},
+		{RefuseUnknownCommand, []string{"isn't available here", "outdated command list", "restart"}},
+		{RefuseBadOptions, []string{"options", "outdated version", "restart"}},
+		{RefuseUnsupported, []string{"doesn't handle this kind"}},
+		{RefuseStaleButton, []string{"button", "latest now-playing message"}},
+		{RefuseOtherShard, []string{"right now", "try again in a moment"}},
+	} {
+		text := tc.class.Text()
+		for _, want := range tc.says {
+			if !strings.Contains(strings.ToLower(text), strings.ToLower(want)) {
+				t.Errorf("class %d: %q does not say %q", tc.class, text, want)
+			}
+		}
+		for _, jargon := range []string{"unsupported interaction", "%", "nil", "shard", "payload", "error"} {
+			if strings.Contains(strings.ToLower(text), jargon) {
+				t.Errorf("class %d: %q reads like an error string (%q)", tc.class, text, jargon)
+			}
+		}
+		if prev, dup := seen[text]; dup {
+			t.Errorf("classes %d and %d say the same", prev, tc.class)
+		}
+		seen[text] = tc.class
+		if r := Error(text); !r.Ephemeral || len([]rune(r.Content)) > maxContent {
+			t.Errorf("class %d: reply %+v", tc.class, r)
+		}
+	}
+	if got := RefusalText(errors.New("something else")); got != RefuseMalformed.Text() {
+		t.Fatalf("RefusalText of a foreign error = %q", got)
+	}
+	wrapped := fmt.Errorf("shard 0: %w", refuse(RefuseStaleButton, "x"))
+	if got := RefusalText(wrapped); got != RefuseStaleButton.Text() {
+		t.Fatalf("RefusalText of a wrapped refusal = %q", got)
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	for _, tc := range []struct {
+		p    map[string]any
+		want clusterpb.InteractionKind
+	}{
+		{command("pause"), clusterpb.InteractionKind_INTERACTION_KIND_COMMAND},
+		{payload(4, map[string]any{"id": "1", "name": "play", "type": 1, "options": []any{}}), clusterpb.InteractionKind_INTERACTION_KIND_AUTOCOMPLETE},
+		{button("x"), clusterpb.InteractionKind_INTERACTION_KIND_BUTTON},
+		{payload(5, map[string]any{"custom_id": "m", "components": []any{}}), clusterpb.InteractionKind_INTERACTION_KIND_UNSPECIFIED},
+	} {
+		if got := KindOf(unmarshal(t, tc.p)); got != tc.want {
+			t.Errorf("KindOf(type %v) = %v; want %v", tc.p["type"], got, tc.want)
+		}
+	}
+	if got := KindOf(nil); got != clusterpb.InteractionKind_INTERACTION_KIND_UNSPECIFIED {
+		t.Errorf("KindOf(nil) = %v", got)
 	}
 }
 
@@ -174,34 +290,39 @@ func TestFromInteractionRefusals(t *testing.T) {
 	selectMenu := button("x")
 	selectMenu["data"] = map[string]any{"custom_id": CustomID(ButtonSkip, guild), "component_type": 3, "values": []string{"a"}}
 	noMessage := without(button(CustomID(ButtonSkip, guild)), "message")
+	noUser := command("pause")
+	delete(noUser["member"].(map[string]any), "user")
 	for _, tc := range []struct {
 		name    string
 		p       map[string]any
 		mention string
+		class   Refusal
 	}{
-		{"direct message", without(command("play", opt("query", 3, "x")), "guild_id", "member"), "only in servers"},
-		{"no member", without(command("pause"), "member"), "only in servers"},
-		{"no channel", without(command("pause"), "channel"), "no channel"},
-		{"unknown command", command("eval"), "unknown command /eval"},
-		{"unknown option", command("play", opt("query", 3, "x"), opt("volume", 4, 5)), `no option "volume"`},
-		{"wrong type", command("volume", opt("level", 3, "loud")), "level has type 3"},
-		{"string as integer", command("volume", opt("level", 4, "50")), ""},
-		{"float as integer", command("volume", opt("level", 4, 50.5)), "not an integer"},
-		{"null value", command("play", opt("query", 3, nil)), "not a string"},
-		{"number as string", command("play", opt("query", 3, 5)), "not a string"},
-		{"bad role ID", command("settings", opt("dj_role", 8, "0")), "invalid Discord ID"},
-		{"subcommand", subcommand, "no subcommands"},
-		{"user command", userCommand, "not a slash command"},
-		{"ping", payload(1, nil), "interaction type 1"},
-		{"modal", payload(5, map[string]any{"custom_id": "m", "components": []any{}}), "interaction type 5"},
-		{"select menu", selectMenu, "only buttons"},
-		{"button from another guild", button(CustomID(ButtonSkip, "81384788765712399")), "another server"},
-		{"old button", button("np:skip"), "not valid here"},
-		{"button without message", noMessage, "without a message"},
-		{"autocomplete nothing focused", autocomplete(opt("query", 3, "x")), "0 focused"},
+		{"direct message", without(command("play", opt("query", 3, "x")), "guild_id", "member"), "only in servers", RefuseNotInServer},
+		{"no member", without(command("pause"), "member"), "only in servers", RefuseNotInServer},
+		{"no channel", without(command("pause"), "channel"), "no channel", RefuseMalformed},
+		{"no channel at all", without(command("pause"), "channel", "channel_id"), "no channel", RefuseMalformed},
+		{"no member user", noUser, "no member", RefuseMalformed},
+		{"unknown command", command("eval"), "unknown command /eval", RefuseUnknownCommand},
+		{"unknown option", command("play", opt("query", 3, "x"), opt("volume", 4, 5)), `no option "volume"`, RefuseBadOptions},
+		{"wrong type", command("volume", opt("level", 3, "loud")), "level has type 3", RefuseBadOptions},
+		{"string as integer", command("volume", opt("level", 4, "50")), "", 0},
+		{"float as integer", command("volume", opt("level", 4, 50.5)), "not an integer", RefuseBadOptions},
+		{"null value", command("play", opt("query", 3, nil)), "not a string", RefuseBadOptions},
+		{"number as string", command("play", opt("query", 3, 5)), "not a string", RefuseBadOptions},
+		{"bad role ID", command("settings", opt("dj_role", 8, "0")), "invalid Discord ID", RefuseBadOptions},
+		{"subcommand", subcommand, "no subcommands", RefuseBadOptions},
+		{"user command", userCommand, "not a slash command", RefuseUnknownCommand},
+		{"ping", payload(1, nil), "interaction type 1", RefuseUnsupported},
+		{"modal", payload(5, map[string]any{"custom_id": "m", "components": []any{}}), "interaction type 5", RefuseUnsupported},
+		{"select menu", selectMenu, "only buttons", RefuseUnsupported},
+		{"button from another guild", button(CustomID(ButtonSkip, "81384788765712399")), "another server", RefuseStaleButton},
+		{"old button", button("np:skip"), "not valid here", RefuseStaleButton},
+		{"button without message", noMessage, "without a message", RefuseMalformed},
+		{"autocomplete nothing focused", autocomplete(opt("query", 3, "x")), "0 focused", RefuseBadOptions},
 		{"autocomplete on a choice option", payload(4, map[string]any{"id": "1", "name": "loop", "type": 1, "options": []map[string]any{
-			{"name": "mode", "type": 3, "value": "o", "focused": true}}}), "no autocomplete"},
-		{"autocomplete unknown command", payload(4, map[string]any{"id": "1", "name": "nope", "type": 1, "options": []any{}}), "unknown command"},
+			{"name": "mode", "type": 3, "value": "o", "focused": true}}}), "no autocomplete", RefuseBadOptions},
+		{"autocomplete unknown command", payload(4, map[string]any{"id": "1", "name": "nope", "type": 1, "options": []any{}}), "unknown command", RefuseUnknownCommand},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, _ := json.Marshal(tc.p)
@@ -209,7 +330,7 @@ func TestFromInteractionRefusals(t *testing.T) {
 			if err != nil {
 				return // disgo refuses it already: nothing reaches FromInteraction
 			}
-			got, err := FromInteraction(i, time.Now(), 0)
+			got, err := FromInteraction(i, 0, time.Now(), 0)
 			if tc.mention == "" {
 				// Accepted leniently only if the value is still a plain integer.
 				if err == nil && got.Options[0].Value != "50" {
@@ -223,16 +344,23 @@ func TestFromInteractionRefusals(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.mention) {
 				t.Fatalf("error %q does not mention %q", err, tc.mention)
 			}
+			var ie *InteractionError
+			if !errors.As(err, &ie) || ie.Refusal != tc.class {
+				t.Fatalf("error %v is refusal %v; want %v", err, ie, tc.class)
+			}
+			if RefusalText(err) != tc.class.Text() {
+				t.Fatalf("RefusalText = %q; want the text of class %d", RefusalText(err), tc.class)
+			}
 		})
 	}
 	for _, i := range []discord.Interaction{nil, (*discord.ApplicationCommandInteraction)(nil), (*discord.ComponentInteraction)(nil)} {
-		if _, err := FromInteraction(i, time.Now(), 0); !errors.Is(err, ErrInteraction) {
+		if _, err := FromInteraction(i, 0, time.Now(), 0); !errors.Is(err, ErrInteraction) {
 			t.Fatalf("nil interaction %T: %v", i, err)
 		}
 	}
 	// The pointer form converts like the value.
 	v := unmarshal(t, command("pause")).(discord.ApplicationCommandInteraction)
-	if got, err := FromInteraction(&v, time.Now(), 0); err != nil || got.Name != "pause" {
+	if got, err := FromInteraction(&v, 0, time.Now(), 0); err != nil || got.Name != "pause" {
 		t.Fatalf("pointer: %+v, %v", got, err)
 	}
 }
@@ -257,10 +385,11 @@ func FuzzFromInteraction(f *testing.F) {
 		if !ok {
 			return
 		}
-		got, err := FromInteraction(i, time.Unix(0, 0), 0)
+		got, err := FromInteraction(i, 0, time.Unix(0, 0), 0)
 		if err != nil {
-			if !errors.Is(err, ErrInteraction) {
-				t.Fatalf("error %v does not match ErrInteraction", err)
+			var ie *InteractionError
+			if !errors.Is(err, ErrInteraction) || !errors.As(err, &ie) {
+				t.Fatalf("error %v is not a refusal", err)
 			}
 			return
 		}

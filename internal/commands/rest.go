@@ -89,6 +89,16 @@ func (d *Discord) Autocomplete(ctx context.Context, interactionID, token string,
 	})
 }
 
+// Refuse answers an interaction Ensemble cannot handle (see Refusal): an
+// autocomplete with no choices, anything else with message as an ephemeral
+// error reply. kind is KindOf the interaction.
+func (d *Discord) Refuse(ctx context.Context, interactionID, token string, kind clusterpb.InteractionKind, message string) error {
+	if kind == clusterpb.InteractionKind_INTERACTION_KIND_AUTOCOMPLETE {
+		return d.Autocomplete(ctx, interactionID, token, nil)
+	}
+	return d.Respond(ctx, interactionID, token, Error(message))
+}
+
 func (d *Discord) callback(ctx context.Context, op, interactionID, token string, resp discord.InteractionResponse) error {
 	id, err := parseID("interaction", interactionID)
 	if err != nil {

@@ -75,7 +75,7 @@ func (h *harness) next(t *testing.T) *clusterpb.Interaction {
 	t.Helper()
 	select {
 	case i := <-h.ix:
-		got, err := FromInteraction(i, time.Now(), 0)
+		got, err := FromInteraction(i, 0, time.Now(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,6 +229,35 @@ func TestDiscordAgainstEmulator(t *testing.T) {
 		}
 		if r.Choices[1].Name != "ytsearch:never" {
 			t.Fatalf("second choice %+v: the long value should be left out and an empty name replaced", r.Choices[1])
+		}
+	})
+
+	t.Run("refuse", func(t *testing.T) {
+		cmd, err := h.emu.InvokeCommand(h.guild, h.bob, h.text, "pause")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := h.next(t)
+		if err := h.d.Refuse(ctx, in.Id, in.Token, in.Kind, RefuseUnknownCommand.Text()); err != nil {
+			t.Fatal(err)
+		}
+		r, err := cmd.Wait(ctx)
+		if err != nil || r.Type != discordemu.ResponseMessage || !r.Ephemeral() || !strings.Contains(r.Content, "isn't available here") {
+			t.Fatalf("refused command: %+v, %v", r, err)
+		}
+		ac, err := h.emu.Autocomplete(h.guild, h.bob, h.text, "play", discordemu.FocusedOption("query", "x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = h.next(t)
+		if err := h.d.Refuse(ctx, in.Id, in.Token, in.Kind, "never shown"); err != nil {
+			t.Fatal(err)
+		}
+		r, err = ac.Wait(ctx)
+		// An empty list ("choices":[]), not a missing one: Discord refuses
+		// a result without choices.
+		if err != nil || r.Type != discordemu.ResponseAutocompleteResult || r.Choices == nil || len(r.Choices) != 0 {
+			t.Fatalf("refused autocomplete: %+v, %v", r, err)
 		}
 	})
 

@@ -23,7 +23,9 @@ package discordemu
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"io"
 	"slices"
 	"testing"
 	"time"
@@ -719,5 +721,92 @@ func TestDisgoShardSubsetSendsOp4OnWrongShard(t *testing.T) {
 	}
 	if got := sharding.ShardIDByGuild(sf(far.guild), 4); got != 3 {
 		t.Fatalf("ShardIDByGuild = %d, want 3", got)
+	}
+}
+
+// TestDisgoWithoutTokenShapeOrChannelObject drives disgo's gateway and REST clients (not
+// disgo.New) against a server like Spacebar: an opaque token, an application ID that is
+// not the bot user's ID, and interactions with channel_id but no channel object.
+func TestDisgoWithoutTokenShapeOrChannelObject(t *testing.T) {
+	cfg := Config{AppID: NewSnowflake(), BotUserID: NewSnowflake(), OpaqueToken: true, OmitInteractionChannel: true}
+	emu := startEmu(t, cfg)
+	w := addWorld(t, emu, SnowflakeForShard(0, 1))
+
+	// disgo.New parses the application ID out of the token (bot/config.go:251).
+	if _, err := disgo.New(emu.Token(), bot.WithLogger(quietLogger())); err == nil {
+		t.Fatal("disgo.New accepted an opaque token: the fact the bot relies on changed")
+	}
+
+	// The REST client takes the token as is.
+	r := rest.New(rest.NewClient(emu.Token(), rest.WithURL(emu.RESTURL()), rest.WithLogger(quietLogger())))
+	if _, err := r.SetGlobalCommands(sf(emu.AppID()), testCommands); err != nil {
+		t.Fatal(err)
+	}
+
+	type event struct {
+		typ gateway.EventType
+		seq int
+		ev  gateway.EventData
+		raw []byte
+	}
+	events := make(chan event, 256)
+	gw := gateway.New(emu.Token(), func(_ gateway.Gateway, typ gateway.EventType, seq int, ev gateway.EventData) {
+		e := event{typ: typ, seq: seq, ev: ev}
+		if rawEv, ok := ev.(gateway.EventRaw); ok {
+			e.raw, _ = io.ReadAll(rawEv.Payload)
+			e.typ = rawEv.EventType
+		}
+		events <- e
+	}, gateway.WithURL(emu.GatewayURL()), gateway.WithCompression(gateway.CompressionNone),
+		gateway.WithIntents(gateway.IntentGuilds|gateway.IntentGuildVoiceStates),
+		gateway.WithEnableRawEvents(true), gateway.WithLogger(quietLogger()))
+	ctx := ctxTimeout(t)
+	if err := gw.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Close(context.Background()) })
+	next := func(want gateway.EventType) event {
+		t.Helper()
+		for {
+			select {
+			case e := <-events:
+				if e.typ == want {
+					return e
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %s event", want)
+			}
+		}
+	}
+	// The raw event comes first, then the parsed one, with one sequence.
+	rawReady := next(gateway.EventTypeReady)
+	ready := next(gateway.EventTypeReady)
+	rd, ok := ready.ev.(gateway.EventReady)
+	if rawReady.raw == nil || !ok || ready.seq != rawReady.seq {
+		t.Fatalf("READY events %+v then %+v", rawReady, ready)
+	}
+	if Snowflake(rd.Application.ID) != cfg.AppID || Snowflake(rd.User.ID) != cfg.BotUserID {
+		t.Fatalf("READY application %s user %s; want %s and %s", rd.Application.ID, rd.User.ID, cfg.AppID, cfg.BotUserID)
+	}
+
+	ix, err := emu.InvokeCommand(w.guild, w.alice, w.text, "play", StringOption("query", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := next(gateway.EventTypeInteractionCreate)
+	parsed := next(gateway.EventTypeInteractionCreate)
+	ic, ok := parsed.ev.(gateway.EventInteractionCreate)
+	if raw.raw == nil || !ok || parsed.seq != raw.seq || Snowflake(ic.ID()) != ix.ID {
+		t.Fatalf("INTERACTION_CREATE events %+v then %+v", raw, parsed)
+	}
+	// disgo leaves the channel empty: channel_id is only in the raw payload.
+	if ic.Channel().MessageChannel != nil {
+		t.Fatalf("disgo filled the channel from channel_id: %+v", ic.Channel())
+	}
+	var p struct {
+		ChannelID Snowflake `json:"channel_id"`
+	}
+	if err := json.Unmarshal(raw.raw, &p); err != nil || p.ChannelID != w.text {
+		t.Fatalf("raw channel_id %s, %v; want %s", p.ChannelID, err, w.text)
 	}
 }

@@ -276,6 +276,22 @@ func (e *Emulator) Autocomplete(guildID, userID, channelID Snowflake, name strin
 	return e.invoke(InteractionAutocomplete, guildID, userID, channelID, name, opts)
 }
 
+// InvokeUnregistered makes a member run a slash command the bot has not registered, with
+// any options, as a Discord client whose command list is out of date does (a command the
+// bot removed or renamed, or changed the options of). The command ID is new.
+func (e *Emulator) InvokeUnregistered(guildID, userID, channelID Snowflake, name string, opts ...Option) (*Interaction, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	gs, m, ch, err := e.actorLocked(guildID, userID, channelID)
+	if err != nil {
+		return nil, err
+	}
+	data := map[string]any{"id": NewSnowflake(), "name": name, "type": 1, "options": optionsPayload(opts)}
+	ix := e.newInteractionLocked(InteractionCommand, gs, m, ch)
+	ix.Name = name
+	return ix, e.dispatchInteractionLocked(ix, gs, m, ch, data, nil)
+}
+
 func (e *Emulator) invoke(typ int, guildID, userID, channelID Snowflake, name string, opts []Option) (*Interaction, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -388,11 +404,14 @@ func (e *Emulator) dispatchInteractionLocked(ix *Interaction, gs *guildState, m 
 	p := map[string]any{
 		"id": ix.ID, "application_id": e.cfg.AppID, "type": ix.Type, "token": ix.Token, "version": 1,
 		"guild_id": gs.g.ID, "guild": map[string]any{"id": gs.g.ID, "locale": gs.g.Locale, "features": []any{}},
-		"channel_id": ch.ID, "channel": channel, "member": member,
+		"channel_id": ch.ID, "member": member,
 		"app_permissions": strconv.FormatUint(gs.appPermissions(), 10),
 		"locale":          "en-US", "guild_locale": gs.g.Locale, "entitlements": []any{},
 		"authorizing_integration_owners": map[string]any{"0": gs.g.ID}, "context": 0,
 		"attachment_size_limit": 10 << 20, "data": data,
+	}
+	if !e.cfg.OmitInteractionChannel {
+		p["channel"] = channel
 	}
 	if message != nil {
 		p["message"] = message

@@ -11,8 +11,10 @@
 //
 // A test builds a world (guilds with channels, roles, members and voice states), lets the
 // bot connect, then acts as users: JoinVoice, InvokeCommand, Autocomplete and PressButton
-// return an *Interaction handle whose Wait methods return what the bot answered. Faults are
-// injected with Reconnect, InvalidateSession, CloseShard and RateLimitNext.
+// return an *Interaction handle whose Wait methods return what the bot answered
+// (InvokeUnregistered plays a client with an outdated command list). Faults are injected
+// with Reconnect, InvalidateSession, CloseShard and RateLimitNext; Config.OpaqueToken and
+// Config.OmitInteractionChannel play a third-party Discord-compatible server.
 package discordemu
 
 import (
@@ -56,8 +58,20 @@ type Config struct {
 	ReplayBuffer int
 	// AppID of the bot application; generated when zero. The bot user has the same ID
 	// unless BotUserID is set (as for every bot created since 2017... and most before).
+	// READY carries both (application.id, user.id).
 	AppID     Snowflake
 	BotUserID Snowflake
+	// OpaqueToken makes the bot token a random string instead of Discord's shape
+	// (base64(ID).timestamp.hmac), as third-party Discord-compatible servers issue
+	// (Spacebar's are not base64 of the ID). Discord documents no token format, so a bot
+	// must take its application and user IDs from READY. disgo.New cannot build a client
+	// with such a token (it parses the application ID out of it); rest.NewClient and
+	// gateway.New take it as is.
+	OpaqueToken bool
+	// OmitInteractionChannel sends INTERACTION_CREATE with channel_id but without the
+	// channel object, as some Discord-compatible servers do (both are optional in
+	// Discord's documentation; disgo reads only the object).
+	OmitInteractionChannel bool
 	// GlobalRateLimit, when positive, enforces Discord's global REST limit: at most this
 	// many bot-authenticated requests per second (Discord: 50); interaction callbacks and
 	// webhook-token routes are exempt, as on Discord. Zero leaves it off.
@@ -161,7 +175,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	}
 	e := &Emulator{
 		cfg:                 cfg,
-		token:               makeToken(cfg.AppID),
+		token:               makeToken(cfg),
 		ln:                  ln,
 		rec:                 &Recorder{},
 		log:                 cfg.Logger,
@@ -233,7 +247,8 @@ func (e *Emulator) RESTURL() string { return e.base + "/api/v10" }
 func (e *Emulator) GatewayURL() string { return "ws://" + e.ln.Addr().String() + "/gateway" }
 
 // Token is the bot token the emulator accepts. It is shaped like Discord's
-// (base64(appID).x.y) because disgo parses the application ID out of it.
+// (base64(appID).x.y), which disgo.New needs (it parses the application ID out of it),
+// unless Config.OpaqueToken is set.
 func (e *Emulator) Token() string { return e.token }
 
 // AppID is the bot's application ID.
@@ -248,8 +263,12 @@ func (e *Emulator) Config() Config { return e.cfg }
 // Recorder returns the log of everything the bot sent.
 func (e *Emulator) Recorder() *Recorder { return e.rec }
 
-func makeToken(appID Snowflake) string {
-	return base64.RawStdEncoding.EncodeToString([]byte(appID.String())) + "." + randomString(6) + "." + randomString(27)
+func makeToken(cfg Config) string {
+	if cfg.OpaqueToken {
+		// No dots and hex only: nothing in it decodes to an ID.
+		return "opaque" + randomString(58)
+	}
+	return base64.RawStdEncoding.EncodeToString([]byte(cfg.AppID.String())) + "." + randomString(6) + "." + randomString(27)
 }
 
 func randomString(n int) string {

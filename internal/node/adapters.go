@@ -3,11 +3,16 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/ensemble-bot/ensemble/actors/lavalink"
 	"github.com/ensemble-bot/ensemble/actors/session"
+	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/commands"
@@ -54,6 +59,13 @@ func (r replier) Followup(ctx context.Context, appID, token string, rep *cluster
 	return r.d.Followup(ctx, appID, token, rep)
 }
 
+func (r replier) Refuse(ctx context.Context, id, token string, kind clusterpb.InteractionKind, message string) error {
+	if r.d == nil {
+		return errNoDiscord
+	}
+	return r.d.Refuse(ctx, id, token, kind, message)
+}
+
 func (r replier) Autocomplete(ctx context.Context, id, token string, choices []*clusterpb.Choice) error {
 	if r.d == nil {
 		return errNoDiscord
@@ -86,17 +98,165 @@ func (s sessions) Execute(ctx context.Context, req *clusterpb.SessionRequest) (*
 	})
 }
 
-// noAudio is the Audio of a node without Lavalink (no token yet).
-type noAudio struct{}
+// audioClient is what the node needs of lavalink.Client.
+type audioClient interface {
+	session.Audio
+	Start(ctx context.Context)
+	Close()
+	Nodes(ctx context.Context) ([]lavalink.NodeStatus, error)
+	Subscribe(fn func(supervisor.Change)) (cancel func())
+}
 
-func (noAudio) Load(context.Context, string) (session.Loaded, error) {
-	return session.Loaded{}, session.ErrNoAudioNode
+// errAwaitingReady is the Audio's answer before Discord's READY gave the bot
+// user ID that Lavalink needs. Sessions retry plays that fail with
+// session.ErrNoAudioNode.
+var errAwaitingReady = fmt.Errorf("lavalink: waiting for Discord READY (the bot user ID): %w", session.ErrNoAudioNode)
+
+// lateAudio is the sessions' Audio and the guilds' Searcher from the start,
+// and the Lavalink client once READY made it possible to start one.
+type lateAudio struct {
+	client atomic.Pointer[audioClient]
+	// mu orders start against close, so that a client started by a READY
+	// that races Stop is closed (or never started).
+	mu     sync.Mutex
+	closed bool
+	// subs wait for the client (Subscribe before READY).
+	subs []*lateSub
 }
-func (noAudio) Play(context.Context, string, session.PlayRequest) (string, error) {
-	return "", session.ErrNoAudioNode
+
+type lateSub struct {
+	fn       func(supervisor.Change)
+	cancel   func()
+	canceled bool
 }
-func (noAudio) Pause(context.Context, string, bool) error         { return session.ErrNoAudioNode }
-func (noAudio) Seek(context.Context, string, time.Duration) error { return session.ErrNoAudioNode }
-func (noAudio) Volume(context.Context, string, int) error         { return session.ErrNoAudioNode }
-func (noAudio) Stop(context.Context, string) error                { return nil }
-func (noAudio) Destroy(context.Context, string) error             { return nil }
+
+// start creates a client with newClient and starts it, unless one runs
+// already or close was called; started says whether it did.
+func (a *lateAudio) start(ctx context.Context, newClient func() (audioClient, error)) (started bool, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed || a.client.Load() != nil {
+		return false, nil
+	}
+	c, err := newClient()
+	if err != nil {
+		return false, err
+	}
+	c.Start(ctx)
+	for _, s := range a.subs {
+		if !s.canceled {
+			s.cancel = c.Subscribe(s.fn)
+		}
+	}
+	a.subs = nil
+	a.client.Store(&c)
+	return true, nil
+}
+
+// Nodes reports the Lavalink nodes as the client sees them.
+func (a *lateAudio) Nodes(ctx context.Context) ([]lavalink.NodeStatus, error) {
+	c, err := a.get()
+	if err != nil {
+		return nil, err
+	}
+	return c.Nodes(ctx)
+}
+
+// Subscribe is the client's Subscribe; before the client exists, fn is
+// subscribed when it starts.
+func (a *lateAudio) Subscribe(fn func(supervisor.Change)) (cancel func()) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c := a.client.Load(); c != nil {
+		return (*c).Subscribe(fn)
+	}
+	s := &lateSub{fn: fn}
+	a.subs = append(a.subs, s)
+	return func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if s.canceled {
+			return
+		}
+		s.canceled = true
+		if s.cancel != nil {
+			s.cancel()
+		}
+	}
+}
+
+// close closes the client, if one was started, and refuses to start one
+// later.
+func (a *lateAudio) close() {
+	a.mu.Lock()
+	a.closed = true
+	c := a.client.Load()
+	a.mu.Unlock()
+	if c != nil {
+		(*c).Close()
+	}
+}
+
+func (a *lateAudio) get() (audioClient, error) {
+	if c := a.client.Load(); c != nil {
+		return *c, nil
+	}
+	return nil, errAwaitingReady
+}
+
+func (a *lateAudio) Load(ctx context.Context, identifier string) (session.Loaded, error) {
+	c, err := a.get()
+	if err != nil {
+		return session.Loaded{}, err
+	}
+	return c.Load(ctx, identifier)
+}
+
+func (a *lateAudio) Play(ctx context.Context, guildID string, p session.PlayRequest) (string, error) {
+	c, err := a.get()
+	if err != nil {
+		return "", err
+	}
+	return c.Play(ctx, guildID, p)
+}
+
+func (a *lateAudio) Pause(ctx context.Context, guildID string, paused bool) error {
+	c, err := a.get()
+	if err != nil {
+		return err
+	}
+	return c.Pause(ctx, guildID, paused)
+}
+
+func (a *lateAudio) Seek(ctx context.Context, guildID string, pos time.Duration) error {
+	c, err := a.get()
+	if err != nil {
+		return err
+	}
+	return c.Seek(ctx, guildID, pos)
+}
+
+func (a *lateAudio) Volume(ctx context.Context, guildID string, volume int) error {
+	c, err := a.get()
+	if err != nil {
+		return err
+	}
+	return c.Volume(ctx, guildID, volume)
+}
+
+// Stop and Destroy succeed without a client: no client, no player.
+func (a *lateAudio) Stop(ctx context.Context, guildID string) error {
+	c, err := a.get()
+	if err != nil {
+		return nil
+	}
+	return c.Stop(ctx, guildID)
+}
+
+func (a *lateAudio) Destroy(ctx context.Context, guildID string) error {
+	c, err := a.get()
+	if err != nil {
+		return nil
+	}
+	return c.Destroy(ctx, guildID)
+}

@@ -7,13 +7,11 @@ package node
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -50,16 +48,29 @@ type Node struct {
 	adminSrv *admin.Server
 	store    store.Store
 	member   *ecluster.Member
-	audio    *lavalink.Client
-	ordered  *ecluster.Ordered
-	cancel   context.CancelFunc
-	done     chan struct{}
+	// audio is the Lavalink client once Discord's READY gave the bot user
+	// ID it needs; sessions and autocomplete see it from the start.
+	audio   *lateAudio
+	discord *commands.Discord
+	ordered *ecluster.Ordered
+	runCtx  context.Context
+	cancel  context.CancelFunc
+	// done is closed when the keeper's goroutine ends; nil until it runs.
+	done chan struct{}
 	// playerEvents orders Lavalink events per guild, apart from the
 	// gateway's events in ordered.
 	playerEvents *ecluster.Ordered
 
 	shardMu    sync.Mutex
 	shardReady []bool
+
+	// readyMu guards the IDs of the first READY, and stopping: once it is
+	// set, no READY starts anything (bg is not added to after Stop waits).
+	readyMu  sync.Mutex
+	stopping bool
+	appID    string
+	botID    string
+	bg       sync.WaitGroup
 }
 
 // Readiness components.
@@ -73,7 +84,8 @@ const (
 // Start starts the node. Without a Discord token it runs but is not ready.
 func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err error) {
 	log := o.Log
-	n := &Node{cfg: cfg, log: log, done: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, audio: &lateAudio{}}
+	n.runCtx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			_ = n.stopParts(context.Background())
@@ -108,8 +120,11 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 		if cfg.Discord.RESTURL != "" {
 			restOpts = append(restOpts, rest.WithURL(cfg.Discord.RESTURL))
 		}
+		// rest.NewClient takes the token as is; disgo.New would parse an
+		// application ID out of it, which Discord does not document.
 		restClient = rest.New(rest.NewClient(token.Reveal(), restOpts...))
 		discord = commands.NewDiscord(restClient)
+		n.discord = discord
 		n.ready.Set(compDiscord, false, "connecting")
 	} else {
 		n.ready.Set(compDiscord, false, "not configured")
@@ -128,35 +143,20 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	n.ordered = ecluster.NewOrdered(8, 1024)
 	n.playerEvents = ecluster.NewOrdered(4, 4096)
 
-	var audio session.Audio = noAudio{}
-	var search guild.Searcher
-	if botID, ok := botUserID(token.Reveal()); ok {
-		n.audio, err = lavalink.New(lavalink.Options{
-			BotUserID:      botID,
-			Nodes:          cfg.Lavalink.Nodes,
-			Breaker:        cfg.Lavalink.Breaker,
-			RequestTimeout: cfg.Lavalink.RequestTimeout,
-			Registerer:     n.metrics.Registry,
-			Log:            log,
-			OnEvent:        func(ev *clusterpb.PlayerEvent) { n.forwardPlayer(c, ev) },
-			OnReady: func(up, total int) {
-				n.ready.Set(compLavalink, up > 0, lavalink.ReadyDetail(up, total))
-			},
-		})
-		if err != nil {
-			return nil, err
-		}
-		audio, search = n.audio, n.audio
-		n.ready.Set(compLavalink, false, lavalink.ReadyDetail(0, len(cfg.Lavalink.Nodes)))
+	// Lavalink needs the bot's user ID (its User-Id header), which only
+	// READY gives; until then the sessions' plays fail with
+	// session.ErrNoAudioNode and are retried.
+	if discord != nil {
+		n.ready.Set(compLavalink, false, "waiting for Discord READY (the bot user ID)")
 	} else {
-		n.ready.Set(compLavalink, false, "waiting for the Discord token (the bot user ID)")
+		n.ready.Set(compLavalink, false, "waiting for Discord (not configured)")
 	}
 
 	n.shardReady = make([]bool, cfg.Discord.ShardCount)
 	kinds := []*cluster.Kind{
 		session.NewKind(session.Deps{
 			Store:       n.store,
-			Audio:       audio,
+			Audio:       n.audio,
 			Gateway:     shard.NewGateway(c, cfg.Discord.ShardCount),
 			Messages:    messages{discord},
 			Log:         log,
@@ -169,7 +169,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			Store:       n.store,
 			Replier:     replier{discord},
 			Sessions:    sessions{c},
-			Search:      search,
+			Search:      n.audio,
 			Log:         log,
 			Cooldown:    cfg.Limits.CommandCooldown,
 			MaxInFlight: cfg.Limits.MailboxSize,
@@ -195,7 +195,9 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 				})
 				return err
 			},
+			Refuse:   replier{discord}.Refuse,
 			OnStatus: n.shardStatus,
+			OnReady:  n.discordReady,
 		}),
 	}
 	for _, k := range kinds {
@@ -206,20 +208,14 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	}
 	n.ready.Set(compCluster, true, fmt.Sprintf("%s member %s", cfg.Cluster.Provider, n.member.System.Address()))
 
-	runCtx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	if n.audio != nil {
-		n.audio.Start(runCtx)
-	}
+	runCtx := n.runCtx
+	n.done = make(chan struct{})
 	go func() {
 		defer close(n.done)
 		if discord == nil {
 			<-runCtx.Done()
 			return
 		}
-		// Registration may wait on Discord's rate limits; the shards and
-		// the sessions to resume must not wait for it.
-		go n.registerCommands(runCtx, discord, token.Reveal())
 		go n.wakeSessions(runCtx, c)
 		shard.Keep(runCtx, c, cfg.Discord.ShardCount, time.Second, log)
 	}()
@@ -248,10 +244,73 @@ func (n *Node) shardStatus(id int, ok bool) {
 	n.ready.Set(compDiscord, up == len(n.shardReady), fmt.Sprintf("%d/%d shards ready", up, len(n.shardReady)))
 }
 
-func (n *Node) registerCommands(ctx context.Context, d *commands.Discord, token string) {
-	appID, ok := botUserID(token)
-	if !ok {
-		n.log.Error("cannot register commands: the token does not carry an application ID")
+// discordReady is the shards' OnReady. The first READY that names both
+// the application and the bot user starts what needs them: the Lavalink
+// client (the bot user ID is its User-Id) and the registration of the
+// slash commands (under the application ID). Later READYs with the same
+// IDs change nothing; one naming another bot (shards of one member cannot
+// disagree unless the deployment is broken) is logged at ERROR and
+// ignored. It runs in a shard grain, so the work runs in a goroutine that
+// Stop waits for.
+func (n *Node) discordReady(appID, botID string) {
+	n.readyMu.Lock()
+	defer n.readyMu.Unlock()
+	switch {
+	case n.stopping:
+		return
+	case appID == "" || botID == "":
+		n.log.Error("READY lacks the application or bot user ID; waiting for another READY",
+			"application", appID, "bot", botID)
+		return
+	case n.appID != "":
+		if appID != n.appID || botID != n.botID {
+			n.log.Error("READY names another bot than the first READY; ignored",
+				"application", appID, "bot", botID, "first_application", n.appID, "first_bot", n.botID)
+		}
+		return
+	}
+	n.appID, n.botID = appID, botID
+	n.log.Info("Discord identified the bot", "application", appID, "bot", botID)
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		n.startAudio(botID)
+		// Registration may wait on Discord's rate limits.
+		n.registerCommands(n.runCtx, appID)
+	}()
+}
+
+// startAudio creates and starts the Lavalink client for the bot user.
+func (n *Node) startAudio(botID string) {
+	c := n.member.Cluster
+	started, err := n.audio.start(n.runCtx, func() (audioClient, error) {
+		// Set before the client can report: a later OnReady must win.
+		n.ready.Set(compLavalink, false, lavalink.ReadyDetail(0, len(n.cfg.Lavalink.Nodes)))
+		return lavalink.New(lavalink.Options{
+			BotUserID:      botID,
+			Nodes:          n.cfg.Lavalink.Nodes,
+			Breaker:        n.cfg.Lavalink.Breaker,
+			RequestTimeout: n.cfg.Lavalink.RequestTimeout,
+			Registerer:     n.metrics.Registry,
+			Log:            n.log,
+			OnEvent:        func(ev *clusterpb.PlayerEvent) { n.forwardPlayer(c, ev) },
+			OnReady: func(up, total int) {
+				n.ready.Set(compLavalink, up > 0, lavalink.ReadyDetail(up, total))
+			},
+		})
+	})
+	switch {
+	case err != nil:
+		n.log.Error("lavalink: cannot start the client", "err", err)
+		n.ready.Set(compLavalink, false, "cannot start: "+err.Error())
+	case started:
+		n.log.Info("lavalink client started", "bot", botID)
+	}
+}
+
+func (n *Node) registerCommands(ctx context.Context, appID string) {
+	d := n.discord
+	if d == nil {
 		return
 	}
 	for attempt := 1; attempt <= 5 && ctx.Err() == nil; attempt++ {
@@ -259,7 +318,7 @@ func (n *Node) registerCommands(ctx context.Context, d *commands.Discord, token 
 		err := d.RegisterCommands(c, appID, n.cfg.Discord.DevGuildID)
 		cancel()
 		if err == nil {
-			n.log.Info("slash commands registered", "guild", n.cfg.Discord.DevGuildID)
+			n.log.Info("slash commands registered", "application", appID, "guild", n.cfg.Discord.DevGuildID)
 			return
 		}
 		n.log.Warn("register commands", "err", err, "attempt", attempt)
@@ -343,10 +402,18 @@ func (n *Node) Stop(ctx context.Context) error {
 
 func (n *Node) stopParts(ctx context.Context) error {
 	var errs []error
+	// No READY starts anything from here on; what one started is waited
+	// for, so that the client it may have started is closed below.
+	n.readyMu.Lock()
+	n.stopping = true
+	n.readyMu.Unlock()
 	if n.cancel != nil {
 		n.cancel()
+	}
+	if n.done != nil {
 		<-n.done
 	}
+	n.bg.Wait()
 	running := n.member != nil && n.member.Cluster.Remote != nil
 	if running {
 		// protoactor's shutdown does not stop grains: stop the shards
@@ -358,7 +425,7 @@ func (n *Node) stopParts(ctx context.Context) error {
 	// Lavalink before the cluster (its events go to session grains) and
 	// before the workers (its readers submit events until closed).
 	if n.audio != nil {
-		n.audio.Close()
+		n.audio.close()
 	}
 	if running {
 		n.member.Stop(true)
@@ -378,24 +445,4 @@ func (n *Node) stopParts(ctx context.Context) error {
 		errs = append(errs, n.metrics.Shutdown(ctx))
 	}
 	return errors.Join(errs...)
-}
-
-// botUserID reads the bot's user ID from its token, whose first segment is
-// the base64 of that ID (Lavalink needs it before the gateway is READY).
-func botUserID(token string) (string, bool) {
-	first, _, ok := strings.Cut(token, ".")
-	if !ok || first == "" {
-		return "", false
-	}
-	b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(first, "="))
-	if err != nil {
-		return "", false
-	}
-	id := string(b)
-	for _, r := range id {
-		if r < '0' || r > '9' {
-			return "", false
-		}
-	}
-	return id, id != ""
 }
