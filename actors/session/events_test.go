@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 )
 
@@ -272,5 +274,31 @@ func TestLoadFailuresAreExplained(t *testing.T) {
 				t.Fatalf("something was queued: %v", snap)
 			}
 		})
+	}
+}
+
+// TestRepliesSayWhetherTheSessionIsActive: the guild grain answers /queue
+// and /nowplaying itself while the session has nothing, so every reply
+// says whether it still has something.
+func TestRepliesSayWhetherTheSessionIsActive(t *testing.T) {
+	h := newHarness(t, nil)
+	active := func(command string, opts ...*clusterpb.Option) bool {
+		t.Helper()
+		r, err := h.client().Execute(&clusterpb.SessionRequest{GuildId: testGuild, Command: command, Options: opts,
+			TextChannelId: "222", RequestId: fmt.Sprint("active-", command, h.seq.Add(1)),
+			Invoker: &clusterpb.Invoker{UserId: "333", VoiceChannelId: "111"}}, pcluster.WithTimeout(10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetActive()
+	}
+	if active("queue") {
+		t.Fatal("a fresh session says it is active")
+	}
+	if !active("play", opt("query", "x")) {
+		t.Fatal("a playing session says it is not active")
+	}
+	if active("leave") {
+		t.Fatal("a session that left says it is active")
 	}
 }

@@ -33,6 +33,7 @@ func infoReply(msg string) *clusterpb.SessionReply {
 func (g *Grain) Execute(req *clusterpb.SessionRequest, _ cluster.GrainContext) (_ *clusterpb.SessionReply, err error) {
 	defer g.recoverPanic(&err)
 	if r := g.refusal(); r != nil {
+		r.Active = true // unknown: the guild keeps asking the session
 		return r, nil
 	}
 	if r, ok := g.replies.get(req.GetRequestId()); ok {
@@ -59,12 +60,15 @@ func (g *Grain) Execute(req *clusterpb.SessionRequest, _ cluster.GrainContext) (
 	reply, changed := g.execute(req)
 	if changed {
 		if !g.save() && g.fenced {
-			return g.refusal(), nil
+			r := g.refusal()
+			r.Active = true
+			return r, nil
 		}
 		if g.unsaved {
 			reply.Reply.Content += "\n(Not saved yet: storage is unavailable; retrying.)"
 		}
 	}
+	reply.Active = !g.st.empty()
 	g.replies.put(req.GetRequestId(), reply)
 	g.updateIdle()
 	return reply, nil

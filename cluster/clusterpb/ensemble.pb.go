@@ -924,7 +924,12 @@ type SessionReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Reply *Reply                 `protobuf:"bytes,1,opt,name=reply,proto3" json:"reply,omitempty"`
 	// Autocomplete choices, for /play.
-	Choices       []*Choice `protobuf:"bytes,2,rep,name=choices,proto3" json:"choices,omitempty"`
+	Choices []*Choice `protobuf:"bytes,2,rep,name=choices,proto3" json:"choices,omitempty"`
+	// The session has something after this command (a track, a queue or a
+	// voice connection). The guild grain answers what needs no session
+	// (/queue, /nowplaying) itself while no session is active, so a guild
+	// that plays nothing activates none.
+	Active        bool `protobuf:"varint,3,opt,name=active,proto3" json:"active,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -971,6 +976,13 @@ func (x *SessionReply) GetChoices() []*Choice {
 		return x.Choices
 	}
 	return nil
+}
+
+func (x *SessionReply) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
 }
 
 // VoiceEvent is the bot's own voice state or voice server update in a
@@ -1946,10 +1958,11 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x12received_unix_nano\x18\a \x01(\x03R\x10receivedUnixNano\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\b \x01(\tR\trequestId\x12.\n" +
-	"\x13announce_channel_id\x18\t \x01(\tR\x11announceChannelId\"a\n" +
+	"\x13announce_channel_id\x18\t \x01(\tR\x11announceChannelId\"y\n" +
 	"\fSessionReply\x12%\n" +
 	"\x05reply\x18\x01 \x01(\v2\x0f.ensemble.ReplyR\x05reply\x12*\n" +
-	"\achoices\x18\x02 \x03(\v2\x10.ensemble.ChoiceR\achoices\"\x8f\x01\n" +
+	"\achoices\x18\x02 \x03(\v2\x10.ensemble.ChoiceR\achoices\x12\x16\n" +
+	"\x06active\x18\x03 \x01(\bR\x06active\"\x8f\x01\n" +
 	"\n" +
 	"VoiceEvent\x12\x19\n" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12,\n" +
