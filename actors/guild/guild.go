@@ -320,7 +320,7 @@ func (g *Grain) command(in *clusterpb.Interaction, name string, button bool) {
 		return
 	}
 	if name != "settings" && len(g.inFlight) >= g.deps.MaxInFlight {
-		g.reply(in, commands.Error("I'm busy with this server's earlier commands; please try again in a moment."))
+		g.reply(in, commands.Busy())
 		return
 	}
 	now := g.deps.Now()
