@@ -12,6 +12,7 @@ import (
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/commands"
 )
 
 // Lavalink re-encodes the track with its current position in every event,
@@ -95,14 +96,17 @@ func TestEventsAreMatchedToTheCurrentPlay(t *testing.T) {
 				ev.PlayId, ev.TrackIdentifier = "", "b-0"
 			}
 			h.event(ev)
-			want := "a-0"
+			want, title := "a-0", commands.Escape("a #0")
 			if c.moves {
-				want = "b-0"
+				want, title = "b-0", commands.Escape("b #0")
 			}
-			if got := h.snapshot().GetCurrent().GetIdentifier(); got != want {
-				t.Fatalf("after %s: current %q, want %q", c.name, got, want)
+			if got := h.playing(); got != title {
+				t.Fatalf("after %s: playing %q, want %q", c.name, got, title)
 			}
-			if _, n := h.audio.lastPlay(); c.moves != (n == 3) {
+			h.stored("current "+want, func(s *clusterpb.SessionSnapshot) bool { return s.GetCurrent().GetIdentifier() == want })
+			if c.moves {
+				h.waitFor("the next track's play", func() bool { _, n := h.audio.lastPlay(); return n == 3 })
+			} else if _, n := h.audio.lastPlay(); n != 2 {
 				t.Fatalf("after %s: %d plays", c.name, n)
 			}
 		})
@@ -123,10 +127,11 @@ func TestFailedTrackIsSkippedOnce(t *testing.T) {
 	bad, _ := h.audio.lastPlay()
 	h.event(trackEvent(kException, "", bad))
 	h.event(trackEvent(kEnd, "finished", bad))
-	if got := h.snapshot().GetCurrent().GetIdentifier(); got != "good-0" {
-		t.Fatalf("after the failed track: current %q, want good-0", got)
+	if got := h.playing(); got != commands.Escape("good #0") {
+		t.Fatalf("after the failed track: playing %q, want good #0", got)
 	}
-	if q := h.snapshot().GetQueue(); len(q) != 1 || q[0].GetIdentifier() != "later-0" {
+	snap := h.stored("current good-0", func(s *clusterpb.SessionSnapshot) bool { return s.GetCurrent().GetIdentifier() == "good-0" })
+	if q := snap.GetQueue(); len(q) != 1 || q[0].GetIdentifier() != "later-0" {
 		t.Fatalf("queue %v, want [later-0]: the failed track leaves the loop", q)
 	}
 	// The now-playing message follows.
@@ -141,10 +146,11 @@ func TestFailedTrackIsSkippedOnce(t *testing.T) {
 	})
 	// With loop track on, a failing track is not played again either.
 	h.exec("loop", opt("mode", "track"))
+	h.waitFor("good playing", func() bool { p, _ := h.audio.lastPlay(); return p.Track.Identifier == "good-0" })
 	good, _ := h.audio.lastPlay()
 	h.event(trackEvent(kStuck, "", good))
-	if got := h.snapshot().GetCurrent().GetIdentifier(); got != "later-0" {
-		t.Fatalf("after a stuck track with loop track on: current %q, want later-0", got)
+	if got := h.playing(); got != commands.Escape("later #0") {
+		t.Fatalf("after a stuck track with loop track on: playing %q, want later #0", got)
 	}
 }
 
@@ -213,15 +219,13 @@ func TestAutoplayWaitsOutItsCooldown(t *testing.T) {
 			h.exec("autoplay", opt("state", "on"))
 			h.waitFor("playing", func() bool { _, n := h.audio.lastPlay(); return n == 1 })
 			h.finished() // the first pick is not held back
-			if _, n := h.audio.lastPlay(); n != 2 {
-				t.Fatalf("%d plays after the first autoplay pick", n)
-			}
+			h.waitFor("the first autoplay pick plays", func() bool { _, n := h.audio.lastPlay(); return n == 2 })
 			timers.mu.Lock()
 			timers.held = nil // the track-end deadlines so far
 			timers.mu.Unlock()
 			h.finished() // within the cooldown
-			if cur := h.snapshot().GetCurrent(); cur != nil {
-				t.Fatalf("a pick within the cooldown plays %s", cur.GetIdentifier())
+			if got := h.playing(); got != "" {
+				t.Fatalf("a pick within the cooldown plays %s", got)
 			}
 			loads := h.loads()
 			if stop {
@@ -229,14 +233,14 @@ func TestAutoplayWaitsOutItsCooldown(t *testing.T) {
 			}
 			clock.advance(cooldown)
 			timers.fire(t)
-			h.exec("queue") // after the timer's message in the mailbox
-			_, n := h.audio.lastPlay()
-			switch {
-			case stop && (n != 2 || h.loads() != loads):
-				t.Fatalf("autoplay picked after /stop: %d plays, %d loads (was %d)", n, h.loads(), loads)
-			case !stop && (n != 3 || h.snapshot().GetCurrent() == nil):
-				t.Fatalf("no pick when the cooldown ended: %d plays", n)
+			if stop {
+				// After the timer's message in the mailbox: no search.
+				if got := h.playing(); got != "" || h.loads() != loads {
+					t.Fatalf("autoplay picked after /stop: playing %q, %d loads (was %d)", got, h.loads(), loads)
+				}
+				return
 			}
+			h.waitFor("a pick when the cooldown ended", func() bool { _, n := h.audio.lastPlay(); return n == 3 })
 		})
 	}
 }

@@ -1,11 +1,13 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
-	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/commands"
@@ -28,17 +30,47 @@ func infoReply(msg string) *clusterpb.SessionReply {
 	return &clusterpb.SessionReply{Reply: commands.Info(msg)}
 }
 
-// Execute runs one command the guild grain allowed. A refusal changes
-// nothing; a change is stored before the reply says it happened.
-func (g *Grain) Execute(req *clusterpb.SessionRequest, _ cluster.GrainContext) (_ *clusterpb.SessionReply, err error) {
-	defer g.recoverPanic(&err)
+// done ends a command: its reply, and whether it changed the state (then
+// the reply waits until the change is stored).
+type done func(reply *clusterpb.SessionReply, changed bool)
+
+// execute takes one command the guild grain allowed. Commands run one at
+// a time; a refusal changes nothing; a change is stored before the reply
+// says it happened.
+func (g *Grain) execute(sender *actor.PID, req *clusterpb.SessionRequest) {
 	if r := g.refusal(); r != nil {
 		r.Active = true // unknown: the guild keeps asking the session
-		return r, nil
+		g.respond(sender, r)
+		return
 	}
-	if r, ok := g.replies.get(req.GetRequestId()); ok {
-		return r, nil
+	id := req.GetRequestId()
+	if r, ok := g.replies.get(id, g.deps.Now()); ok {
+		g.respond(sender, r)
+		return
 	}
+	// The same request again while it runs or waits (a retried call
+	// whose first attempt only timed out): one run, both answered.
+	for _, c := range append([]*command{g.cmd}, g.cmds...) {
+		if c != nil && id != "" && c.req.GetRequestId() == id {
+			c.senders = append(c.senders, sender)
+			return
+		}
+	}
+	c := &command{req: req, senders: []*actor.PID{sender}}
+	switch {
+	case g.cmd == nil:
+		g.start(c)
+	case len(g.cmds) >= maxCommands:
+		g.respond(sender, &clusterpb.SessionReply{Reply: commands.Busy(), Active: true})
+	default:
+		g.cmds = append(g.cmds, c)
+	}
+}
+
+// start runs c; its continuation answers it and starts the next.
+func (g *Grain) start(c *command) {
+	g.cmd = c
+	req := c.req
 	switch announce := req.GetAnnounceChannelId(); {
 	case announce != "" && announce != g.st.textChannelID:
 		// The guild set (or changed) its announce channel: the
@@ -57,254 +89,418 @@ func (g *Grain) Execute(req *clusterpb.SessionRequest, _ cluster.GrainContext) (
 			g.st.volume = v
 		}
 	}
-	reply, changed := g.execute(req)
-	if changed {
-		if !g.save() && g.fenced {
-			r := g.refusal()
-			r.Active = true
-			return r, nil
+	g.run(req, func(reply *clusterpb.SessionReply, changed bool) {
+		if !changed {
+			g.finish(c, reply)
+			return
 		}
-		if g.unsaved {
-			reply.Reply.Content += "\n(Not saved yet: storage is unavailable; retrying.)"
-		}
-	}
-	reply.Active = !g.st.empty()
-	g.replies.put(req.GetRequestId(), reply)
-	g.updateIdle()
-	return reply, nil
+		g.save(func(stored bool) {
+			if !stored && !g.fenced {
+				reply.Reply.Content += "\n(Not saved yet: storage is unavailable; retrying.)"
+			}
+			g.finish(c, reply)
+		})
+	})
 }
 
-// execute returns the reply and whether state changed.
-func (g *Grain) execute(req *clusterpb.SessionRequest) (*clusterpb.SessionReply, bool) {
+// finish answers c and starts the next waiting command.
+func (g *Grain) finish(c *command, reply *clusterpb.SessionReply) {
+	if g.cmd != c {
+		return // answered already (the grain is stopping)
+	}
+	if r := g.refusal(); r != nil {
+		reply = r
+	}
+	g.answer(c, reply)
+	g.cmd = nil
+	if g.stopped {
+		return
+	}
+	g.updateIdle()
+	if len(g.cmds) > 0 {
+		next := g.cmds[0]
+		g.cmds = g.cmds[1:]
+		if len(g.cmds) == 0 {
+			g.cmds = nil
+		}
+		g.start(next)
+	}
+}
+
+// answer sends reply to every caller of c and caches it for repeats.
+func (g *Grain) answer(c *command, reply *clusterpb.SessionReply) {
+	reply.Active = g.fenced || g.failed != nil || g.st == nil || !g.st.empty()
+	if g.refusal() == nil && !g.stopped {
+		g.replies.put(c.req.GetRequestId(), reply, g.deps.Now())
+	}
+	for _, s := range c.senders {
+		g.respond(s, reply)
+	}
+}
+
+// run executes one command and calls k with its outcome.
+func (g *Grain) run(req *clusterpb.SessionRequest, k done) {
 	st := g.st
 	opts := req.GetOptions()
 	switch req.GetCommand() {
 	case "play":
-		return g.play(req)
+		g.play(req, k)
 	case "pause", "resume", CommandPauseResume:
-		if st.current == nil {
-			return errorReply("Nothing is playing."), false
-		}
-		pause := req.GetCommand() == "pause" || (req.GetCommand() == CommandPauseResume && !st.paused)
-		if pause == st.paused {
-			if pause {
-				return errorReply("Already paused."), false
-			}
-			return errorReply("Already playing."), false
-		}
-		now := g.deps.Now()
-		st.position, st.positionAt = st.positionNow(now), now
-		c, cancel := g.callCtx()
-		defer cancel()
-		if err := g.deps.Audio.Pause(c, g.guildID, pause); err != nil {
-			return audioError(err), false
-		}
-		st.paused = pause
-		g.markNowPlaying()
-		if pause {
-			return infoReply("Paused."), true
-		}
-		return infoReply("Resumed."), true
+		g.pause(req.GetCommand(), k)
 	case "skip":
 		n, err := commands.ParseSkip(opts)
 		if err != nil {
-			return errorReply(err.Error()), false
+			k(errorReply(err.Error()), false)
+			return
 		}
 		if st.current == nil {
-			return errorReply("Nothing is playing."), false
+			k(errorReply("Nothing is playing."), false)
+			return
 		}
 		skipped := st.current.Title
 		next, ok, err := st.queue.Skip(st.current, n, st.modes.Loop)
 		if err != nil {
-			return errorReply(err.Error()), false
+			k(errorReply(err.Error()), false)
+			return
 		}
 		g.moveTo(next, ok)
 		if n == 1 {
-			return infoReply(fmt.Sprintf("Skipped **%s**.", commands.Escape(skipped))), true
+			k(infoReply(fmt.Sprintf("Skipped **%s**.", commands.Escape(skipped))), true)
+			return
 		}
-		return infoReply(fmt.Sprintf("Skipped %d tracks.", n)), true
+		k(infoReply(fmt.Sprintf("Skipped %d tracks.", n)), true)
 	case "stop":
 		// A pick autoplay is waiting to make counts as playing: /stop
 		// cancels it.
 		if st.current == nil && st.queue.Len() == 0 && !g.autoplayPending {
-			return errorReply("Nothing is playing."), false
+			k(errorReply("Nothing is playing."), false)
+			return
 		}
 		st.queue.Clear()
 		st.current = nil
 		g.moveTo(music.Track{}, false)
-		return infoReply("Stopped and cleared the queue."), true
+		k(infoReply("Stopped and cleared the queue."), true)
 	case "queue":
 		page, err := commands.ParseQueuePage(opts)
 		if err != nil {
-			return errorReply(err.Error()), false
+			k(errorReply(err.Error()), false)
+			return
 		}
 		p, err := st.queue.Page(page, 10)
 		if err != nil {
-			return errorReply(err.Error()), false
+			k(errorReply(err.Error()), false)
+			return
 		}
-		return &clusterpb.SessionReply{Reply: commands.QueuePage(p, st.current)}, false
+		k(&clusterpb.SessionReply{Reply: commands.QueuePage(p, st.current)}, false)
 	case "nowplaying":
 		if st.current == nil {
-			return errorReply("Nothing is playing."), false
+			k(errorReply("Nothing is playing."), false)
+			return
 		}
 		r := commands.NowPlaying(g.view())
 		r.Ephemeral = true
-		return &clusterpb.SessionReply{Reply: r}, false
+		k(&clusterpb.SessionReply{Reply: r}, false)
 	case "volume":
 		v, err := commands.ParseVolume(opts)
 		if err != nil {
-			return errorReply(err.Error()), false
+			k(errorReply(err.Error()), false)
+			return
 		}
-		if st.current != nil {
-			c, cancel := g.callCtx()
-			defer cancel()
-			if err := g.deps.Audio.Volume(c, g.guildID, int(v)); err != nil {
-				return audioError(err), false
-			}
-		}
-		st.volume = int(v)
-		g.markNowPlaying()
-		return infoReply(fmt.Sprintf("Volume set to %d%%.", v)), true
+		g.volume(int(v), k)
 	case "loop", CommandLoopCycle:
 		mode := st.modes.Loop.Cycle()
 		if req.GetCommand() == "loop" {
 			m, err := commands.ParseLoop(opts)
 			if err != nil {
-				return errorReply(err.Error()), false
+				k(errorReply(err.Error()), false)
+				return
 			}
 			mode = m
 		}
 		if err := st.modes.SetLoop(mode); err != nil {
-			return errorReply(err.Error()), false
+			k(errorReply(err.Error()), false)
+			return
 		}
 		g.markNowPlaying()
-		return infoReply(fmt.Sprintf("Loop: %s.", mode)), true
+		k(infoReply(fmt.Sprintf("Loop: %s.", mode)), true)
 	case "autoplay", CommandAutoplayToggle:
 		on := !st.modes.Autoplay
 		if req.GetCommand() == "autoplay" {
 			v, err := commands.ParseAutoplay(opts)
 			if err != nil {
-				return errorReply(err.Error()), false
+				k(errorReply(err.Error()), false)
+				return
 			}
 			on = v
 		}
 		if err := st.modes.SetAutoplay(on); err != nil {
-			return errorReply(err.Error()), false
+			k(errorReply(err.Error()), false)
+			return
 		}
 		g.markNowPlaying()
 		if on {
-			return infoReply("Autoplay on."), true
+			k(infoReply("Autoplay on."), true)
+			return
 		}
-		return infoReply("Autoplay off."), true
+		k(infoReply("Autoplay off."), true)
 	case "shuffle":
 		if st.queue.Len() < 2 {
-			return errorReply("There must be at least two tracks in the queue to shuffle."), false
+			k(errorReply("There must be at least two tracks in the queue to shuffle."), false)
+			return
 		}
 		st.queue.Shuffle(g.deps.Rand)
 		g.markNowPlaying()
-		return infoReply(fmt.Sprintf("Shuffled %d tracks.", st.queue.Len())), true
+		k(infoReply(fmt.Sprintf("Shuffled %d tracks.", st.queue.Len())), true)
 	case "remove":
 		pos, err := commands.ParseRemove(opts)
 		if err != nil {
-			return errorReply(err.Error()), false
+			k(errorReply(err.Error()), false)
+			return
 		}
 		t, err := st.queue.Remove(pos)
 		if err != nil {
-			return errorReply(err.Error()), false
+			k(errorReply(err.Error()), false)
+			return
 		}
 		g.markNowPlaying()
-		return infoReply(fmt.Sprintf("Removed **%s**.", commands.Escape(t.Title))), true
+		k(infoReply(fmt.Sprintf("Removed **%s**.", commands.Escape(t.Title))), true)
 	case "move":
 		from, to, err := commands.ParseMove(opts)
 		if err != nil {
-			return errorReply(err.Error()), false
+			k(errorReply(err.Error()), false)
+			return
 		}
 		t, err := st.queue.Move(from, to)
 		if err != nil {
-			return errorReply(err.Error()), false
+			k(errorReply(err.Error()), false)
+			return
 		}
 		g.markNowPlaying()
-		return infoReply(fmt.Sprintf("Moved **%s** to position %d.", commands.Escape(t.Title), to)), true
+		k(infoReply(fmt.Sprintf("Moved **%s** to position %d.", commands.Escape(t.Title), to)), true)
 	case "seek":
 		pos, err := commands.ParseSeek(opts)
 		if err != nil {
-			return errorReply(err.Error()), false
+			k(errorReply(err.Error()), false)
+			return
 		}
-		if st.current == nil {
-			return errorReply("Nothing is playing."), false
-		}
-		if err := music.ValidateSeek(*st.current, pos); err != nil {
-			return errorReply(err.Error()), false
-		}
-		c, cancel := g.callCtx()
-		defer cancel()
-		if err := g.deps.Audio.Seek(c, g.guildID, pos); err != nil {
-			return audioError(err), false
-		}
-		st.position, st.positionAt = pos, g.deps.Now()
-		g.markNowPlaying()
-		return infoReply(fmt.Sprintf("Seeked to %s.", music.FormatDuration(pos))), true
+		g.seek(pos, k)
 	case "clear":
 		n := st.queue.Clear()
 		g.markNowPlaying()
-		return infoReply(fmt.Sprintf("Cleared %d tracks from the queue.", n)), n > 0
+		k(infoReply(fmt.Sprintf("Cleared %d tracks from the queue.", n)), n > 0)
 	case "leave":
 		if st.voice.ChannelID == "" && st.current == nil {
-			return errorReply("I'm not in a voice channel."), false
+			k(errorReply("I'm not in a voice channel."), false)
+			return
 		}
 		g.leave()
-		// leave cleared the state; Execute stores it (an empty session
-		// deletes its snapshot) before the user is told.
-		return infoReply("Left the voice channel and cleared the queue."), true
+		// leave cleared the state; the save deletes the (now empty)
+		// snapshot before the user is told.
+		k(infoReply("Left the voice channel and cleared the queue."), true)
+	default:
+		k(errorReply(fmt.Sprintf("Unknown command %q.", req.GetCommand())), false)
 	}
-	return errorReply(fmt.Sprintf("Unknown command %q.", req.GetCommand())), false
 }
 
-// play loads the query, queues the result, joins the member's channel if
-// needed and starts playing when idle.
-func (g *Grain) play(req *clusterpb.SessionRequest) (*clusterpb.SessionReply, bool) {
+// audioCall runs an Audio call that a command's answer depends on, and
+// calls then with its error back on the grain.
+func (g *Grain) audioCall(call func(ctx context.Context, a Audio, guild string) error, then func(error)) {
+	audio, guild := g.deps.Audio, g.guildID
+	g.do(laneAudio, func(c context.Context) any { return call(c, audio, guild) }, func(res any) {
+		err, _ := res.(error)
+		then(err)
+	})
+}
+
+// pause pauses or resumes. The state changes at once, so that whatever
+// follows (a track that ends meanwhile, a move) carries it; if Lavalink
+// refuses, it is put back, as long as nobody changed it since.
+func (g *Grain) pause(command string, k done) {
 	st := g.st
+	if st.current == nil {
+		k(errorReply("Nothing is playing."), false)
+		return
+	}
+	pause := command == "pause" || (command == CommandPauseResume && !st.paused)
+	if pause == st.paused {
+		if pause {
+			k(errorReply("Already paused."), false)
+			return
+		}
+		k(errorReply("Already playing."), false)
+		return
+	}
+	now := g.deps.Now()
+	oldPos, oldAt := st.position, st.positionAt
+	st.position, st.positionAt = st.positionNow(now), now
+	st.paused = pause
+	g.audioCall(func(c context.Context, a Audio, guild string) error { return a.Pause(c, guild, pause) }, func(err error) {
+		if err != nil {
+			if st.paused == pause {
+				st.paused, st.position, st.positionAt = !pause, oldPos, oldAt
+			}
+			k(audioError(err), false)
+			return
+		}
+		g.markNowPlaying()
+		if pause {
+			k(infoReply("Paused."), true)
+			return
+		}
+		k(infoReply("Resumed."), true)
+	})
+}
+
+// volume sets the volume, on the player too when one plays.
+func (g *Grain) volume(v int, k done) {
+	st := g.st
+	old := st.volume
+	st.volume = v
+	ok := func() {
+		g.markNowPlaying()
+		k(infoReply(fmt.Sprintf("Volume set to %d%%.", v)), true)
+	}
+	if st.current == nil {
+		ok()
+		return
+	}
+	g.audioCall(func(c context.Context, a Audio, guild string) error { return a.Volume(c, guild, v) }, func(err error) {
+		if err != nil {
+			if st.volume == v {
+				st.volume = old
+			}
+			k(audioError(err), false)
+			return
+		}
+		ok()
+	})
+}
+
+// seek moves the current track.
+func (g *Grain) seek(pos time.Duration, k done) {
+	st := g.st
+	if st.current == nil {
+		k(errorReply("Nothing is playing."), false)
+		return
+	}
+	if err := music.ValidateSeek(*st.current, pos); err != nil {
+		k(errorReply(err.Error()), false)
+		return
+	}
+	play := g.playID
+	oldPos, oldAt := st.position, st.positionAt
+	st.position, st.positionAt = pos, g.deps.Now()
+	g.audioCall(func(c context.Context, a Audio, guild string) error { return a.Seek(c, guild, pos) }, func(err error) {
+		if err != nil {
+			if g.playID == play && st.position == pos {
+				st.position, st.positionAt = oldPos, oldAt
+			}
+			k(audioError(err), false)
+			return
+		}
+		g.markNowPlaying()
+		k(infoReply(fmt.Sprintf("Seeked to %s.", music.FormatDuration(pos))), true)
+	})
+}
+
+// play loads the query, joins the member's channel if needed, queues the
+// result and starts playing when idle. The search and the join run off
+// the mailbox; each step checks the state as it is when it resumes.
+func (g *Grain) play(req *clusterpb.SessionRequest, k done) {
 	args, err := commands.ParsePlay(req.GetOptions())
 	if err != nil {
-		return errorReply(err.Error()), false
+		k(errorReply(err.Error()), false)
+		return
 	}
-	member := req.GetInvoker().GetVoiceChannelId()
+	if r := g.voiceRefusal(req); r != nil {
+		k(r, false)
+		return
+	}
+	audio, identifier := g.deps.Audio, args.Query.Identifier
+	type loadResult struct {
+		loaded Loaded
+		err    error
+	}
+	g.do(laneSearch, func(c context.Context) any {
+		l, err := audio.Load(c, identifier)
+		return loadResult{l, err}
+	}, func(res any) {
+		r := res.(loadResult)
+		switch {
+		case r.err != nil:
+			k(audioError(r.err), false)
+		case len(r.loaded.Tracks) == 0:
+			k(errorReply(noResults(args.Query)), false)
+		default:
+			g.join(req, func(reply *clusterpb.SessionReply) {
+				if reply != nil {
+					k(reply, false)
+					return
+				}
+				g.enqueue(req, args, r.loaded, k)
+			})
+		}
+	})
+}
+
+// voiceRefusal is the reply when the member cannot add music from where
+// they are.
+func (g *Grain) voiceRefusal(req *clusterpb.SessionRequest) *clusterpb.SessionReply {
+	member, bot := req.GetInvoker().GetVoiceChannelId(), g.st.voice.ChannelID
 	switch {
-	case st.voice.ChannelID == "" && member == "":
-		return errorReply("Join a voice channel first, then use /play."), false
-	case st.voice.ChannelID != "" && member != st.voice.ChannelID:
-		return errorReply(fmt.Sprintf("I'm playing in <#%s>: join that channel to add music.", st.voice.ChannelID)), false
+	case bot == "" && member == "":
+		return errorReply("Join a voice channel first, then use /play.")
+	case bot != "" && member != bot:
+		return errorReply(fmt.Sprintf("I'm playing in <#%s>: join that channel to add music.", bot))
 	}
-	c, cancel := g.callCtx()
-	defer cancel()
-	loaded, err := g.deps.Audio.Load(c, args.Query.Identifier)
-	if err != nil {
-		return audioError(err), false
+	return nil
+}
+
+// join asks the shard to join the member's channel unless the bot is in
+// voice already, and calls then with nil once it may queue, or with the
+// refusal. Nothing changes before the join succeeded: a failed join must
+// change nothing.
+func (g *Grain) join(req *clusterpb.SessionRequest, then func(*clusterpb.SessionReply)) {
+	if r := g.voiceRefusal(req); r != nil {
+		then(r) // the bot joined elsewhere meanwhile
+		return
 	}
+	if g.st.queue.Remaining() == 0 {
+		then(errorReply(fmt.Sprintf("The queue is full (%d tracks); remove some or wait.", g.st.queue.Max())))
+		return
+	}
+	if g.st.voice.ChannelID != "" {
+		then(nil)
+		return
+	}
+	member, gw, guild, log := req.GetInvoker().GetVoiceChannelId(), g.deps.Gateway, g.guildID, g.log
+	g.do(laneGateway, func(c context.Context) any { return gw.UpdateVoice(c, guild, member) }, func(res any) {
+		if err, _ := res.(error); err != nil {
+			log.Warn("join voice", "err", err)
+			then(errorReply("I couldn't join your voice channel; please try again."))
+			return
+		}
+		if g.st.voice.ChannelID == "" {
+			g.st.voice = Voice{ChannelID: member}
+			g.voiceGen++
+			g.after(g.deps.VoiceTimeout, voiceDeadline{gen: g.voiceGen})
+		}
+		then(nil)
+	})
+}
+
+// enqueue queues what /play loaded and starts it when nothing plays.
+func (g *Grain) enqueue(req *clusterpb.SessionRequest, args commands.PlayArgs, loaded Loaded, k done) {
+	st := g.st
 	tracks := loaded.Tracks
-	if len(tracks) == 0 {
-		return errorReply(noResults(args.Query)), false
-	}
 	if loaded.Search || loaded.Playlist == "" {
 		tracks = tracks[:1]
 	}
 	for i := range tracks {
 		tracks[i].RequesterID = req.GetInvoker().GetUserId()
 	}
-	if st.queue.Remaining() == 0 {
-		return errorReply(fmt.Sprintf("The queue is full (%d tracks); remove some or wait.", st.queue.Max())), false
-	}
-	// Join before touching the queue: a failed join must change nothing.
-	if st.voice.ChannelID == "" {
-		if err := g.deps.Gateway.UpdateVoice(c, g.guildID, member); err != nil {
-			g.log.Warn("join voice", "err", err)
-			return errorReply("I couldn't join your voice channel; please try again."), false
-		}
-		st.voice = Voice{ChannelID: member}
-		g.voiceGen++
-		g.after(g.deps.VoiceTimeout, voiceDeadline{gen: g.voiceGen})
-	}
 	var added int
+	var err error
 	if args.Next {
 		added, err = st.queue.InsertNextAll(tracks)
 	} else {
@@ -314,7 +510,8 @@ func (g *Grain) play(req *clusterpb.SessionRequest) (*clusterpb.SessionReply, bo
 		if err == nil {
 			err = errors.New("nothing could be queued")
 		}
-		return errorReply(err.Error()), true
+		k(errorReply(err.Error()), true)
+		return
 	}
 	position := 1
 	if !args.Next {
@@ -325,17 +522,18 @@ func (g *Grain) play(req *clusterpb.SessionRequest) (*clusterpb.SessionReply, bo
 		// Whatever is at the head plays now: the new track, or one that
 		// was already waiting (requeued when the bot was disconnected).
 		next, _ := st.queue.Pop()
-		_ = g.startTrack(next)
+		g.startTrack(next)
 		position--
 	}
 	g.markNowPlaying()
-	if loaded.Playlist != "" && len(tracks) > 1 {
-		return &clusterpb.SessionReply{Reply: commands.AddedPlaylist(loaded.Playlist, added, len(tracks)-added)}, true
+	switch {
+	case loaded.Playlist != "" && len(tracks) > 1:
+		k(&clusterpb.SessionReply{Reply: commands.AddedPlaylist(loaded.Playlist, added, len(tracks)-added)}, true)
+	case started && position == 0:
+		k(&clusterpb.SessionReply{Reply: commands.Added(*st.current, 0)}, true)
+	default:
+		k(&clusterpb.SessionReply{Reply: commands.Added(tracks[0], position)}, true)
 	}
-	if started && position == 0 {
-		return &clusterpb.SessionReply{Reply: commands.Added(*st.current, 0)}, true
-	}
-	return &clusterpb.SessionReply{Reply: commands.Added(tracks[0], position)}, true
 }
 
 // audioError says what went wrong in the user's terms: the server's own

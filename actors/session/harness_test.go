@@ -310,6 +310,31 @@ func (h *harness) finished() {
 	h.event(trackEvent(clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_END, "finished", p))
 }
 
+// playing is the title of the track the session plays, as /nowplaying
+// shows it ("" when nothing plays). The call goes through the grain's
+// mailbox after everything sent to it before, so it shows their effect on
+// the session's state; the store follows (see stored).
+func (h *harness) playing() string {
+	h.t.Helper()
+	r := h.exec("nowplaying")
+	if len(r.GetEmbeds()) == 0 {
+		return ""
+	}
+	return r.GetEmbeds()[0].GetTitle()
+}
+
+// stored waits until the stored snapshot satisfies cond: the session
+// writes it off the mailbox, after the change.
+func (h *harness) stored(what string, cond func(*clusterpb.SessionSnapshot) bool) *clusterpb.SessionSnapshot {
+	h.t.Helper()
+	var snap *clusterpb.SessionSnapshot
+	h.waitFor("stored: "+what, func() bool {
+		snap = h.snapshot()
+		return cond(snap)
+	})
+	return snap
+}
+
 func (h *harness) snapshot() *clusterpb.SessionSnapshot {
 	h.t.Helper()
 	data, err := h.store.LoadSession(context.Background(), testGuild)

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 
 	"github.com/ensemble-bot/ensemble/internal/commands"
@@ -36,10 +37,12 @@ func (g *Grain) view() commands.NowPlayingView {
 	return v
 }
 
-// flushNowPlaying posts or edits the now-playing message. A message that
-// was deleted is posted again.
+// flushNowPlaying posts or edits the now-playing message, off the
+// mailbox (a slow or rate-limited Discord delays only the message). One
+// post or edit is in flight at a time; changes meanwhile are flushed when
+// it ends. A message that was deleted is posted again.
 func (g *Grain) flushNowPlaying() {
-	if !g.npDirty {
+	if !g.npDirty || g.npInFlight {
 		return
 	}
 	g.npDirty = false
@@ -52,28 +55,42 @@ func (g *Grain) flushNowPlaying() {
 		reply = commands.NowPlaying(g.view())
 	}
 	reply.Ephemeral = false
-	c, cancel := g.callCtx()
-	defer cancel()
-	if st.nowPlayingID != "" {
-		err := g.deps.Messages.EditMessage(c, st.textChannelID, st.nowPlayingID, reply)
-		if err == nil {
-			return
+	channel, message, post, msgs := st.textChannelID, st.nowPlayingID, st.current != nil, g.deps.Messages
+	type result struct {
+		id      string
+		err     error
+		created bool
+	}
+	g.npInFlight = true
+	g.do(laneMessages, func(c context.Context) any {
+		if message != "" {
+			err := msgs.EditMessage(c, channel, message, reply)
+			if err == nil || !errors.Is(err, commands.ErrUnknownMessage) || !post {
+				return result{id: message, err: err}
+			}
+			// Deleted by someone: post a new one while there is music.
 		}
-		if !errors.Is(err, commands.ErrUnknownMessage) {
-			g.log.Warn("edit now-playing message", "err", err)
-			return
+		if !post {
+			return result{}
 		}
-		// Deleted by someone: post a new one when there is music.
-		st.nowPlayingID = ""
-	}
-	if st.current == nil {
-		return
-	}
-	id, err := g.deps.Messages.CreateMessage(c, st.textChannelID, reply)
-	if err != nil {
-		g.log.Warn("post now-playing message", "err", err)
-		return
-	}
-	st.nowPlayingID = id
-	g.save()
+		id, err := msgs.CreateMessage(c, channel, reply)
+		return result{id: id, err: err, created: true}
+	}, func(res any) {
+		g.npInFlight = false
+		r := res.(result)
+		switch {
+		case r.err != nil && r.created:
+			g.log.Warn("post now-playing message", "err", r.err)
+		case errors.Is(r.err, commands.ErrUnknownMessage):
+			if st.nowPlayingID == message {
+				st.nowPlayingID = ""
+			}
+		case r.err != nil:
+			g.log.Warn("edit now-playing message", "err", r.err)
+		case r.created && st.textChannelID == channel:
+			st.nowPlayingID = r.id
+			g.save(nil)
+		}
+		g.flushNowPlaying() // what changed meanwhile
+	})
 }

@@ -1,24 +1,28 @@
 package session
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/music"
 )
 
+// playResult is the outcome of an Audio.Play.
+type playResult struct {
+	node string
+	err  error
+}
+
 // resumePlayer gives Lavalink the current track at the current position,
 // with voice, volume and pause state in one update. Without complete voice
-// facts it waits: Voice calls it again when they arrive.
-func (g *Grain) resumePlayer() error {
+// facts it waits: voice calls it again when they arrive.
+func (g *Grain) resumePlayer() {
 	st := g.st
 	if st.current == nil || !st.voice.Complete() {
-		return nil
+		return
 	}
 	now := g.deps.Now()
 	st.position, st.positionAt = st.positionNow(now), now
@@ -27,21 +31,35 @@ func (g *Grain) resumePlayer() error {
 	// The epoch keeps IDs of different activations apart.
 	g.playSeq++
 	g.playID = fmt.Sprintf("%d.%d", g.epoch, g.playSeq)
-	c, cancel := g.callCtx()
-	defer cancel()
-	node, err := g.deps.Audio.Play(c, g.guildID, PlayRequest{
-		Track: *st.current, Position: st.position, Volume: st.volume, Paused: st.paused, Voice: st.voice, PlayID: g.playID,
-	})
-	if err != nil {
-		// Nothing plays, so the position must not advance.
-		g.playerLive, st.positionAt = false, time.Time{}
-		g.log.Warn("play failed; will retry", "err", err, "in", g.playRetry)
-		g.schedulePlayRetry()
-		return err
+	g.playPending, g.sentVoice = true, st.voice
+	req := PlayRequest{Track: *st.current, Position: st.position, Volume: st.volume, Paused: st.paused, Voice: st.voice, PlayID: g.playID}
+	id, audio, guild := g.playID, g.deps.Audio, g.guildID
+	g.do(laneAudio, func(c context.Context) any {
+		node, err := audio.Play(c, guild, req)
+		return playResult{node: node, err: err}
+	}, func(res any) { g.played(id, res.(playResult)) })
+}
+
+// played applies the outcome of the play id. A newer play decides by its
+// own outcome.
+func (g *Grain) played(id string, r playResult) {
+	if id != g.playID || g.st.current == nil {
+		return
 	}
-	g.playerLive, g.sentVoice, st.node = true, st.voice, node
-	g.playRetry = 0
-	return nil
+	g.playPending = false
+	if r.err != nil {
+		// Nothing plays, so the position must not advance.
+		g.playerLive, g.st.positionAt = false, time.Time{}
+		g.log.Warn("play failed; will retry", "err", r.err)
+		g.schedulePlayRetry()
+		return
+	}
+	g.playerLive, g.playRetry = true, 0
+	if g.st.node != r.node {
+		g.st.node = r.node
+		g.save(nil)
+	}
+	g.armTrackEnd()
 }
 
 // schedulePlayRetry retries a failed play with backoff (1 s doubling to
@@ -57,7 +75,7 @@ func (g *Grain) schedulePlayRetry() {
 }
 
 // startTrack makes t the current track from the start.
-func (g *Grain) startTrack(t music.Track) error {
+func (g *Grain) startTrack(t music.Track) {
 	g.autoplayPending = false
 	st := g.st
 	st.current = &t
@@ -70,7 +88,7 @@ func (g *Grain) startTrack(t music.Track) error {
 	}
 	g.playerLive = false
 	g.markNowPlaying()
-	return g.resumePlayer()
+	g.resumePlayer()
 }
 
 // advance moves on after the current track ended by itself, by loop mode.
@@ -87,77 +105,92 @@ func (g *Grain) skipFailed() {
 	g.moveTo(next, ok)
 }
 
-// moveTo plays next, or autoplays, or stops when there is nothing.
+// moveTo plays next, or stops when there is nothing, and then autoplays
+// if the track that ended calls for it.
 func (g *Grain) moveTo(next music.Track, ok bool) {
 	ended := g.st.current
 	g.autoplayPending = false
 	if ended != nil {
 		g.lastPlayed = ended
 	}
-	// Autoplay follows a track that ended, never a /stop.
-	if !ok && ended != nil && g.st.modes.Autoplay {
-		next, ok = g.autoplayPick()
-	}
 	if ok {
-		_ = g.startTrack(next)
+		g.startTrack(next)
 		return
 	}
+	g.stopPlayer()
+	// Autoplay follows a track that ended, never a /stop.
+	if ended != nil && g.st.modes.Autoplay {
+		g.autoplayPending = true
+		g.autoplay()
+	}
+}
+
+// stopPlayer ends the current track and keeps the player (and voice).
+func (g *Grain) stopPlayer() {
 	g.st.current = nil
 	g.st.position = 0
-	g.playerLive = false
-	c, cancel := g.callCtx()
-	defer cancel()
-	if err := g.deps.Audio.Stop(c, g.guildID); err != nil {
-		g.log.Warn("stop player", "err", err)
-	}
+	g.playerLive, g.playPending, g.playID = false, false, ""
+	audio, guild, log := g.deps.Audio, g.guildID, g.log
+	g.do(laneAudio, func(c context.Context) any { return audio.Stop(c, guild) }, func(res any) {
+		if err, _ := res.(error); err != nil {
+			log.Warn("stop player", "err", err)
+		}
+	})
 	g.markNowPlaying()
 }
 
-// autoplayPick searches for a track related to the last one played that is
-// not among the recent ones. Picks are at least AutoplayCooldown apart, so
-// a run of failing tracks cannot turn into a loop of searches; a pick due
-// sooner is made when the cooldown ends (autoplayDue), not dropped: short
-// tracks must not stop the music.
-func (g *Grain) autoplayPick() (music.Track, bool) {
+// autoplay picks a track related to the last one played that is not among
+// the recent ones. Picks are at least AutoplayCooldown apart, so a run of
+// failing tracks cannot turn into a loop of searches; a pick due sooner
+// is made when the cooldown ends (autoplayDue), not dropped: short tracks
+// must not stop the music. The search runs off the mailbox; a track or a
+// /stop that comes first cancels the pick (autoplayPending).
+func (g *Grain) autoplay() {
 	last := g.lastPlayed
-	now := g.deps.Now()
 	if last == nil {
-		return music.Track{}, false
+		g.autoplayPending = false
+		return
 	}
+	now := g.deps.Now()
 	if wait := g.deps.AutoplayCooldown - now.Sub(g.lastAutoplay); wait > 0 {
-		g.autoplayPending = true
 		if !g.autoplayArmed {
 			g.autoplayArmed = true
 			g.after(wait, autoplayDue{})
 		}
-		return music.Track{}, false
+		return
 	}
 	g.lastAutoplay = now
-	c, cancel := g.callCtx()
-	defer cancel()
-	loaded, err := g.deps.Audio.Load(c, "ytsearch:"+last.Author+" "+last.Title)
-	if err != nil {
-		g.log.Warn("autoplay search", "err", err)
-		return music.Track{}, false
-	}
-	for _, t := range loaded.Tracks {
-		if t.Identifier == last.Identifier || slices.Contains(g.st.recent, t.Identifier) {
-			continue
+	audio, query, log := g.deps.Audio, "ytsearch:"+last.Author+" "+last.Title, g.log
+	g.do(laneSearch, func(c context.Context) any {
+		loaded, err := audio.Load(c, query)
+		if err != nil {
+			log.Warn("autoplay search", "err", err)
+			return nil
 		}
-		t.RequesterID = ""
-		return t, true
-	}
-	return music.Track{}, false
+		return loaded.Tracks
+	}, func(res any) {
+		tracks, _ := res.([]music.Track)
+		if !g.autoplayPending || g.st.current != nil || !g.st.modes.Autoplay {
+			return
+		}
+		g.autoplayPending = false
+		for _, t := range tracks {
+			if t.Identifier == last.Identifier || slices.Contains(g.st.recent, t.Identifier) {
+				continue
+			}
+			t.RequesterID = ""
+			g.startTrack(t)
+			g.save(nil)
+			break
+		}
+		g.updateIdle()
+	})
 }
 
-// Voice records the bot's own voice facts and (re)connects the player once
+// voice records the bot's own voice facts and (re)connects the player once
 // they are complete. Keeping the facts here, and sending them to Lavalink
 // in one update, avoids disgolink's ordering hazard (PITFALLS.md).
-func (g *Grain) Voice(ev *clusterpb.VoiceEvent, _ cluster.GrainContext) (_ *clusterpb.Ack, err error) {
-	defer g.recoverPanic(&err)
-	if r := g.refusal(); r != nil {
-		return nil, errors.New(r.GetReply().GetContent())
-	}
+func (g *Grain) voice(ev *clusterpb.VoiceEvent) {
 	st := g.st
 	switch e := ev.GetEvent().(type) {
 	case *clusterpb.VoiceEvent_State:
@@ -169,12 +202,12 @@ func (g *Grain) Voice(ev *clusterpb.VoiceEvent, _ cluster.GrainContext) (_ *clus
 	case *clusterpb.VoiceEvent_Server:
 		st.voice.Token, st.voice.Endpoint = e.Server.GetToken(), e.Server.GetEndpoint()
 	}
-	if st.current != nil && st.voice.Complete() && (!g.playerLive || g.sentVoice != st.voice) {
-		_ = g.resumePlayer()
+	live := g.playerLive || g.playPending
+	if st.current != nil && st.voice.Complete() && (!live || g.sentVoice != st.voice) {
+		g.resumePlayer()
 	}
-	g.save()
+	g.save(nil)
 	g.updateIdle()
-	return &clusterpb.Ack{}, nil
 }
 
 // disconnected handles the bot leaving voice without /leave (kicked, moved
@@ -188,13 +221,19 @@ func (g *Grain) disconnected() {
 			g.log.Warn("requeue current track on disconnect", "err", err)
 		}
 	}
-	st.current, st.voice, g.sentVoice, g.playerLive = nil, Voice{}, Voice{}, false
-	c, cancel := g.callCtx()
-	defer cancel()
-	if err := g.deps.Audio.Destroy(c, g.guildID); err != nil {
-		g.log.Warn("destroy player", "err", err)
-	}
+	st.current, st.voice, g.sentVoice = nil, Voice{}, Voice{}
+	g.playerLive, g.playPending, g.playID = false, false, ""
+	g.destroyPlayer()
 	g.markNowPlaying()
+}
+
+func (g *Grain) destroyPlayer() {
+	audio, guild, log := g.deps.Audio, g.guildID, g.log
+	g.do(laneAudio, func(c context.Context) any { return audio.Destroy(c, guild) }, func(res any) {
+		if err, _ := res.(error); err != nil {
+			log.Warn("destroy player", "err", err)
+		}
+	})
 }
 
 // about reports whether ev concerns the current play. Lavalink re-encodes
@@ -214,13 +253,12 @@ func (g *Grain) about(ev *clusterpb.PlayerEvent) bool {
 	return true // an event that names no track: player updates, node loss
 }
 
-// Player handles a Lavalink event of this guild's player.
-func (g *Grain) Player(ev *clusterpb.PlayerEvent, _ cluster.GrainContext) (_ *clusterpb.Ack, err error) {
-	defer g.recoverPanic(&err)
-	if g.refusal() != nil || g.st.current == nil || !g.about(ev) {
-		return &clusterpb.Ack{}, nil
-	}
+// player handles a Lavalink event of this guild's player.
+func (g *Grain) player(ev *clusterpb.PlayerEvent) {
 	st := g.st
+	if st.current == nil || !g.about(ev) {
+		return
+	}
 	switch ev.GetKind() {
 	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_PLAYER_UPDATE:
 		// An update from another node, or sent before our last seek, skip
@@ -231,20 +269,18 @@ func (g *Grain) Player(ev *clusterpb.PlayerEvent, _ cluster.GrainContext) (_ *cl
 		if !stale && !st.paused {
 			st.position, st.positionAt = msDuration(ev.GetPositionMs()), at
 		}
-		return &clusterpb.Ack{}, nil
+		return
 	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_START:
 		g.playerLive = true
-		return &clusterpb.Ack{}, nil
+		return
 	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_NODE_LOST:
 		// Move: the same track, at the position it has reached, with
 		// volume, pause state and voice, on whatever node Audio picks.
 		if ev.GetNode() != "" && ev.GetNode() != st.node {
-			return &clusterpb.Ack{}, nil // an old node; we moved already
+			return // an old node; we moved already
 		}
 		g.playerLive = false
-		if g.resumePlayer() != nil {
-			return &clusterpb.Ack{}, nil // retried with backoff
-		}
+		g.resumePlayer()
 	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_END:
 		switch ev.GetEndReason() {
 		case "finished":
@@ -257,7 +293,7 @@ func (g *Grain) Player(ev *clusterpb.PlayerEvent, _ cluster.GrainContext) (_ *cl
 			g.skipFailed()
 		default:
 			// replaced, stopped, cleanup: we caused them.
-			return &clusterpb.Ack{}, nil
+			return
 		}
 	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_EXCEPTION, clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_TRACK_STUCK:
 		// The TrackEnd that follows an exception is about this play, and
@@ -265,11 +301,10 @@ func (g *Grain) Player(ev *clusterpb.PlayerEvent, _ cluster.GrainContext) (_ *cl
 		g.log.Warn("track failed; skipping", "kind", ev.GetKind(), "track", st.current.Identifier, "message", ev.GetMessage())
 		g.skipFailed()
 	default:
-		return &clusterpb.Ack{}, nil
+		return
 	}
-	g.save()
+	g.save(nil)
 	g.updateIdle()
-	return &clusterpb.Ack{}, nil
 }
 
 // leave stops, destroys the player and leaves voice; the caller's save then
@@ -278,19 +313,20 @@ func (g *Grain) leave() {
 	g.autoplayPending = false
 	st := g.st
 	st.queue.Clear()
-	st.current, g.playerLive = nil, false
-	c, cancel := g.callCtx()
-	defer cancel()
-	if err := g.deps.Audio.Destroy(c, g.guildID); err != nil {
-		g.log.Warn("destroy player", "err", err)
-	}
+	st.current = nil
+	g.playerLive, g.playPending, g.playID = false, false, ""
+	g.destroyPlayer()
 	if st.voice.ChannelID != "" {
-		if err := g.deps.Gateway.UpdateVoice(c, g.guildID, ""); err != nil {
-			g.log.Warn("leave voice", "err", err)
-		}
+		gw, guild, log := g.deps.Gateway, g.guildID, g.log
+		g.do(laneGateway, func(c context.Context) any { return gw.UpdateVoice(c, guild, "") }, func(res any) {
+			if err, _ := res.(error); err != nil {
+				log.Warn("leave voice", "err", err)
+			}
+		})
 	}
 	st.voice, g.sentVoice = Voice{}, Voice{}
-	g.markNowPlaying()
+	// At once: an idle leave stops the grain right after.
+	g.npDirty = true
 	g.flushNowPlaying()
 }
 
