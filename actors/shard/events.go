@@ -213,13 +213,24 @@ func (g *grain) onInteraction(at time.Time, i discord.Interaction, payload io.Re
 		in.BotVoiceChannelId = ch.String()
 	}
 	guilds, log := g.deps.Guilds, g.log
-	g.deps.Ordered.Submit(in.GetGuildId(), func() {
+	late := func() { g.refuseLate(at, i) }
+	accepted := g.deps.Ordered.Submit(in.GetGuildId(), func() {
+		// Behind this guild's earlier deliveries for too long: a fast
+		// "busy" beats an answer after Discord's deadline.
+		if time.Since(at) > deliverBudget {
+			late()
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
 		defer cancel()
 		if err := guilds(ctx, in); err != nil {
 			log.Warn("deliver interaction to guild grain", "err", err, "guild", in.GetGuildId(), "command", in.GetName())
 		}
 	})
+	if !accepted {
+		g.log.Warn("guild backlog full; answering busy", "guild", in.GetGuildId(), "command", in.GetName())
+		g.refuse(at, i, commands.BusyMessage)
+	}
 }
 
 // payloadChannel reads channel_id from an INTERACTION_CREATE payload after
@@ -241,9 +252,17 @@ func payloadChannel(payload io.Reader, id snowflake.ID) (snowflake.ID, error) {
 	return p.ChannelID, nil
 }
 
+// refuseLate answers busy an interaction that waited too long for its
+// guild. It runs on the delivery's goroutine, not in the grain.
+func (g *grain) refuseLate(at time.Time, i discord.Interaction) {
+	g.log.Warn("interaction waited too long for its guild; answering busy", "interaction", i.ID().String())
+	g.refuse(at, i, commands.BusyMessage)
+}
+
 // refuse answers an interaction the bot will not handle with message (an
-// autocomplete with no choices), through Deps.Refuse on the guild's worker:
-// the REST call must not hold the grain.
+// autocomplete with no choices), through Deps.Refuse on Answers: the REST
+// call must not hold the grain, and a guild's full backlog must not hold
+// its refusals.
 func (g *grain) refuse(at time.Time, i discord.Interaction, message string) {
 	id, token := i.ID(), i.Token()
 	// A ping is answered with a pong and comes only to HTTP endpoints,
@@ -253,27 +272,34 @@ func (g *grain) refuse(at time.Time, i discord.Interaction, message string) {
 		g.log.Warn("cannot answer interaction", "interaction", id.String(), "type", int(i.Type()))
 		return
 	}
-	key := id.String()
-	if gid := i.GuildID(); gid != nil && *gid != 0 {
-		key = gid.String()
-	}
 	refuse, log, kind := g.deps.Refuse, g.log, commands.KindOf(i)
-	g.deps.Ordered.Submit(key, func() {
+	accepted := g.deps.Answers.Submit(id.String(), func() {
 		ctx, cancel := context.WithDeadline(context.Background(), at.Add(answerWithin))
 		defer cancel()
 		if err := refuse(ctx, id.String(), token, kind, message); err != nil {
 			log.Warn("answer refused interaction", "err", err, "interaction", id.String())
 		}
 	})
+	if !accepted {
+		// Over a thousand answers in flight: the member is far past
+		// its capacity, and this one goes unanswered.
+		log.Error("too many answers in flight; interaction left unanswered", "interaction", id.String())
+	}
 }
 
+// deliverVoice hands the bot's voice event to the session grain, in order
+// with the guild's other voice events (their own key: an interaction
+// backlog must not delay or drop them).
 func (g *grain) deliverVoice(ev *clusterpb.VoiceEvent) {
 	voice, log := g.deps.Voice, g.log
-	g.deps.Ordered.Submit(ev.GetGuildId(), func() {
+	accepted := g.deps.Ordered.Submit("voice/"+ev.GetGuildId(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
 		defer cancel()
 		if err := voice(ctx, ev); err != nil {
 			log.Warn("deliver voice event to session grain", "err", err, "guild", ev.GetGuildId())
 		}
 	})
+	if !accepted {
+		log.Error("voice event dropped: the guild's voice backlog is full", "guild", ev.GetGuildId())
+	}
 }

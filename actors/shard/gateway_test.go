@@ -168,7 +168,7 @@ func startFixture(t *testing.T, cfg discordemu.Config, shards int, setup func(*d
 	f := &fixture{logs: &syncBuffer{}, emu: emu, shards: shards, interactions: make(chan *clusterpb.Interaction, 64),
 		voice: make(chan *clusterpb.VoiceEvent, 64), status: make(chan statusEvent, 64), readies: make(chan [2]string, 64)}
 	var c atomic.Pointer[pcluster.Cluster]
-	ordered := cluster.NewOrdered(2, 64)
+	ordered := cluster.NewOrdered(64, 1000)
 	t.Cleanup(ordered.Close)
 	deps := Deps{
 		Token:       secret.New(emu.Token()),

@@ -32,13 +32,19 @@ const Kind = "Shard"
 const DefaultGatewayURL = "wss://gateway.discord.gg"
 
 const (
-	// sendTimeout bounds an op 4: disgo's gateway rate limiter may make it
-	// wait, and the grain's mailbox waits with it.
+	// sendTimeout bounds an op 4 in the shard's sender: disgo's gateway
+	// rate limiter may make it wait.
 	sendTimeout = 5 * time.Second
-	// deliverTimeout bounds one delivery to a guild or session grain. The
-	// Ordered worker that runs it is shared with other guilds, so it must
-	// not wait for ever.
+	// sendQueue bounds the op 4s waiting for the sender; past it a join
+	// or leave is refused at once.
+	sendQueue = 256
+	// deliverTimeout bounds one delivery to a guild or session grain:
+	// later deliveries for that guild wait behind it.
 	deliverTimeout = 5 * time.Second
+	// deliverBudget is how long an interaction may wait for its guild's
+	// earlier deliveries: past it, it is answered busy at once, within
+	// Discord's 3 s, instead of late or never.
+	deliverBudget = 2 * time.Second
 	// openTimeout bounds one Open: disgo retries inside it (1 s, 2 s, 4 s,
 	// ... delays), then the grain's own backoff takes over.
 	openTimeout = 30 * time.Second
@@ -72,14 +78,19 @@ type Deps struct {
 	Guilds func(ctx context.Context, in *clusterpb.Interaction) error
 	// Voice delivers the bot's own voice event to the guild's session grain.
 	Voice func(ctx context.Context, ev *clusterpb.VoiceEvent) error
-	// Ordered runs the deliveries, in order per guild. Default: a private
-	// one with a few workers.
+	// Ordered runs the deliveries, in order per guild, never blocking the
+	// grain: a guild whose backlog is full gets its interactions answered
+	// busy. Default: a private one (64 per guild).
 	Ordered *cluster.Ordered
+	// Answers runs refusals and busy answers (Refuse), apart from the
+	// deliveries so a full guild backlog can still be answered. Default: a
+	// private one.
+	Answers *cluster.Ordered
 	// Refuse answers an interaction the bot cannot handle, within Discord's
 	// 3 s (ctx carries that deadline): an autocomplete (kind
 	// INTERACTION_KIND_AUTOCOMPLETE) with no choices, anything else with
 	// message as an ephemeral reply. It is a Discord REST call: it runs on
-	// an Ordered worker, never in the grain.
+	// Answers, never in the grain.
 	Refuse func(ctx context.Context, id, token string, kind clusterpb.InteractionKind, message string) error
 	// OnStatus is told when a shard becomes ready or stops being ready. It
 	// runs in the grain and must not block.
@@ -112,7 +123,10 @@ func (d *Deps) defaults() {
 		d.Voice = func(context.Context, *clusterpb.VoiceEvent) error { return errors.New("no voice delivery wired") }
 	}
 	if d.Ordered == nil {
-		d.Ordered = cluster.NewOrdered(4, 256)
+		d.Ordered = cluster.NewOrdered(64, 100_000)
+	}
+	if d.Answers == nil {
+		d.Answers = cluster.NewOrdered(1, 1024)
 	}
 	if d.Refuse == nil {
 		d.Refuse = func(context.Context, string, string, clusterpb.InteractionKind, string) error {
@@ -158,6 +172,10 @@ type grain struct {
 	ready bool
 	botID snowflake.ID
 	cache voiceCache
+	// sends feeds the shard's sender (sendLoop), which makes the gateway
+	// sends the grain must not wait for.
+	sends  chan gateway.MessageDataVoiceStateUpdate
+	sendWG sync.WaitGroup
 }
 
 // Self-messages. They never leave the member, so they need not be protobuf.
@@ -241,6 +259,9 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 	// events come last so that no GatewayOpts can turn them off.
 	opts = append(opts, gateway.WithEnableRawEvents(true))
 	g.gw = gateway.New(g.deps.Token.Reveal(), onEvent, opts...)
+	g.sends = make(chan gateway.MessageDataVoiceStateUpdate, sendQueue)
+	g.sendWG.Add(1)
+	go sendLoop(g.base, g.gw, g.sends, g.log, &g.sendWG)
 	register(ctx.ActorSystem(), g.self)
 	g.log.Info("shard activated; connecting", "shards", g.deps.ShardCount)
 	g.open()
@@ -321,6 +342,8 @@ func (g *grain) Terminate(pcluster.GrainContext) {
 	case <-time.After(closeTimeout):
 		g.log.Warn("open loop did not end in time")
 	}
+	close(g.sends)
+	g.sendWG.Wait() // bounded: the base context is canceled
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	g.gw.Close(ctx)
@@ -391,12 +414,37 @@ func (g *grain) UpdateVoice(req *clusterpb.VoiceRequest, _ pcluster.GrainContext
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-	defer cancel()
-	if err := g.gw.Send(ctx, gateway.OpcodeVoiceStateUpdate, msg); err != nil {
-		return nil, fmt.Errorf("shard %d: voice update for guild %s: %w", g.id, req.GetGuildId(), err)
+	// The send waits on disgo's gateway rate limiter: the sender makes
+	// it, in order, and the grain goes on. A send that fails later is
+	// logged; the session gives up on a join that never completes.
+	if !g.ready {
+		return nil, fmt.Errorf("shard %d: voice update for guild %s: %w", g.id, req.GetGuildId(), discord.ErrShardNotReady)
 	}
-	return &clusterpb.Ack{}, nil
+	select {
+	case g.sends <- msg:
+		return &clusterpb.Ack{}, nil
+	default:
+		return nil, fmt.Errorf("shard %d: voice update for guild %s: %w", g.id, req.GetGuildId(), errSendQueueFull)
+	}
+}
+
+var errSendQueueFull = errors.New("too many gateway sends waiting")
+
+// sendLoop is the shard's sender: it sends the op 4s the grain queued, in
+// order, each within sendTimeout, until the grain closes sends.
+func sendLoop(base context.Context, gw gateway.Gateway, sends <-chan gateway.MessageDataVoiceStateUpdate, log *slog.Logger, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for msg := range sends {
+		if base.Err() != nil {
+			continue // stopping: drain without sending
+		}
+		ctx, cancel := context.WithTimeout(base, sendTimeout)
+		err := gw.Send(ctx, gateway.OpcodeVoiceStateUpdate, msg)
+		cancel()
+		if err != nil {
+			log.Warn("voice update not sent", "err", err, "guild", msg.GuildID.String())
+		}
+	}
 }
 
 // voiceUpdate checks a request against the shard and builds the op 4.

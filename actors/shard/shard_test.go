@@ -108,6 +108,8 @@ type fakeGateway struct {
 	mu     sync.Mutex
 	status gateway.Status
 	sent   []gateway.MessageDataVoiceStateUpdate
+	// sends gets a value per Send call.
+	sends chan struct{}
 }
 
 func (f *fakeGateway) Status() gateway.Status {
@@ -119,6 +121,9 @@ func (f *fakeGateway) Status() gateway.Status {
 func (f *fakeGateway) Send(_ context.Context, op gateway.Opcode, d gateway.MessageData) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.sends != nil {
+		defer func() { f.sends <- struct{}{} }()
+	}
 	if f.status != gateway.StatusReady {
 		return discord.ErrShardNotReady
 	}
@@ -152,7 +157,7 @@ func newTestGrain(t *testing.T, id, count int) (*grain, *fakeGateway, *sinks) {
 	t.Helper()
 	s := &sinks{voice: make(chan *clusterpb.VoiceEvent, 64), guilds: make(chan *clusterpb.Interaction, 64), status: make(chan bool, 64),
 		refused: make(chan refusal, 64), readies: make(chan [2]string, 64)}
-	ordered := cluster.NewOrdered(2, 16)
+	ordered := cluster.NewOrdered(64, 1000)
 	t.Cleanup(ordered.Close)
 	d := Deps{
 		ShardCount: count,
@@ -175,8 +180,14 @@ func newTestGrain(t *testing.T, id, count int) (*grain, *fakeGateway, *sinks) {
 		OnReady:  func(app, bot string) { s.readies <- [2]string{app, bot} },
 	}
 	d.defaults()
-	gw := &fakeGateway{}
-	return &grain{deps: &d, log: d.Log, id: id, gw: gw, cache: voiceCache{}}, gw, s
+	gw := &fakeGateway{sends: make(chan struct{}, 64)}
+	g := &grain{deps: &d, log: d.Log, id: id, gw: gw, cache: voiceCache{},
+		sends: make(chan gateway.MessageDataVoiceStateUpdate, sendQueue)}
+	base, stop := context.WithCancel(context.Background())
+	g.sendWG.Add(1)
+	go sendLoop(base, gw, g.sends, d.Log, &g.sendWG)
+	t.Cleanup(func() { stop(); close(g.sends); g.sendWG.Wait() })
+	return g, gw, s
 }
 
 func recv[T any](t *testing.T, ch <-chan T) T {
@@ -346,7 +357,7 @@ func TestInteractionsCarryVoiceChannelsInOrder(t *testing.T) {
 		discord.VoiceState{UserID: bot, ChannelID: ptrID(music), SessionID: "x"}))
 	recv(t, s.voice) // the bot's state on first sight
 
-	at := time.Unix(1700000000, 5)
+	at := time.Now()
 	for i, q := range []string{"one", "two", "three", "four"} {
 		user := alice
 		if i%2 == 1 {
@@ -562,11 +573,14 @@ func TestLastPayloadPairsBySequence(t *testing.T) {
 func TestUpdateVoiceAndEnsureStatus(t *testing.T) {
 	g, gw, s := newTestGrain(t, 1, 2)
 	guild := discordemu.SnowflakeForShard(1, 2).String()
-	// Not connected: disgo's refusal comes back as the grain's error.
+	// Not connected: refused at once, nothing queued for the sender.
 	if _, err := g.UpdateVoice(&clusterpb.VoiceRequest{GuildId: guild, ChannelId: "1234"}, nil); !errors.Is(err, discord.ErrShardNotReady) {
 		t.Fatalf("not ready: %v", err)
 	}
+	g.ready = true
+	gw.mu.Lock()
 	gw.status = gateway.StatusReady
+	gw.mu.Unlock()
 	if _, err := g.UpdateVoice(&clusterpb.VoiceRequest{GuildId: guild, ChannelId: "1234"}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -577,9 +591,16 @@ func TestUpdateVoiceAndEnsureStatus(t *testing.T) {
 	if _, err := g.UpdateVoice(&clusterpb.VoiceRequest{GuildId: wrong, ChannelId: "1234"}, nil); err == nil || !strings.Contains(err.Error(), "belongs to shard 0") {
 		t.Fatalf("wrong shard: %v", err)
 	}
-	if len(gw.sent) != 2 || gw.sent[0].ChannelID == nil || *gw.sent[0].ChannelID != 1234 || gw.sent[1].ChannelID != nil {
-		t.Fatalf("sent %+v", gw.sent)
+	// The shard's sender makes the sends, in order, off the grain.
+	recv(t, gw.sends)
+	recv(t, gw.sends)
+	gw.mu.Lock()
+	sent := gw.sent
+	gw.mu.Unlock()
+	if len(sent) != 2 || sent[0].ChannelID == nil || *sent[0].ChannelID != 1234 || sent[1].ChannelID != nil {
+		t.Fatalf("sent %+v", sent)
 	}
+	g.ready = false
 
 	// An identity that is not a shard answers with its reason.
 	bad := &grain{invalid: errors.New("shard 7 does not exist")}
@@ -633,5 +654,69 @@ func TestInitRefusesIdentitiesThatAreNotShards(t *testing.T) {
 			t.Fatalf("identity %q: Ensure = %v", identity, err)
 		}
 		g.Terminate(ctx)
+	}
+}
+
+// TestGuildBacklogIsAnsweredBusy: deliveries never block the shard. A
+// guild whose backlog is full has its next interaction answered busy at
+// once, one that waited past the delivery budget too; other guilds and
+// the queued interaction go on.
+func TestGuildBacklogIsAnsweredBusy(t *testing.T) {
+	g, _, s := newTestGrain(t, 0, 1)
+	release := make(chan struct{})
+	blocked := make(chan struct{})
+	first := true
+	g.deps.Ordered = cluster.NewOrdered(2, 1000)
+	t.Cleanup(g.deps.Ordered.Close)
+	guilds := g.deps.Guilds
+	g.deps.Guilds = func(ctx context.Context, in *clusterpb.Interaction) error {
+		if in.GetId() == "901" && first {
+			first = false
+			close(blocked)
+			<-release
+		}
+		return guilds(ctx, in)
+	}
+	bot, alice := snowflake.ID(1000), snowflake.ID(2000)
+	slow, other := snowflake.ID(discordemu.SnowflakeForShard(0, 1)), snowflake.ID(discordemu.SnowflakeForShard(0, 1))
+	text := snowflake.ID(10)
+	g.handle(time.Now(), ready(bot, slow, other))
+	now := time.Now()
+	g.handle(now, interaction(t, interactionJSON(901, slow, text, alice, "stuck")))
+	<-blocked
+	g.handle(now, interaction(t, interactionJSON(902, slow, text, alice, "queued")))
+	g.handle(now, interaction(t, interactionJSON(903, slow, text, alice, "over the bound")))
+	if r := recv(t, s.refused); r.id != "903" || !commands.IsBusy(r.message) {
+		t.Fatalf("refusal %+v, want 903 answered busy", r)
+	}
+	g.handle(now, interaction(t, interactionJSON(904, other, text, alice, "elsewhere")))
+	if in := recv(t, s.guilds); in.GetId() != "904" {
+		t.Fatalf("delivered %s while another guild's delivery is stuck, want 904", in.GetId())
+	}
+	// An interaction that arrived long ago is answered busy rather than
+	// delivered after Discord's deadline.
+	g.handle(now.Add(-2*deliverBudget), interaction(t, interactionJSON(905, other, text, alice, "late")))
+	if r := recv(t, s.refused); r.id != "905" || !commands.IsBusy(r.message) {
+		t.Fatalf("refusal %+v, want 905 answered busy", r)
+	}
+	close(release)
+	for _, want := range []string{"901", "902"} {
+		if in := recv(t, s.guilds); in.GetId() != want {
+			t.Fatalf("delivered %s, want %s", in.GetId(), want)
+		}
+	}
+}
+
+// TestUpdateVoiceNeverWaits: with the sender's queue full, a voice update
+// is refused at once instead of waiting on the gateway.
+func TestUpdateVoiceNeverWaits(t *testing.T) {
+	g, _, _ := newTestGrain(t, 0, 1)
+	g.ready = true
+	sends := g.sends
+	g.sends = make(chan gateway.MessageDataVoiceStateUpdate) // no room, no sender
+	defer func() { g.sends = sends }()
+	guild := discordemu.SnowflakeForShard(0, 1).String()
+	if _, err := g.UpdateVoice(&clusterpb.VoiceRequest{GuildId: guild, ChannelId: "1234"}, nil); !errors.Is(err, errSendQueueFull) {
+		t.Fatalf("with the sender's queue full: %v", err)
 	}
 }

@@ -151,7 +151,12 @@ type Limits struct {
 	CommandCooldown    time.Duration `yaml:"command_cooldown"`
 	GuildIdleTimeout   time.Duration `yaml:"guild_idle_timeout"`
 	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
-	MailboxSize        int           `yaml:"mailbox_size"`
+	// GuildCommandsInFlight: commands one guild works on at once; past
+	// it users get a fast "busy" answer.
+	GuildCommandsInFlight int `yaml:"guild_commands_in_flight"`
+	// GuildBacklog: interactions and events waiting at the shard for one
+	// guild; past it interactions get a fast "busy" answer.
+	GuildBacklog int `yaml:"guild_backlog"`
 }
 
 // Default returns the built-in defaults that cluster.yaml documents.
@@ -184,7 +189,8 @@ func Default() Config {
 			CommandCooldown:    2 * time.Second,
 			GuildIdleTimeout:   10 * time.Minute,
 			SessionIdleTimeout: 5 * time.Minute,
-			MailboxSize:        256,
+			GuildCommandsInFlight: 16,
+			GuildBacklog:          64,
 		},
 	}
 }
@@ -425,8 +431,11 @@ func (c *Config) validateLimits() error {
 	if err := positive("limits.session_idle_timeout", l.SessionIdleTimeout); err != nil {
 		return err
 	}
-	if l.MailboxSize < 1 {
-		return fieldErr("limits.mailbox_size", l.MailboxSize, "must be at least 1")
+	if l.GuildCommandsInFlight < 1 {
+		return fieldErr("limits.guild_commands_in_flight", l.GuildCommandsInFlight, "must be at least 1")
+	}
+	if l.GuildBacklog < 1 {
+		return fieldErr("limits.guild_backlog", l.GuildBacklog, "must be at least 1")
 	}
 	return nil
 }

@@ -70,7 +70,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"breaker zero reset", "lavalink: {breaker: {reset_timeout: 0s}}", "lavalink.breaker.reset_timeout"},
 		{"queue max 0", "limits: {queue_max: 0}", "limits.queue_max"},
 		{"negative cooldown", "limits: {command_cooldown: -1s}", "limits.command_cooldown"},
-		{"mailbox 0", "limits: {mailbox_size: 0}", "limits.mailbox_size"},
+		{"guild commands in flight 0", "limits: {guild_commands_in_flight: 0}", "limits.guild_commands_in_flight"},
+		{"guild backlog 0", "limits: {guild_backlog: 0}", "limits.guild_backlog"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -288,7 +289,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		if cfg.Discord.ShardCount < 1 || cfg.Limits.QueueMax < 1 || len(cfg.Lavalink.Nodes) == 0 ||
-			cfg.Node.ShutdownTimeout <= 0 || cfg.Limits.MailboxSize < 1 {
+			cfg.Node.ShutdownTimeout <= 0 || cfg.Limits.GuildCommandsInFlight < 1 || cfg.Limits.GuildBacklog < 1 {
 			t.Fatalf("validated config breaks a bound: %+v", cfg)
 		}
 		for _, n := range cfg.Lavalink.Nodes {

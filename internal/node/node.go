@@ -73,6 +73,15 @@ type Node struct {
 	bg       sync.WaitGroup
 }
 
+const (
+	// maxBusyGuilds bounds the guilds with deliveries under way at once
+	// (each has a goroutine while it has work).
+	maxBusyGuilds = 100_000
+	// playerEventBacklog bounds one guild's Lavalink events waiting for
+	// its session; a healthy session takes them in microseconds.
+	playerEventBacklog = 1024
+)
+
 // Readiness components.
 const (
 	compCluster  = "cluster"
@@ -140,8 +149,10 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	// separate workers: a guild whose session is busy with a slow load
 	// must not hold up other guilds' interactions behind its player
 	// updates.
-	n.ordered = ecluster.NewOrdered(8, 1024)
-	n.playerEvents = ecluster.NewOrdered(4, 4096)
+	// Each guild's deliveries run in order on their own, so one slow
+	// guild delays no other; a guild past its backlog is answered busy.
+	n.ordered = ecluster.NewOrdered(cfg.Limits.GuildBacklog, maxBusyGuilds)
+	n.playerEvents = ecluster.NewOrdered(playerEventBacklog, maxBusyGuilds)
 
 	// Lavalink needs the bot's user ID (its User-Id header), which only
 	// READY gives; until then the sessions' plays fail with
@@ -172,7 +183,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			Search:      n.audio,
 			Log:         log,
 			Cooldown:    cfg.Limits.CommandCooldown,
-			MaxInFlight: cfg.Limits.MailboxSize,
+			MaxInFlight: cfg.Limits.GuildCommandsInFlight,
 		}, cfg.Limits.GuildIdleTimeout),
 		shard.NewKind(shard.Deps{
 			Token:       token,
@@ -373,7 +384,7 @@ func (n *Node) wakeSessions(ctx context.Context, c *cluster.Cluster) {
 // One attempt only: a track end delivered twice would skip a track (or
 // restart a looped one), and a lost player update is replaced by the next.
 func (n *Node) forwardPlayer(c *cluster.Cluster, ev *clusterpb.PlayerEvent) {
-	n.playerEvents.Submit(ev.GetGuildId(), func() {
+	accepted := n.playerEvents.Submit(ev.GetGuildId(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Cluster.RequestTimeout)
 		defer cancel()
 		_, err := ecluster.Call(ctx, 1, func(opts ...cluster.GrainCallOption) (*clusterpb.Ack, error) {
@@ -383,6 +394,9 @@ func (n *Node) forwardPlayer(c *cluster.Cluster, ev *clusterpb.PlayerEvent) {
 			n.log.Warn("forward player event", "guild", ev.GetGuildId(), "kind", ev.GetKind(), "err", err)
 		}
 	})
+	if !accepted {
+		n.log.Error("player event dropped: the session's backlog is full", "guild", ev.GetGuildId(), "kind", ev.GetKind())
+	}
 }
 
 // Stop stops the node within ctx: the keeper and background work, the
