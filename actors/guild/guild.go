@@ -2,15 +2,15 @@ package guild
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/ensemble-bot/ensemble/actors/session"
+	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/commands"
@@ -43,7 +43,7 @@ type Searcher interface {
 
 // SettingsStore is the part of internal/store a guild uses.
 type SettingsStore interface {
-	LoadSettings(ctx context.Context, guildID string) ([]byte, error)
+	LoadGuild(ctx context.Context, guildID string) (store.Guild, error)
 	SaveSettings(ctx context.Context, guildID string, settings []byte) error
 }
 
@@ -58,10 +58,10 @@ type Deps struct {
 
 	// Cooldown is per user and command.
 	Cooldown time.Duration
-	// CooldownEntries bounds the cooldown map.
+	// CooldownEntries bounds the cooldown set.
 	CooldownEntries int
 	// AnswerBudget is how long after the interaction arrived the grain
-	// waits for the session before deferring; it must leave room in
+	// waits for the reply before deferring; it must leave room in
 	// Discord's 3 s for the deferral itself.
 	AnswerBudget time.Duration
 	// WorkTimeout bounds the session's work on one command (the deferred
@@ -72,6 +72,14 @@ type Deps struct {
 	// MaxInFlight bounds the commands a guild works on at once; past it
 	// users get a "busy" reply rather than an unbounded backlog.
 	MaxInFlight int
+	// LoadRetry spaces the reloads of settings the store could not give:
+	// the first command after the delay starts one, never every command.
+	LoadRetry supervisor.Backoff
+
+	// epoch is the origin of the grains' monotonic clock (Now's at
+	// NewKind), so deadlines are durations that a wall-clock step does not
+	// move.
+	epoch time.Time
 }
 
 func (d *Deps) defaults() {
@@ -93,198 +101,209 @@ func (d *Deps) defaults() {
 	if d.MaxInFlight <= 0 {
 		d.MaxInFlight = 16
 	}
+	if d.LoadRetry.Base <= 0 {
+		d.LoadRetry = supervisor.Backoff{Base: time.Second, Max: time.Minute, Jitter: 0.5}
+	}
+	d.epoch = d.Now()
 }
 
 // NewKind returns the guild kind; idle grains passivate after idle.
 func NewKind(deps Deps, idle time.Duration) *cluster.Kind {
 	deps.defaults()
 	d := &deps
-	return clusterpb.NewGuildKind(func() clusterpb.Guild { return &Grain{deps: d} }, idle)
+	return clusterpb.NewGuildKind(func() clusterpb.Guild { return &Grain{deps: d} }, idle, guildMailbox)
 }
 
-// Grain is one activation of guild/<guildID>.
+// guildMailbox is the lock-free mailbox, which holds nothing but two list
+// heads while empty; the default one keeps a ring buffer per grain (about
+// 200 B more per idle guild), and a guild's traffic is far below where the
+// ring's higher throughput would matter.
+var guildMailbox = actor.WithMailbox(actor.UnboundedLockfree())
+
+const (
+	// maxPending bounds the commands waiting for the settings load; past
+	// it, a slow store gets "busy" answers instead of a backlog.
+	maxPending = 8
+	// maxSettingsQueue bounds the /settings commands waiting for the save
+	// in flight.
+	maxSettingsQueue = 4
+	// tokenLifetime is how long Discord takes replies on an interaction.
+	tokenLifetime = 15 * time.Minute
+)
+
+// Grain is one activation of guild/<guildID>. It never waits: the store,
+// the session and Discord are called from goroutines that report back by
+// message (or, for Discord, from each interaction's answer goroutine), so
+// one slow call delays neither this guild's other commands nor anyone
+// else's. What it needs only while busy (a load, a save, commands in
+// flight) is allocated then and dropped after, so an idle guild costs a
+// few hundred bytes (DESIGN.md §4; BenchmarkIdleGuildFootprint).
 type Grain struct {
 	deps     *Deps
 	ctx      cluster.GrainContext
-	guildID  string
-	log      *slog.Logger
 	settings music.Settings
-	// settingsLoaded is false while the store could not be read: DJ
-	// checks and /settings then retry the load instead of trusting
-	// defaults (a change merged onto defaults would wipe the DJ role).
-	settingsLoaded bool
-	cooldowns      *cooldowns
-	inFlight       map[string]*work
+	load     loadState
+	// session is what the guild knows of its session; sessionEvents counts
+	// routed commands and session replies, so that a store read that saw
+	// no session is believed only if nothing happened meanwhile.
+	session       sessionState
+	sessionEvents uint32
+	inFlight      map[string]*work
+	// loading is set while a load runs or after one failed.
+	loading *loadProgress
+	// saves is set while a /settings save runs.
+	saves *saveQueue
+
+	cooldowns cooldowns
 	// seen remembers recent interaction IDs: a call retried after a
 	// timeout delivers the same interaction twice.
-	seen *recentIDs
+	seen recentIDs
 }
 
-// work is one command routed to the session.
+// loadProgress is the settings load's bookkeeping.
+type loadProgress struct {
+	// pending are the commands that arrived while the load ran.
+	pending []*work
+	// events is sessionEvents when the load started.
+	events uint32
+	// failures counts the failed loads in a row; retryAt is when the next
+	// command may start another.
+	failures int
+	retryAt  time.Duration
+}
+
+// saveQueue is the /settings save in flight and those waiting for it.
+type saveQueue struct {
+	saving *work
+	queue  []*work
+}
+
+type loadState uint8
+
+const (
+	loading loadState = iota
+	loaded
+	// loadFailed: the settings could not be read; the safe defaults apply
+	// (DJ actions need Manage Server) and /settings changes are refused,
+	// since merging them onto the defaults would wipe the stored DJ role.
+	loadFailed
+)
+
+// work is one command interaction, from its arrival to its final reply.
 type work struct {
-	in       *clusterpb.Interaction
-	deferred bool
-	// ephemeral deferral: the final reply's visibility is fixed by it.
-	ephemeral bool
-	button    bool
+	in     *clusterpb.Interaction
+	name   string
+	button bool
+	// ans is nil until the interaction needs an answer goroutine.
+	ans *answer
+	// overlapped: another session command was in flight at its start, and
+	// events is sessionEvents then.
+	overlapped bool
+	events     uint32
 }
 
 // Self-messages.
 type (
-	deferNow    struct{ id string }
+	loadedMsg struct {
+		rec store.Guild
+		err error
+	}
 	sessionDone struct {
 		id    string
 		reply *clusterpb.SessionReply
 		err   error
 	}
+	savedMsg struct {
+		id   string
+		next music.Settings
+		err  error
+	}
 )
 
-// Init loads the guild's settings.
+// Init starts loading the guild's settings; commands wait for them in
+// the pending list.
 func (g *Grain) Init(ctx cluster.GrainContext) {
 	g.ctx = ctx
-	g.guildID = ctx.Identity()
-	g.log = g.deps.Log.With("guild", g.guildID)
-	g.cooldowns = newCooldowns(g.deps.CooldownEntries)
-	g.inFlight = map[string]*work{}
-	g.seen = newRecentIDs(256)
 	g.settings = music.DefaultSettings()
-	g.loadSettings()
+	g.startLoad()
 }
 
-// loadSettings reads the guild's settings; on a store error the grain
-// keeps the safe defaults for now (DJ actions need Manage Server) and
-// tries again on the next command.
-func (g *Grain) loadSettings() {
-	c, cancel := context.WithTimeout(context.Background(), g.deps.CallTimeout)
-	defer cancel()
-	data, err := g.deps.Store.LoadSettings(c, g.guildID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		g.log.Warn("load settings; will retry", "err", err)
-		return
-	default:
-		var pb clusterpb.GuildSettings
-		if err := proto.Unmarshal(data, &pb); err != nil {
-			g.log.Warn("decode settings; using defaults", "err", err)
-			break
-		}
-		s, err := music.NewSettings(pb.GetDjRoleId(), int(pb.GetDefaultVolume()), pb.GetAnnounceChannelId())
-		if err != nil {
-			g.log.Warn("stored settings invalid; using defaults", "err", err)
-			break
-		}
-		g.settings = s
+// guildID is the grain's identity; not kept apart, to keep idle grains
+// small.
+func (g *Grain) guildID() string { return g.ctx.Identity() }
+
+// Terminate answers whatever is still open: the results would come back
+// to a stopped activation, and no interaction may go unanswered.
+func (g *Grain) Terminate(cluster.GrainContext) {
+	defer g.recoverPanic(nil)
+	var open []*work
+	if g.loading != nil {
+		open = append(open, g.loading.pending...)
 	}
-	g.settingsLoaded = true
+	if g.saves != nil {
+		if g.saves.saving != nil {
+			open = append(open, g.saves.saving)
+		}
+		open = append(open, g.saves.queue...)
+	}
+	for _, w := range g.inFlight {
+		open = append(open, w)
+	}
+	g.loading, g.saves, g.inFlight = nil, nil, nil
+	for _, w := range open {
+		g.finish(w, commands.Error("Something went wrong while handling that; please try again."))
+	}
 }
 
-// Terminate does nothing: settings are stored when they change.
-func (g *Grain) Terminate(cluster.GrainContext) {}
-
-// ReceiveDefault handles deferral timers and session results.
+// ReceiveDefault takes the reports of the grain's own goroutines.
 func (g *Grain) ReceiveDefault(ctx cluster.GrainContext) {
 	defer g.recoverPanic(nil)
 	switch msg := ctx.Message().(type) {
-	case deferNow:
-		w := g.inFlight[msg.id]
-		if w == nil || w.deferred {
-			return
-		}
-		c, cancel := g.callCtx()
-		defer cancel()
-		if err := g.deps.Replier.Defer(c, w.in.GetId(), w.in.GetToken(), w.ephemeral); err != nil {
-			g.log.Warn("defer interaction", "err", err, "command", w.in.GetName())
-		}
-		w.deferred = true
+	case loadedMsg:
+		g.onLoaded(msg)
 	case sessionDone:
-		w := g.inFlight[msg.id]
-		if w == nil {
-			return
-		}
-		delete(g.inFlight, msg.id)
-		reply := msg.reply.GetReply()
-		if msg.err != nil {
-			g.log.Warn("session call failed", "err", msg.err, "command", w.in.GetName())
-			reply = commands.Error("Something went wrong while handling that; please try again.")
-		}
-		if reply == nil {
-			reply = commands.Info("Done.")
-		}
-		if w.button {
-			reply.Ephemeral = true
-		}
-		g.answer(w, reply)
+		g.onSessionDone(msg)
+	case savedMsg:
+		g.onSaved(msg)
 	}
 }
 
-func (g *Grain) callCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), g.deps.CallTimeout)
-}
+// now is the grain's monotonic clock.
+func (g *Grain) now() time.Duration { return g.deps.Now().Sub(g.deps.epoch) }
 
-// answer sends the reply: as the first response, or as an edit of the
-// deferred one.
-func (g *Grain) answer(w *work, r *clusterpb.Reply) {
-	c, cancel := g.callCtx()
-	defer cancel()
-	var err error
-	switch {
-	case w.deferred && !w.ephemeral && r.GetEphemeral():
-		// A public deferral cannot become ephemeral: replace the
-		// "thinking" message with an ephemeral follow-up, so an error
-		// stays between the bot and the user (DESIGN.md §1).
-		if err = g.deps.Replier.DeleteOriginal(c, w.in.GetApplicationId(), w.in.GetToken()); err == nil {
-			err = g.deps.Replier.Followup(c, w.in.GetApplicationId(), w.in.GetToken(), r)
-		}
-	case w.deferred:
-		err = g.deps.Replier.EditOriginal(c, w.in.GetApplicationId(), w.in.GetToken(), r)
-	default:
-		err = g.deps.Replier.Respond(c, w.in.GetId(), w.in.GetToken(), r)
-	}
-	if err != nil {
-		g.log.Warn("answer interaction", "err", err, "command", w.in.GetName(), "deferred", w.deferred)
-	}
-}
+// logger is made on use: a logger with the guild attached would cost
+// every activation a few hundred bytes, and most never log.
+func (g *Grain) logger() *slog.Logger { return g.deps.Log.With("guild", g.guildID()) }
 
-// reply answers at once (refusals, local commands), off the mailbox: a
-// slow or rate-limited Discord must not delay this guild's other commands.
-func (g *Grain) reply(in *clusterpb.Interaction, r *clusterpb.Reply) {
-	replier, log, timeout := g.deps.Replier, g.log, g.deps.CallTimeout
-	go func() {
-		c, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := replier.Respond(c, in.GetId(), in.GetToken(), r); err != nil {
-			log.Warn("answer interaction", "err", err, "command", in.GetName())
-		}
-	}()
+// report runs f off the mailbox and sends its result back to the grain.
+func (g *Grain) report(f func() any) {
+	self, root := g.ctx.Self(), g.ctx.ActorSystem().Root
+	go func() { root.Send(self, f()) }()
 }
 
 // Handle takes one interaction from the shard.
 func (g *Grain) Handle(in *clusterpb.Interaction, _ cluster.GrainContext) (_ *clusterpb.HandleReply, err error) {
 	defer g.recoverPanic(&err)
-	if in.GetGuildId() != g.guildID {
-		return nil, fmt.Errorf("interaction for guild %s sent to guild %s", in.GetGuildId(), g.guildID)
+	if in.GetGuildId() != g.guildID() {
+		return nil, fmt.Errorf("interaction for guild %s sent to guild %s", in.GetGuildId(), g.guildID())
 	}
-	if !g.seen.add(in.GetId()) {
+	if !g.seen.add(in.GetId(), g.now()) {
 		return &clusterpb.HandleReply{}, nil // a retried delivery
-	}
-	if !g.settingsLoaded {
-		g.loadSettings()
 	}
 	switch in.GetKind() {
 	case clusterpb.InteractionKind_INTERACTION_KIND_AUTOCOMPLETE:
 		g.autocomplete(in)
 	case clusterpb.InteractionKind_INTERACTION_KIND_BUTTON:
-		action, err := commands.ParseCustomID(in.GetName(), g.guildID)
+		action, err := commands.ParseCustomID(in.GetName(), g.guildID())
 		if err != nil {
-			g.reply(in, commands.Error("That button is not valid here."))
+			g.finish(&work{in: in, button: true}, commands.Error("That button is not valid here."))
 			break
 		}
-		g.command(in, buttonCommand(action), true)
+		g.admit(&work{in: in, name: buttonCommand(action), button: true})
 	case clusterpb.InteractionKind_INTERACTION_KIND_COMMAND:
-		g.command(in, in.GetName(), false)
+		g.admit(&work{in: in, name: in.GetName()})
 	default:
-		g.reply(in, commands.Error("Unsupported interaction."))
+		g.finish(&work{in: in}, commands.Error("Unsupported interaction."))
 	}
 	return &clusterpb.HandleReply{}, nil
 }
@@ -302,10 +321,32 @@ func buttonCommand(action string) string {
 	return action
 }
 
-func (g *Grain) command(in *clusterpb.Interaction, name string, button bool) {
-	action, ok := commands.ActionFor(name)
+// admit runs a command now, or keeps it until the settings are loaded.
+func (g *Grain) admit(w *work) {
+	if g.load == loadFailed && g.now() >= g.loading.retryAt {
+		g.startLoad()
+	}
+	if g.load != loading {
+		g.run(w)
+		return
+	}
+	if len(g.loading.pending) >= maxPending {
+		g.finish(w, commands.Busy())
+		return
+	}
+	// The deferral clock runs while it waits: a slow store gets the
+	// interaction deferred, then completed.
+	g.track(w)
+	g.loading.pending = append(g.loading.pending, w)
+}
+
+// run applies the DJ rule and the cooldown, then answers the command
+// itself or hands it to the session.
+func (g *Grain) run(w *work) {
+	in := w.in
+	action, ok := commands.ActionFor(w.name)
 	if !ok {
-		g.reply(in, commands.Error(fmt.Sprintf("Unknown command %q.", name)))
+		g.finish(w, commands.Error(fmt.Sprintf("Unknown command %q.", w.name)))
 		return
 	}
 	inv := in.GetInvoker()
@@ -316,31 +357,34 @@ func (g *Grain) command(in *clusterpb.Interaction, name string, button bool) {
 		BotVoiceChannelID: in.GetBotVoiceChannelId(),
 	}
 	if err := music.Authorize(member, g.settings, action); err != nil {
-		g.reply(in, commands.Error(err.Error()))
+		g.finish(w, commands.Error(err.Error()))
 		return
 	}
-	if name != "settings" && len(g.inFlight) >= g.deps.MaxInFlight {
-		g.reply(in, commands.Busy())
+	local := g.answersLocally(w.name)
+	if w.name != "settings" && !local && len(g.inFlight) >= g.deps.MaxInFlight {
+		g.finish(w, commands.Busy())
 		return
 	}
-	now := g.deps.Now()
-	if wait := g.cooldowns.take(inv.GetUserId()+"/"+name, now, g.deps.Cooldown); wait > 0 {
-		g.reply(in, commands.Error(fmt.Sprintf("Slow down: you can use that again in %.1fs.", wait.Seconds())))
+	if wait := g.cooldowns.take(inv.GetUserId()+"/"+w.name, g.now(), g.deps.Cooldown, g.deps.CooldownEntries); wait > 0 {
+		g.finish(w, commands.Error(fmt.Sprintf("Slow down: you can use that again in %.1fs.", wait.Seconds())))
 		return
 	}
-	if name == "settings" {
-		g.settingsCommand(in)
-		return
+	switch {
+	case w.name == "settings":
+		g.settingsCommand(w)
+	case local:
+		g.finish(w, idleReply(w.name, in.GetOptions()))
+	default:
+		g.route(w)
 	}
-	g.route(in, name, button)
 }
 
-// route sends the command to the session without blocking the mailbox,
-// and arms the deferral for when the session is slower than the budget.
-func (g *Grain) route(in *clusterpb.Interaction, name string, button bool) {
+// route sends the command to the session without blocking the mailbox.
+func (g *Grain) route(w *work) {
+	in := w.in
 	req := &clusterpb.SessionRequest{
-		GuildId:           g.guildID,
-		Command:           name,
+		GuildId:           g.guildID(),
+		Command:           w.name,
 		Options:           in.GetOptions(),
 		Invoker:           in.GetInvoker(),
 		TextChannelId:     in.GetChannelId(),
@@ -349,30 +393,90 @@ func (g *Grain) route(in *clusterpb.Interaction, name string, button bool) {
 		ReceivedUnixNano:  in.GetReceivedUnixNano(),
 		RequestId:         in.GetId(),
 	}
-	// /play's answer is for everyone in the channel; other deferred
-	// answers, and every button answer, are for the invoker (the
-	// now-playing message shows the rest of the channel what changed).
-	w := &work{in: in, ephemeral: name != "play" || button, button: button}
+	g.track(w)
+	if g.inFlight == nil {
+		g.inFlight = make(map[string]*work, 1)
+	}
+	w.overlapped = len(g.inFlight) > 0
+	g.sessionEvents++
+	w.events = g.sessionEvents
 	g.inFlight[in.GetId()] = w
-
-	received := time.Unix(0, in.GetReceivedUnixNano())
-	if in.GetReceivedUnixNano() == 0 {
-		received = g.deps.Now()
-	}
-	budget := g.deps.AnswerBudget - g.deps.Now().Sub(received)
-	self, root := g.ctx.Self(), g.ctx.ActorSystem().Root
-	if budget <= 0 {
-		root.Send(self, deferNow{id: in.GetId()})
-	} else {
-		time.AfterFunc(budget, func() { root.Send(self, deferNow{id: in.GetId()}) })
-	}
-	sessions, timeout := g.deps.Sessions, g.deps.WorkTimeout
-	go func() {
+	sessions, timeout, id := g.deps.Sessions, g.deps.WorkTimeout, in.GetId()
+	g.report(func() any {
 		c, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		res, err := sessions.Execute(c, req)
-		root.Send(self, sessionDone{id: in.GetId(), reply: res, err: err})
-	}()
+		return sessionDone{id: id, reply: res, err: err}
+	})
+}
+
+func (g *Grain) onSessionDone(msg sessionDone) {
+	w := g.inFlight[msg.id]
+	if w == nil {
+		return
+	}
+	delete(g.inFlight, msg.id)
+	if len(g.inFlight) == 0 {
+		g.inFlight = nil
+	}
+	g.learnSession(w, msg.reply, msg.err)
+	reply := msg.reply.GetReply()
+	if msg.err != nil {
+		g.logger().Warn("session call failed", "err", msg.err, "command", w.name)
+		reply = commands.Error("Something went wrong while handling that; please try again.")
+	}
+	if reply == nil {
+		reply = commands.Info("Done.")
+	}
+	g.finish(w, reply)
+}
+
+// track starts the interaction's answer goroutine, and with it the
+// deferral clock, if it is not running yet.
+func (g *Grain) track(w *work) {
+	if w.ans == nil {
+		w.ans = newAnswer()
+		go w.ans.run(g.answerSpec(w))
+	}
+}
+
+// finish hands the final reply to the interaction's answer goroutine,
+// starting one that answers at once if none runs.
+func (g *Grain) finish(w *work, r *clusterpb.Reply) {
+	if w.button {
+		// A button's answer is for the one who pressed it; the
+		// now-playing message shows the channel what changed.
+		r.Ephemeral = true
+	}
+	if w.ans != nil {
+		w.ans.finish(r)
+		return
+	}
+	w.ans = newAnswer()
+	w.ans.finish(r)
+	go w.ans.run(g.answerSpec(w))
+}
+
+func (g *Grain) answerSpec(w *work) answerSpec {
+	in := w.in
+	now := g.deps.Now()
+	received := now
+	if n := in.GetReceivedUnixNano(); n != 0 {
+		received = time.Unix(0, n)
+	}
+	elapsed := now.Sub(received)
+	return answerSpec{
+		replier: g.deps.Replier,
+		log:     g.deps.Log,
+		guild:   g.guildID(),
+		in:      in,
+		// /play's answer is for everyone in the channel; other deferred
+		// answers, and every button answer, are for the invoker.
+		ephemeral:   w.name != "play" || w.button,
+		deferIn:     g.deps.AnswerBudget - elapsed,
+		giveUpIn:    tokenLifetime - elapsed,
+		callTimeout: g.deps.CallTimeout,
+	}
 }
 
 // autocomplete answers /play suggestions off the mailbox: a search per
@@ -384,7 +488,7 @@ func (g *Grain) autocomplete(in *clusterpb.Interaction) {
 			typed = o.GetValue()
 		}
 	}
-	search, replier, log, timeout := g.deps.Search, g.deps.Replier, g.log, g.deps.CallTimeout
+	search, replier, log, timeout, guild := g.deps.Search, g.deps.Replier, g.deps.Log, g.deps.CallTimeout, g.guildID()
 	go func() {
 		var choices []*clusterpb.Choice
 		if q, err := music.ValidateQuery(typed); err == nil && q.Search && search != nil {
@@ -412,40 +516,15 @@ func (g *Grain) autocomplete(in *clusterpb.Interaction) {
 		c, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		if err := replier.Autocomplete(c, in.GetId(), in.GetToken(), choices); err != nil {
-			log.Warn("autocomplete", "err", err)
+			log.Warn("autocomplete", "err", err, "guild", guild)
 		}
 	}()
-}
-
-// recentIDs is a bounded set of the last IDs seen.
-type recentIDs struct {
-	order []string
-	set   map[string]struct{}
-	limit int
-}
-
-func newRecentIDs(limit int) *recentIDs {
-	return &recentIDs{set: make(map[string]struct{}, limit), limit: limit}
-}
-
-// add reports whether id is new, remembering it.
-func (r *recentIDs) add(id string) bool {
-	if _, ok := r.set[id]; ok {
-		return false
-	}
-	if len(r.order) == r.limit {
-		delete(r.set, r.order[0])
-		r.order = r.order[1:]
-	}
-	r.order = append(r.order, id)
-	r.set[id] = struct{}{}
-	return true
 }
 
 // recoverPanic, deferred by every handler, stops the activation on a
 // panic; settings reload on the next activation.
 func (g *Grain) recoverPanic(err *error) {
 	if r := recover(); r != nil {
-		ecluster.GrainPanicked(g.ctx, g.log, "guild "+g.guildID, r, err)
+		ecluster.GrainPanicked(g.ctx, g.logger(), "guild "+g.guildID(), r, err)
 	}
 }

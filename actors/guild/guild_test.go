@@ -3,9 +3,11 @@ package guild
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/commands"
@@ -25,13 +28,16 @@ import (
 // The guild grain runs in a real single-member cluster on a real bbolt
 // store, under -race; the session and Discord are recording doubles of the
 // grain's own ports (the real ones run in internal/node's end-to-end
-// tests).
+// tests). Tests wait for what the doubles record, never for time to pass.
 
-const testGuild = "81384788765712384"
+const (
+	testGuild  = "81384788765712384"
+	otherGuild = "81384788765712385"
+)
 
 type call struct {
-	kind      string // respond, defer, edit, autocomplete
-	id        string
+	kind      string // respond, defer, edit, delete, followup, autocomplete
+	token     string
 	reply     *clusterpb.Reply
 	ephemeral bool
 	at        time.Time
@@ -40,69 +46,158 @@ type call struct {
 type fakeReplier struct {
 	mu    sync.Mutex
 	calls []call
+	// changed is closed and replaced at every call, for wait.
+	changed chan struct{}
+	// deferGate, when set, holds every Defer until it can take a value;
+	// "defer-done" is recorded when it returns.
+	deferGate chan struct{}
 }
 
-func (f *fakeReplier) add(c call) error {
+func (f *fakeReplier) add(c call) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c.at = time.Now()
 	f.calls = append(f.calls, c)
+	if f.changed != nil {
+		close(f.changed)
+	}
+	f.changed = make(chan struct{})
+}
+
+func (f *fakeReplier) Respond(_ context.Context, _, tok string, r *clusterpb.Reply) error {
+	f.add(call{kind: "respond", token: tok, reply: r})
+	return nil
+}
+func (f *fakeReplier) Defer(ctx context.Context, _, tok string, eph bool) error {
+	f.add(call{kind: "defer", token: tok, ephemeral: eph})
+	f.mu.Lock()
+	gate := f.deferGate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		f.add(call{kind: "defer-done", token: tok})
+	}
+	return nil
+}
+func (f *fakeReplier) EditOriginal(_ context.Context, _, tok string, r *clusterpb.Reply) error {
+	f.add(call{kind: "edit", token: tok, reply: r})
+	return nil
+}
+func (f *fakeReplier) DeleteOriginal(_ context.Context, _, tok string) error {
+	f.add(call{kind: "delete", token: tok})
+	return nil
+}
+func (f *fakeReplier) Followup(_ context.Context, _, tok string, r *clusterpb.Reply) error {
+	f.add(call{kind: "followup", token: tok, reply: r})
+	return nil
+}
+func (f *fakeReplier) Autocomplete(_ context.Context, _, tok string, _ []*clusterpb.Choice) error {
+	f.add(call{kind: "autocomplete", token: tok})
 	return nil
 }
 
-func (f *fakeReplier) Respond(_ context.Context, id, _ string, r *clusterpb.Reply) error {
-	return f.add(call{kind: "respond", id: id, reply: r})
-}
-func (f *fakeReplier) Defer(_ context.Context, id, _ string, eph bool) error {
-	return f.add(call{kind: "defer", id: id, ephemeral: eph})
-}
-func (f *fakeReplier) EditOriginal(_ context.Context, _, _ string, r *clusterpb.Reply) error {
-	return f.add(call{kind: "edit", reply: r})
-}
-func (f *fakeReplier) DeleteOriginal(context.Context, string, string) error {
-	return f.add(call{kind: "delete"})
-}
-func (f *fakeReplier) Followup(_ context.Context, _, _ string, r *clusterpb.Reply) error {
-	return f.add(call{kind: "followup", reply: r})
-}
-func (f *fakeReplier) Autocomplete(_ context.Context, id, _ string, ch []*clusterpb.Choice) error {
-	return f.add(call{kind: "autocomplete", id: id})
+// wait returns the calls once done holds for them, and fails the test if
+// it does not within 10 s.
+func (f *fakeReplier) wait(t *testing.T, what string, done func([]call) bool) []call {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		f.mu.Lock()
+		calls := slices.Clone(f.calls)
+		if f.changed == nil {
+			f.changed = make(chan struct{})
+		}
+		changed := f.changed
+		f.mu.Unlock()
+		if done(calls) {
+			return calls
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			t.Fatalf("no %s; calls: %s", what, kinds(calls))
+		}
+	}
 }
 
-func (f *fakeReplier) forID(id string) []call {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func tokenOf(id string) string { return "tok-" + id }
+
+// of returns the calls for interaction id.
+func of(calls []call, id string) []call {
 	var out []call
-	for _, c := range f.calls {
-		if c.id == id || (c.kind == "edit" && id == "*") {
+	for _, c := range calls {
+		if c.token == tokenOf(id) {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
+func kinds(calls []call) string {
+	var ks []string
+	for _, c := range calls {
+		ks = append(ks, c.kind)
+	}
+	return strings.Join(ks, ",")
+}
+
+func hasKind(calls []call, kind string) bool {
+	return slices.ContainsFunc(calls, func(c call) bool { return c.kind == kind })
+}
+
+// finalReply is the reply the user ends up with, nil until there is one.
+func finalReply(calls []call) *clusterpb.Reply {
+	for _, c := range calls {
+		switch c.kind {
+		case "respond", "edit", "followup":
+			return c.reply
+		}
+	}
+	return nil
+}
+
 type fakeSessions struct {
-	mu    sync.Mutex
-	delay time.Duration
-	reqs  []*clusterpb.SessionRequest
+	mu   sync.Mutex
+	reqs []*clusterpb.SessionRequest
 	// refuse answers with an (ephemeral) error instead.
 	refuse bool
+	// active says whether the session has something after a command.
+	active func(command string) bool
+	// gate, when set, holds every Execute until it can take a value.
+	gate chan struct{}
+	// started, when set, gets each command as it reaches the session (its
+	// buffer must hold what the test does not read).
+	started chan string
 }
 
 func (f *fakeSessions) Execute(ctx context.Context, req *clusterpb.SessionRequest) (*clusterpb.SessionReply, error) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
-	d, refuse := f.delay, f.refuse
+	refuse, active, gate, started := f.refuse, f.active, f.gate, f.started
 	f.mu.Unlock()
-	select {
-	case <-time.After(d):
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if started != nil {
+		started <- req.GetCommand()
 	}
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	reply := &clusterpb.SessionReply{Reply: commands.Info("did " + req.GetCommand()), Active: true}
 	if refuse {
-		return &clusterpb.SessionReply{Reply: commands.Error("no results")}, nil
+		reply.Reply = commands.Error("no results")
 	}
-	return &clusterpb.SessionReply{Reply: commands.Info("did " + req.GetCommand())}, nil
+	if active != nil {
+		reply.Active = active(req.GetCommand())
+	}
+	return reply, nil
 }
 
 func (f *fakeSessions) count() int {
@@ -111,24 +206,134 @@ func (f *fakeSessions) count() int {
 	return len(f.reqs)
 }
 
+func (f *fakeSessions) countFor(guild string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, r := range f.reqs {
+		if r.GetGuildId() == guild {
+			n++
+		}
+	}
+	return n
+}
+
+// testStore is the real bbolt store with hooks that make a guild's calls
+// slow or failing. A hook returning an error fails the call.
+type testStore struct {
+	*store.Bolt
+	mu           sync.Mutex
+	loadHook     func(ctx context.Context, guildID string) error
+	saveHook     func(ctx context.Context, guildID string) error
+	loads, saves int
+}
+
+func (s *testStore) LoadGuild(ctx context.Context, guildID string) (store.Guild, error) {
+	s.mu.Lock()
+	s.loads++
+	hook := s.loadHook
+	s.mu.Unlock()
+	if hook != nil {
+		if err := hook(ctx, guildID); err != nil {
+			return store.Guild{}, err
+		}
+	}
+	return s.Bolt.LoadGuild(ctx, guildID)
+}
+
+func (s *testStore) SaveSettings(ctx context.Context, guildID string, data []byte) error {
+	s.mu.Lock()
+	s.saves++
+	hook := s.saveHook
+	s.mu.Unlock()
+	if hook != nil {
+		if err := hook(ctx, guildID); err != nil {
+			return err
+		}
+	}
+	return s.Bolt.SaveSettings(ctx, guildID, data)
+}
+
+func (s *testStore) counts() (loads, saves int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loads, s.saves
+}
+
+func (s *testStore) setHooks(load, save func(context.Context, string) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadHook, s.saveHook = load, save
+}
+
+// gate returns a hook that holds each call for guild until release gets a
+// value (other guilds pass), and tells entered when a call arrives.
+func gate(guild string, release <-chan struct{}, entered chan<- struct{}) func(context.Context, string) error {
+	return func(ctx context.Context, g string) error {
+		if g != guild {
+			return nil
+		}
+		if entered != nil {
+			entered <- struct{}{}
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func failing(err error) func(context.Context, string) error {
+	return func(context.Context, string) error { return err }
+}
+
+// clock is a settable Deps.Now.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 type harness struct {
 	t        *testing.T
 	c        *pcluster.Cluster
-	store    *store.Bolt
+	store    *testStore
 	replier  *fakeReplier
 	sessions *fakeSessions
+	clock    *clock
+	mu       sync.Mutex
 	next     int
 }
 
-func newHarness(t *testing.T, tweak func(*Deps)) *harness {
+// newHarness starts a member whose guild grains use the harness's doubles;
+// before, if set, runs before the member starts (to set hooks that the
+// first activation must see).
+func newHarness(t *testing.T, tweak func(*Deps), before func(*harness)) *harness {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "g.db"))
+	bolt, err := store.OpenBolt(filepath.Join(t.TempDir(), "g.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, store: st, replier: &fakeReplier{}, sessions: &fakeSessions{}}
+	h := &harness{t: t, store: &testStore{Bolt: bolt}, replier: &fakeReplier{}, sessions: &fakeSessions{}, clock: &clock{now: time.Now()}}
+	if before != nil {
+		before(h)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	d := Deps{Store: st, Replier: h.replier, Sessions: h.sessions, Log: log, AnswerBudget: 200 * time.Millisecond, MaxInFlight: 3}
+	d := Deps{Store: h.store, Replier: h.replier, Sessions: h.sessions, Log: log, Now: h.clock.Now,
+		AnswerBudget: 200 * time.Millisecond, MaxInFlight: 3, CallTimeout: 5 * time.Second}
 	if tweak != nil {
 		tweak(&d)
 	}
@@ -142,7 +347,7 @@ func newHarness(t *testing.T, tweak func(*Deps)) *harness {
 	h.c = m.Cluster
 	t.Cleanup(func() {
 		m.Stop(false)
-		st.Close()
+		bolt.Close()
 	})
 	return h
 }
@@ -153,54 +358,68 @@ var (
 	mod      = &clusterpb.Invoker{UserId: "1003", VoiceChannelId: "111", Permissions: music.PermissionManageGuild}
 )
 
-// send hands the grain an interaction and returns its ID.
-func (h *harness) send(inv *clusterpb.Invoker, kind clusterpb.InteractionKind, name string, opts ...*clusterpb.Option) string {
+// sendTo hands guild's grain an interaction and returns its ID.
+func (h *harness) sendTo(guild string, inv *clusterpb.Invoker, kind clusterpb.InteractionKind, name string, opts ...*clusterpb.Option) string {
 	h.t.Helper()
+	h.mu.Lock()
 	h.next++
-	id := strings.Repeat("9", 3) + string(rune('0'+h.next%10)) + time.Now().Format("150405.000000000")
+	id := fmt.Sprintf("9%017d", h.next)
+	h.mu.Unlock()
 	in := &clusterpb.Interaction{
-		Id: id, Token: "tok", ApplicationId: "42", GuildId: testGuild, ChannelId: "222",
-		Invoker: inv, Kind: kind, Name: name, Options: opts, ReceivedUnixNano: time.Now().UnixNano(),
+		Id: id, Token: tokenOf(id), ApplicationId: "42", GuildId: guild, ChannelId: "222",
+		Invoker: inv, Kind: kind, Name: name, Options: opts, ReceivedUnixNano: h.clock.Now().UnixNano(),
 		BotVoiceChannelId: "111",
 	}
+	h.deliver(in)
+	return id
+}
+
+func (h *harness) deliver(in *clusterpb.Interaction) {
+	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.HandleReply, error) {
-		return clusterpb.GetGuildGrainClient(h.c, testGuild).Handle(in, o...)
+		return clusterpb.GetGuildGrainClient(h.c, in.GetGuildId()).Handle(in, o...)
 	})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	return id
+}
+
+func (h *harness) send(inv *clusterpb.Invoker, kind clusterpb.InteractionKind, name string, opts ...*clusterpb.Option) string {
+	h.t.Helper()
+	return h.sendTo(testGuild, inv, kind, name, opts...)
 }
 
 func (h *harness) command(inv *clusterpb.Invoker, name string, opts ...*clusterpb.Option) string {
+	h.t.Helper()
 	return h.send(inv, clusterpb.InteractionKind_INTERACTION_KIND_COMMAND, name, opts...)
 }
 
-// final waits for the interaction's answer: a response, or a deferral and
-// an edit.
+// final waits for the interaction's final reply and returns its calls.
 func (h *harness) final(id string) []call {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		calls := h.replier.forID(id)
-		if len(calls) > 0 && calls[0].kind == "respond" {
-			return calls
-		}
-		if len(calls) > 0 && calls[0].kind == "defer" {
-			if edits := h.replier.forID("*"); len(edits) > 0 {
-				return append(calls, edits[len(edits)-1])
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	h.t.Fatalf("no answer for %s", id)
-	return nil
+	calls := h.replier.wait(h.t, "final reply for "+id, func(cs []call) bool { return finalReply(of(cs, id)) != nil })
+	return of(calls, id)
 }
 
+// answer is final's reply.
+func (h *harness) answer(id string) *clusterpb.Reply {
+	h.t.Helper()
+	return finalReply(h.final(id))
+}
+
+// settle waits until everything sent to guild before it was handled: a
+// refusal goes through the same mailbox, after them.
+func (h *harness) settle(guild string) {
+	h.t.Helper()
+	h.answer(h.sendTo(guild, listener, clusterpb.InteractionKind_INTERACTION_KIND_BUTTON, "not-a-button"))
+}
+
+func opt(name, value string) *clusterpb.Option { return &clusterpb.Option{Name: name, Value: value} }
+
 func TestFastCommandIsAnsweredDirectly(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, nil, nil)
 	calls := h.final(h.command(listener, "pause"))
 	if len(calls) != 1 || calls[0].kind != "respond" || calls[0].reply.GetContent() != "did pause" {
 		t.Fatalf("calls %+v", calls)
@@ -208,12 +427,15 @@ func TestFastCommandIsAnsweredDirectly(t *testing.T) {
 }
 
 func TestSlowSessionIsDeferredThenEdited(t *testing.T) {
-	h := newHarness(t, nil)
-	h.sessions.delay = time.Second
-	id := h.command(listener, "play", &clusterpb.Option{Name: "query", Value: "slow"})
+	h := newHarness(t, nil, nil)
+	release := make(chan struct{})
+	h.sessions.gate = release
+	id := h.command(listener, "play", opt("query", "slow"))
+	h.replier.wait(t, "deferral", func(cs []call) bool { return hasKind(of(cs, id), "defer") })
+	close(release)
 	calls := h.final(id)
-	if len(calls) != 2 || calls[0].kind != "defer" || calls[1].kind != "edit" || calls[1].reply.GetContent() != "did play" {
-		t.Fatalf("calls %+v", calls)
+	if kinds(calls) != "defer,edit" || calls[1].reply.GetContent() != "did play" {
+		t.Fatalf("calls %s: %+v", kinds(calls), calls)
 	}
 	if calls[0].ephemeral {
 		t.Fatal("/play deferred as ephemeral; its answer is for the channel")
@@ -221,153 +443,180 @@ func TestSlowSessionIsDeferredThenEdited(t *testing.T) {
 }
 
 func TestDJRuleRefusesWithoutCallingTheSession(t *testing.T) {
-	h := newHarness(t, nil)
-	calls := h.final(h.command(listener, "skip"))
-	if calls[0].kind != "respond" || !calls[0].reply.GetEphemeral() || !strings.Contains(strings.ToLower(calls[0].reply.GetContent()), "dj") {
-		t.Fatalf("refusal %+v", calls[0].reply)
+	h := newHarness(t, nil, nil)
+	r := h.answer(h.command(listener, "skip"))
+	if !r.GetEphemeral() || !strings.Contains(strings.ToLower(r.GetContent()), "dj") {
+		t.Fatalf("refusal %+v", r)
 	}
 	if h.sessions.count() != 0 {
 		t.Fatal("refused command reached the session")
 	}
 	// A moderator may.
-	if c := h.final(h.command(mod, "skip")); c[0].reply.GetContent() != "did skip" {
-		t.Fatalf("moderator skip: %+v", c[0].reply)
+	if r := h.answer(h.command(mod, "skip")); r.GetContent() != "did skip" {
+		t.Fatalf("moderator skip: %+v", r)
 	}
 }
 
-func TestSettingsAreStoredAndApplied(t *testing.T) {
-	h := newHarness(t, nil)
-	calls := h.final(h.command(mod, "settings", &clusterpb.Option{Name: "dj_role", Value: "555"}, &clusterpb.Option{Name: "default_volume", Value: "70"}))
-	if !calls[0].reply.GetEphemeral() {
-		t.Fatalf("settings reply %+v", calls[0].reply)
+func storedSettings(t *testing.T, s *testStore) *clusterpb.GuildSettings {
+	t.Helper()
+	data, err := s.Bolt.LoadSettings(context.Background(), testGuild)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
 	}
-	data, err := h.store.LoadSettings(context.Background(), testGuild)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var pb clusterpb.GuildSettings
-	if err := proto.Unmarshal(data, &pb); err != nil || pb.GetDjRoleId() != "555" || pb.GetDefaultVolume() != 70 {
-		t.Fatalf("stored %+v, %v", &pb, err)
+	if err := proto.Unmarshal(data, &pb); err != nil {
+		t.Fatal(err)
+	}
+	return &pb
+}
+
+func TestSettingsAreStoredAndApplied(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	r := h.answer(h.command(mod, "settings", opt("dj_role", "555"), opt("default_volume", "70")))
+	if !r.GetEphemeral() {
+		t.Fatalf("settings reply %+v", r)
+	}
+	pb := storedSettings(t, h.store)
+	if pb.GetDjRoleId() != "555" || pb.GetDefaultVolume() != 70 {
+		t.Fatalf("stored %+v", pb)
 	}
 	// The DJ role now lets its members skip.
-	if c := h.final(h.command(dj, "skip")); c[0].reply.GetContent() != "did skip" {
-		t.Fatalf("DJ skip after settings: %+v", c[0].reply)
+	if r := h.answer(h.command(dj, "skip")); r.GetContent() != "did skip" {
+		t.Fatalf("DJ skip after settings: %+v", r)
 	}
 	// Bad values are refused and change nothing.
-	h.final(h.command(mod, "settings", &clusterpb.Option{Name: "default_volume", Value: "500"}))
-	data2, _ := h.store.LoadSettings(context.Background(), testGuild)
-	if string(data2) != string(data) {
-		t.Fatal("refused settings changed the store")
+	h.answer(h.command(mod, "settings", opt("default_volume", "500")))
+	if got := storedSettings(t, h.store); !proto.Equal(got, pb) {
+		t.Fatalf("refused settings changed the store: %+v", got)
 	}
 }
 
 func TestCooldown(t *testing.T) {
-	h := newHarness(t, func(d *Deps) { d.Cooldown = time.Hour })
-	h.final(h.command(listener, "queue"))
-	c := h.final(h.command(listener, "queue"))
-	if !strings.Contains(c[0].reply.GetContent(), "Slow down") {
-		t.Fatalf("second use within cooldown: %+v", c[0].reply)
+	h := newHarness(t, func(d *Deps) { d.Cooldown = time.Hour }, nil)
+	h.answer(h.command(listener, "queue"))
+	if r := h.answer(h.command(listener, "queue")); !strings.Contains(r.GetContent(), "Slow down") {
+		t.Fatalf("second use within cooldown: %+v", r)
+	}
+	// The cooldown runs on the grain's clock.
+	h.clock.advance(time.Hour)
+	if r := h.answer(h.command(listener, "queue")); strings.Contains(r.GetContent(), "Slow down") {
+		t.Fatalf("use after the cooldown: %+v", r)
 	}
 }
 
 // One member per test: protoactor's remote replaces gRPC's global logger
 // at start, which races with another live member (PITFALLS.md).
 func TestBusyGuild(t *testing.T) {
-	var c []call
-	h2 := newHarness(t, nil)
-	h2.sessions.delay = 2 * time.Second
+	h := newHarness(t, nil, nil)
+	release := make(chan struct{})
+	h.sessions.gate = release
+	defer close(release)
 	var ids []string
 	for i := 0; i < 4; i++ {
-		ids = append(ids, h2.command(listener, "pause"))
+		ids = append(ids, h.command(listener, "pause"))
 	}
-	c = h2.final(ids[3])
-	if !strings.Contains(c[0].reply.GetContent(), "busy") {
-		t.Fatalf("fourth concurrent command: %+v", c[0].reply)
+	if r := h.answer(ids[3]); !commands.IsBusy(r.GetContent()) {
+		t.Fatalf("fourth concurrent command: %+v", r)
 	}
 }
 
 func TestButtonsAreCheckedAgainstTheGuild(t *testing.T) {
-	h := newHarness(t, nil)
-	other := commands.CustomID(commands.ButtonPauseResume, "81384788765712385")
-	c := h.final(h.send(listener, clusterpb.InteractionKind_INTERACTION_KIND_BUTTON, other))
-	if !c[0].reply.GetEphemeral() || h.sessions.count() != 0 {
-		t.Fatalf("foreign button: %+v, session calls %d", c[0].reply, h.sessions.count())
+	h := newHarness(t, nil, nil)
+	foreign := commands.CustomID(commands.ButtonPauseResume, otherGuild)
+	r := h.answer(h.send(listener, clusterpb.InteractionKind_INTERACTION_KIND_BUTTON, foreign))
+	if !r.GetEphemeral() || h.sessions.count() != 0 {
+		t.Fatalf("foreign button: %+v, session calls %d", r, h.sessions.count())
 	}
 	own := commands.CustomID(commands.ButtonPauseResume, testGuild)
-	c = h.final(h.send(listener, clusterpb.InteractionKind_INTERACTION_KIND_BUTTON, own))
-	if c[0].reply.GetContent() != "did pause_resume" || !c[0].reply.GetEphemeral() {
-		t.Fatalf("own button (answered to the presser only): %+v", c[0].reply)
+	r = h.answer(h.send(listener, clusterpb.InteractionKind_INTERACTION_KIND_BUTTON, own))
+	if r.GetContent() != "did pause_resume" || !r.GetEphemeral() {
+		t.Fatalf("own button (answered to the presser only): %+v", r)
 	}
 }
 
 func TestRetriedDeliveryRunsOnce(t *testing.T) {
-	h := newHarness(t, nil)
-	in := &clusterpb.Interaction{Id: "4242", Token: "tok", GuildId: testGuild, ChannelId: "222", Invoker: listener,
+	h := newHarness(t, nil, nil)
+	in := &clusterpb.Interaction{Id: "4242", Token: tokenOf("4242"), GuildId: testGuild, ChannelId: "222", Invoker: listener,
 		Kind: clusterpb.InteractionKind_INTERACTION_KIND_COMMAND, Name: "pause", BotVoiceChannelId: "111", ReceivedUnixNano: time.Now().UnixNano()}
 	for i := 0; i < 3; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.HandleReply, error) {
-			return clusterpb.GetGuildGrainClient(h.c, testGuild).Handle(in, o...)
-		})
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		h.deliver(in)
 	}
 	h.final("4242")
-	time.Sleep(100 * time.Millisecond)
-	if n := h.sessions.count(); n != 1 {
-		t.Fatalf("one interaction delivered three times reached the session %d times", n)
+	// A later command through the same mailbox: once it reached the
+	// session, the copies before it were handled.
+	h.answer(h.command(listener, "resume"))
+	if n := h.sessions.count(); n != 2 {
+		t.Fatalf("one interaction delivered three times, then another: the session got %d commands, want 2", n)
 	}
-}
-
-// flakyStore fails LoadSettings until healed, around the real store.
-type flakyStore struct {
-	*store.Bolt
-	mu     sync.Mutex
-	broken bool
-}
-
-func (f *flakyStore) LoadSettings(ctx context.Context, g string) ([]byte, error) {
-	f.mu.Lock()
-	broken := f.broken
-	f.mu.Unlock()
-	if broken {
-		return nil, errors.New("store unreachable")
+	// Long after, the ID is forgotten (a delivery is never retried that
+	// late) and the set holds only what is recent.
+	h.clock.advance(dedupWindow + time.Second)
+	h.deliver(in)
+	h.answer(h.command(listener, "resume"))
+	if n := h.sessions.count(); n != 4 {
+		t.Fatalf("after the window the session got %d commands, want 4", n)
 	}
-	return f.Bolt.LoadSettings(ctx, g)
 }
 
 // TestUnreadableSettingsAreNotOverwritten: while the settings cannot be
 // read, /settings changes are refused (merging them onto the defaults
-// would wipe the stored DJ role); once readable, the stored role applies.
+// would wipe the stored DJ role) and the DJ role is unknown; the grain
+// reads the store again after a backoff, not at every command.
 func TestUnreadableSettingsAreNotOverwritten(t *testing.T) {
-	var fs *flakyStore
 	h := newHarness(t, func(d *Deps) {
-		fs = &flakyStore{Bolt: d.Store.(*store.Bolt), broken: true}
-		d.Store = fs
+		d.LoadRetry = supervisor.Backoff{Base: time.Second, Max: time.Minute}
+	}, func(h *harness) {
+		h.store.setHooks(failing(errors.New("store unreachable")), nil)
 	})
 	stored, _ := proto.Marshal(&clusterpb.GuildSettings{DjRoleId: "555", DefaultVolume: 100})
-	if err := fs.Bolt.SaveSettings(context.Background(), testGuild, stored); err != nil {
+	if err := h.store.Bolt.SaveSettings(context.Background(), testGuild, stored); err != nil {
 		t.Fatal(err)
 	}
-	c := h.final(h.command(mod, "settings", &clusterpb.Option{Name: "default_volume", Value: "80"}))
-	if !c[0].reply.GetEphemeral() || !strings.Contains(c[0].reply.GetContent(), "nothing changed") {
-		t.Fatalf("settings change while unreadable: %+v", c[0].reply)
+	r := h.answer(h.command(mod, "settings", opt("default_volume", "80")))
+	if !r.GetEphemeral() || !strings.Contains(r.GetContent(), "nothing changed") {
+		t.Fatalf("settings change while unreadable: %+v", r)
 	}
-	if got, _ := fs.Bolt.LoadSettings(context.Background(), testGuild); string(got) != string(stored) {
+	if got, _ := h.store.Bolt.LoadSettings(context.Background(), testGuild); string(got) != string(stored) {
 		t.Fatal("the stored settings were overwritten")
 	}
-	fs.mu.Lock()
-	fs.broken = false
-	fs.mu.Unlock()
-	if c := h.final(h.command(dj, "skip")); c[0].reply.GetContent() != "did skip" {
-		t.Fatalf("DJ after the store healed: %+v", c[0].reply)
+
+	// Each step: advance the clock, send a command, then count the loads.
+	// The backoff (no jitter) waits 1 s, 2 s, 4 s after failures 1, 2, 3.
+	steps := []struct {
+		name    string
+		advance time.Duration
+		heal    bool
+		inv     *clusterpb.Invoker
+		want    string
+		loads   int
+	}{
+		{"DJ refused while unreadable, no reload within 1 s", 900 * time.Millisecond, false, dj, "DJ role", 1},
+		{"Manage Server may", 0, false, mod, "did skip", 1},
+		{"reload after 1 s, fails again", 100 * time.Millisecond, false, dj, "DJ role", 2},
+		{"no reload within the next 2 s", 1900 * time.Millisecond, false, dj, "DJ role", 2},
+		{"reload after 2 s, store healed: the stored DJ role applies", 100 * time.Millisecond, true, dj, "did skip", 3},
+		{"loaded: no more reloads", time.Hour, false, dj, "did skip", 3},
+	}
+	for _, s := range steps {
+		h.clock.advance(s.advance)
+		if s.heal {
+			h.store.setHooks(nil, nil)
+		}
+		r := h.answer(h.command(s.inv, "skip"))
+		if !strings.Contains(r.GetContent(), s.want) {
+			t.Fatalf("%s: reply %q, want %q", s.name, r.GetContent(), s.want)
+		}
+		if loads, _ := h.store.counts(); loads != s.loads {
+			t.Fatalf("%s: %d loads, want %d", s.name, loads, s.loads)
+		}
 	}
 }
 
 func TestWrongGuildIsAnError(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, nil, nil)
 	in := &clusterpb.Interaction{Id: "1", GuildId: "999", Kind: clusterpb.InteractionKind_INTERACTION_KIND_COMMAND, Name: "pause", Invoker: listener}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -383,27 +632,426 @@ func TestWrongGuildIsAnError(t *testing.T) {
 // TestSlowPublicErrorStaysPrivate: a /play deferred in public that ends in
 // an error replaces its "thinking" message with an ephemeral follow-up.
 func TestSlowPublicErrorStaysPrivate(t *testing.T) {
-	h := newHarness(t, nil)
-	h.sessions.delay, h.sessions.refuse = time.Second, true
-	h.command(listener, "play", &clusterpb.Option{Name: "query", Value: "nothing"})
-	deadline := time.Now().Add(10 * time.Second)
-	var kinds []string
-	for time.Now().Before(deadline) {
-		h.replier.mu.Lock()
-		kinds = kinds[:0]
-		for _, c := range h.replier.calls {
-			kinds = append(kinds, c.kind)
-			if c.kind == "followup" && !c.reply.GetEphemeral() {
-				t.Fatalf("follow-up is public: %+v", c.reply)
-			}
-		}
-		h.replier.mu.Unlock()
-		if len(kinds) == 3 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	h := newHarness(t, nil, nil)
+	release := make(chan struct{})
+	h.sessions.gate, h.sessions.refuse = release, true
+	id := h.command(listener, "play", opt("query", "nothing"))
+	h.replier.wait(t, "deferral", func(cs []call) bool { return hasKind(of(cs, id), "defer") })
+	close(release)
+	calls := h.final(id)
+	if kinds(calls) != "defer,delete,followup" {
+		t.Fatalf("calls %s, want defer, delete, followup", kinds(calls))
 	}
-	if strings.Join(kinds, ",") != "defer,delete,followup" {
-		t.Fatalf("calls %v, want defer, delete, followup", kinds)
+	if !calls[2].reply.GetEphemeral() {
+		t.Fatalf("follow-up is public: %+v", calls[2].reply)
+	}
+}
+
+// TestSlowStoreLoad: while a guild's store read hangs, its commands wait
+// in the grain, are deferred within Discord's 3 s and completed once the
+// read reports; another guild is answered at once meanwhile.
+func TestSlowStoreLoad(t *testing.T) {
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	h := newHarness(t, nil, func(h *harness) { h.store.setHooks(gate(testGuild, release, entered), nil) })
+	sent := time.Now()
+	id := h.command(listener, "pause")
+	<-entered
+	calls := h.replier.wait(t, "deferral", func(cs []call) bool { return hasKind(of(cs, id), "defer") })
+	if d := of(calls, id)[0]; d.kind != "defer" || !d.ephemeral || d.at.Sub(sent) > 3*time.Second {
+		t.Fatalf("first call %+v, want an ephemeral deferral within 3 s", d)
+	}
+	if h.sessions.count() != 0 {
+		t.Fatal("the command ran before the settings were loaded")
+	}
+	// Another guild's grain is not held up.
+	other := h.sendTo(otherGuild, listener, clusterpb.InteractionKind_INTERACTION_KIND_COMMAND, "pause")
+	if c := h.final(other); kinds(c) != "respond" || c[0].reply.GetContent() != "did pause" {
+		t.Fatalf("other guild: %s %+v", kinds(c), c)
+	}
+	close(release)
+	if c := h.final(id); kinds(c) != "defer,edit" || c[1].reply.GetContent() != "did pause" {
+		t.Fatalf("after the load: %s %+v", kinds(c), c)
+	}
+}
+
+// TestStoreSlowerThanTheDeadline: with every store call of a guild taking
+// 3.5 s, longer than Discord's 3 s, its commands (a /settings change
+// included) are deferred in time with the default budget, then completed.
+func TestStoreSlowerThanTheDeadline(t *testing.T) {
+	const latency = 3500 * time.Millisecond
+	slow := func(ctx context.Context, g string) error {
+		if g != testGuild {
+			return nil
+		}
+		select {
+		case <-time.After(latency): // the store's latency, not a wait for the test
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	h := newHarness(t, func(d *Deps) { d.AnswerBudget = 0 }, func(h *harness) { h.store.setHooks(slow, slow) })
+	sent := time.Now()
+	pause := h.command(listener, "pause")
+	change := h.command(mod, "settings", opt("default_volume", "70"))
+	for _, id := range []string{pause, change} {
+		c := h.final(id)
+		if c[0].kind != "defer" || c[0].at.Sub(sent) >= 3*time.Second {
+			t.Fatalf("%s: %s, first after %v; want a deferral within 3 s", id, kinds(c), c[0].at.Sub(sent))
+		}
+	}
+	if r := finalReply(h.final(pause)); r.GetContent() != "did pause" {
+		t.Fatalf("pause: %+v", r)
+	}
+	if r := finalReply(h.final(change)); !strings.Contains(renderText(r), "70") {
+		t.Fatalf("settings: %+v", r)
+	}
+	if pb := storedSettings(t, h.store); pb.GetDefaultVolume() != 70 {
+		t.Fatalf("stored %+v", pb)
+	}
+}
+
+// TestPendingListIsBounded: past maxPending commands waiting for the load,
+// the next is told the bot is busy at once; the others complete.
+func TestPendingListIsBounded(t *testing.T) {
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	h := newHarness(t, func(d *Deps) { d.MaxInFlight = 100 }, func(h *harness) { h.store.setHooks(gate(testGuild, release, entered), nil) })
+	var ids []string
+	for i := 0; i < maxPending+1; i++ {
+		ids = append(ids, h.command(listener, "pause"))
+	}
+	if r := h.answer(ids[maxPending]); !commands.IsBusy(r.GetContent()) {
+		t.Fatalf("command past the pending bound: %+v", r)
+	}
+	<-entered
+	close(release)
+	for _, id := range ids[:maxPending] {
+		if r := h.answer(id); r.GetContent() != "did pause" {
+			t.Fatalf("pending command %s: %+v", id, r)
+		}
+	}
+}
+
+// TestSettingsReplyWaitsForItsSave: a change is in effect, and said to be,
+// only once stored.
+func TestSettingsReplyWaitsForItsSave(t *testing.T) {
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	h := newHarness(t, nil, nil)
+	h.answer(h.command(listener, "queue")) // loaded
+	h.store.setHooks(nil, gate(testGuild, release, entered))
+	id := h.command(mod, "settings", opt("dj_role", "555"))
+	<-entered
+	calls := h.replier.wait(t, "deferral", func(cs []call) bool { return hasKind(of(cs, id), "defer") })
+	if c := of(calls, id); kinds(c) != "defer" || !c[0].ephemeral {
+		t.Fatalf("while saving: %s, want one ephemeral deferral", kinds(c))
+	}
+	// Not in effect while not stored.
+	if r := h.answer(h.command(dj, "skip")); !strings.Contains(r.GetContent(), "Manage Server") {
+		t.Fatalf("DJ skip while the save runs: %+v", r)
+	}
+	close(release)
+	if c := h.final(id); kinds(c) != "defer,edit" || !strings.Contains(renderText(c[1].reply), "555") {
+		t.Fatalf("after the save: %s %+v", kinds(c), c)
+	}
+	if r := h.answer(h.command(dj, "skip")); r.GetContent() != "did skip" {
+		t.Fatalf("DJ skip after the save: %+v", r)
+	}
+}
+
+func renderText(r *clusterpb.Reply) string {
+	var b strings.Builder
+	b.WriteString(r.GetContent())
+	for _, e := range r.GetEmbeds() {
+		b.WriteString(e.GetTitle() + "\n" + e.GetDescription())
+		for _, f := range e.GetFields() {
+			b.WriteString("\n" + f.GetName() + ": " + f.GetValue())
+		}
+	}
+	return b.String()
+}
+
+// TestSettingsChangesApplyInOrder: one save at a time; the next change is
+// made on top of the previous one once that is stored.
+func TestSettingsChangesApplyInOrder(t *testing.T) {
+	release, entered := make(chan struct{}), make(chan struct{}, 2)
+	h := newHarness(t, nil, nil)
+	h.answer(h.command(listener, "queue"))
+	h.store.setHooks(nil, gate(testGuild, release, entered))
+	first := h.command(mod, "settings", opt("dj_role", "555"))
+	<-entered
+	second := h.command(mod, "settings", opt("default_volume", "70"))
+	h.settle(testGuild)
+	if _, saves := h.store.counts(); saves != 1 {
+		t.Fatalf("%d saves in flight, want 1", saves)
+	}
+	release <- struct{}{}
+	if r := finalReply(h.final(first)); !strings.Contains(renderText(r), "555") {
+		t.Fatalf("first change: %+v", r)
+	}
+	<-entered
+	release <- struct{}{}
+	r := finalReply(h.final(second))
+	if text := renderText(r); !strings.Contains(text, "555") || !strings.Contains(text, "70") {
+		t.Fatalf("second change does not show both: %s", text)
+	}
+	if pb := storedSettings(t, h.store); pb.GetDjRoleId() != "555" || pb.GetDefaultVolume() != 70 {
+		t.Fatalf("stored %+v, want both changes", pb)
+	}
+}
+
+// TestSettingsQueueIsBounded: past maxSettingsQueue changes waiting for a
+// save, the next is told the bot is busy at once.
+func TestSettingsQueueIsBounded(t *testing.T) {
+	release, entered := make(chan struct{}), make(chan struct{}, maxSettingsQueue+1)
+	h := newHarness(t, nil, nil)
+	h.answer(h.command(listener, "queue"))
+	h.store.setHooks(nil, gate(testGuild, release, entered))
+	defer close(release)
+	h.command(mod, "settings", opt("dj_role", "555"))
+	<-entered
+	for i := 0; i < maxSettingsQueue; i++ {
+		h.command(mod, "settings", opt("default_volume", fmt.Sprint(50+i)))
+	}
+	if r := h.answer(h.command(mod, "settings", opt("default_volume", "99"))); !commands.IsBusy(r.GetContent()) {
+		t.Fatalf("change past the queue bound: %+v", r)
+	}
+}
+
+// TestFailedSaveChangesNothing: a save that fails leaves the settings as
+// they were, in the store and in the grain.
+func TestFailedSaveChangesNothing(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.answer(h.command(listener, "queue"))
+	h.store.setHooks(nil, failing(errors.New("disk full")))
+	r := h.answer(h.command(mod, "settings", opt("dj_role", "555")))
+	if !r.GetEphemeral() || !strings.Contains(r.GetContent(), "could not be saved") {
+		t.Fatalf("failed save: %+v", r)
+	}
+	if pb := storedSettings(t, h.store); pb != nil {
+		t.Fatalf("stored %+v", pb)
+	}
+	if r := h.answer(h.command(dj, "skip")); !strings.Contains(r.GetContent(), "Manage Server") {
+		t.Fatalf("DJ skip after a failed save: %+v", r)
+	}
+}
+
+// TestIdleGuildAnswersItself: a guild with no stored session answers
+// /queue and /nowplaying with the session's own words and activates no
+// session; with one, or when the store cannot say, it asks the session.
+func TestIdleGuildAnswersItself(t *testing.T) {
+	emptyQueueText := "The queue is empty. Add tracks with /play."
+	tests := []struct {
+		name     string
+		snapshot bool
+		loadErr  bool
+		command  string
+		opts     []*clusterpb.Option
+		calls    int
+		want     string
+	}{
+		{"queue", false, false, "queue", nil, 0, emptyQueueText},
+		{"queue page 1", false, false, "queue", []*clusterpb.Option{opt("page", "1")}, 0, emptyQueueText},
+		{"queue page 2", false, false, "queue", []*clusterpb.Option{opt("page", "2")}, 0, "no page 2"},
+		{"queue bad page", false, false, "queue", []*clusterpb.Option{opt("page", "x")}, 0, "whole number"},
+		{"nowplaying", false, false, "nowplaying", nil, 0, "Nothing is playing."},
+		{"pause goes to the session", false, false, "pause", nil, 1, "did pause"},
+		{"queue with a stored session", true, false, "queue", nil, 1, "did queue"},
+		{"nowplaying with a stored session", true, false, "nowplaying", nil, 1, "did nowplaying"},
+		{"queue when the store cannot say", false, true, "queue", nil, 1, "did queue"},
+	}
+	// One member, a guild per case.
+	guildOf := func(i int) string { return fmt.Sprint(81384788765712400 + i) }
+	h := newHarness(t, nil, func(h *harness) {
+		h.store.setHooks(func(_ context.Context, g string) error {
+			for i, tt := range tests {
+				if tt.loadErr && g == guildOf(i) {
+					return errors.New("store unreachable")
+				}
+			}
+			return nil
+		}, nil)
+	})
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			guild := guildOf(i)
+			if tt.snapshot {
+				ctx := context.Background()
+				e, err := h.store.Activate(ctx, guild)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := h.store.SaveSession(ctx, guild, e, []byte("queue")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			id := h.sendTo(guild, listener, clusterpb.InteractionKind_INTERACTION_KIND_COMMAND, tt.command, tt.opts...)
+			r := h.answer(id)
+			if text := renderText(r); !strings.Contains(text, tt.want) {
+				t.Fatalf("reply %q, want %q", text, tt.want)
+			}
+			if n := h.sessions.countFor(guild); n != tt.calls {
+				t.Fatalf("session got %d commands, want %d", n, tt.calls)
+			}
+			if tt.calls == 0 && !r.GetEphemeral() {
+				t.Fatalf("local answer is public: %+v", r)
+			}
+		})
+	}
+}
+
+// TestIdleGuildMatchesTheSessionsWords: the guild's own answers are the
+// replies the session renders when it has nothing.
+func TestIdleGuildMatchesTheSessionsWords(t *testing.T) {
+	q, _ := music.NewQueue(500)
+	page, _ := q.Page(1, 10)
+	tests := []struct {
+		command string
+		want    *clusterpb.Reply
+	}{
+		{"queue", commands.QueuePage(page, nil)},
+		{"nowplaying", commands.Error("Nothing is playing.")},
+	}
+	for _, tt := range tests {
+		if got := idleReply(tt.command, nil); !proto.Equal(got, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.command, got, tt.want)
+		}
+	}
+}
+
+// TestSessionActivityFollowsReplies: the guild learns from each reply
+// whether its session has something, and answers itself only when the
+// last word was "nothing".
+func TestSessionActivityFollowsReplies(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.sessions.active = func(c string) bool { return c != "stop" }
+	steps := []struct {
+		command string
+		calls   int
+	}{
+		{"queue", 0},
+		{"play", 1},
+		{"queue", 2},
+		{"nowplaying", 3},
+		{"stop", 4},
+		{"queue", 4},
+		{"nowplaying", 4},
+	}
+	for i, s := range steps {
+		inv, opts := listener, []*clusterpb.Option(nil)
+		switch s.command {
+		case "stop":
+			inv = mod
+		case "play":
+			opts = append(opts, opt("query", "x"))
+		}
+		h.answer(h.command(inv, s.command, opts...))
+		if n := h.sessions.count(); n != s.calls {
+			t.Fatalf("step %d (%s): the session got %d commands, want %d", i, s.command, n, s.calls)
+		}
+	}
+}
+
+// TestOverlappingRepliesAreNotTrusted: "nothing" from a reply while
+// another command was on its way to the session may be stale; the guild
+// asks the session until a reply comes alone.
+func TestOverlappingRepliesAreNotTrusted(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	release, started := make(chan struct{}), make(chan string, 3)
+	h.sessions.gate, h.sessions.started = release, started
+	h.sessions.active = func(string) bool { return false }
+	a, b := h.command(listener, "pause"), h.command(listener, "resume")
+	<-started
+	<-started
+	close(release)
+	h.answer(a)
+	h.answer(b)
+	steps := []struct {
+		name  string
+		calls int
+	}{
+		{"after overlapping replies of nothing, /queue asks the session", 3},
+		{"after a lone reply of nothing, /queue is answered by the guild", 3},
+	}
+	for _, s := range steps {
+		h.answer(h.command(listener, "queue"))
+		if n := h.sessions.count(); n != s.calls {
+			t.Fatalf("%s: the session got %d commands, want %d", s.name, n, s.calls)
+		}
+	}
+}
+
+// TestStaleLoadDoesNotHideTheSession: a store read that saw no session is
+// not believed if a command reached the session while it ran.
+func TestStaleLoadDoesNotHideTheSession(t *testing.T) {
+	storeDown := errors.New("store unreachable")
+	h := newHarness(t, func(d *Deps) {
+		d.LoadRetry = supervisor.Backoff{Base: time.Second, Max: time.Second}
+	}, func(h *harness) { h.store.setHooks(failing(storeDown), nil) })
+	h.answer(h.command(mod, "skip")) // the first load failed
+	sessionGate, started := make(chan struct{}), make(chan string, 4)
+	h.sessions.gate, h.sessions.started = sessionGate, started
+	play := h.command(listener, "play", opt("query", "x"))
+	<-started
+	// A reload starts, and reads "no session" before /play is stored.
+	loadGate, entered := make(chan struct{}), make(chan struct{}, 1)
+	h.store.setHooks(gate(testGuild, loadGate, entered), nil)
+	h.clock.advance(time.Second)
+	// A refusal: it waits for the load, and tells the guild nothing.
+	waiting := h.command(listener, "skip")
+	<-entered
+	close(sessionGate)
+	h.answer(play)
+	close(loadGate)
+	h.answer(waiting)
+	calls := h.sessions.count()
+	if h.answer(h.command(listener, "queue")); h.sessions.count() != calls+1 {
+		t.Fatal("/queue was answered by the guild while its session plays")
+	}
+}
+
+// TestRESTStepsKeepTheirOrder: the edit of a deferred reply waits for the
+// deferral to complete, however slow Discord is, and the grain does not.
+func TestRESTStepsKeepTheirOrder(t *testing.T) {
+	h := newHarness(t, func(d *Deps) { d.MaxInFlight = 1 }, nil)
+	deferGate, sessionGate, started := make(chan struct{}), make(chan struct{}), make(chan string, 1)
+	h.replier.deferGate = deferGate
+	h.sessions.gate, h.sessions.started = sessionGate, started
+	id := h.command(listener, "pause")
+	<-started
+	h.replier.wait(t, "deferral", func(cs []call) bool { return hasKind(of(cs, id), "defer") })
+	close(sessionGate)
+	// The grain goes on while Discord holds the deferral. With one command
+	// allowed in flight, a later /queue is "busy" until the grain has
+	// handled the session's result for /pause: then its final reply is
+	// with the answer goroutine, which must still wait.
+	for commands.IsBusy(h.answer(h.command(listener, "queue")).GetContent()) {
+	}
+	if c := of(h.replier.wait(t, "", func([]call) bool { return true }), id); hasKind(c, "edit") {
+		t.Fatalf("edited before the deferral completed: %s", kinds(c))
+	}
+	close(deferGate)
+	if c := h.final(id); kinds(c) != "defer,defer-done,edit" {
+		t.Fatalf("calls %s, want defer, defer-done, edit", kinds(c))
+	}
+}
+
+// TestStoppingGrainAnswersWhatIsOpen: an activation that stops with
+// commands in flight answers them instead of leaving them to time out.
+func TestStoppingGrainAnswersWhatIsOpen(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	release, started := make(chan struct{}), make(chan string, 1)
+	h.sessions.gate, h.sessions.started = release, started
+	defer close(release)
+	id := h.command(listener, "pause")
+	<-started
+	pid := h.c.Get(testGuild, Kind)
+	if pid == nil {
+		t.Fatal("no activation")
+	}
+	if err := h.c.ActorSystem.Root.PoisonFuture(pid).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.answer(id); !strings.Contains(r.GetContent(), "try again") {
+		t.Fatalf("open command when the grain stopped: %+v", r)
 	}
 }

@@ -124,6 +124,26 @@ func (b *Bolt) SaveSettings(ctx context.Context, guildID string, settings []byte
 	return nil
 }
 
+// LoadGuild reads both in one read transaction.
+func (b *Bolt) LoadGuild(ctx context.Context, guildID string) (Guild, error) {
+	if err := ctx.Err(); err != nil {
+		return Guild{}, err
+	}
+	var g Guild
+	err := b.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketSettings).Get([]byte(guildID)); v != nil {
+			// bbolt's slices are only valid inside the transaction.
+			g.Settings = append([]byte{}, v...)
+		}
+		g.HasSession = tx.Bucket(bucketSessions).Get([]byte(guildID)) != nil
+		return nil
+	})
+	if err != nil {
+		return Guild{}, fmt.Errorf("store: load guild %s: %w", guildID, err)
+	}
+	return g, nil
+}
+
 func (b *Bolt) get(ctx context.Context, bucket []byte, guildID string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

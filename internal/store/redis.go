@@ -116,6 +116,39 @@ func (r *Redis) SaveSettings(ctx context.Context, guildID string, settings []byt
 	return nil
 }
 
+// LoadGuild pipelines GET and EXISTS: one round trip. The two keys share
+// the guild's hash tag, so on Redis Cluster they live on one node.
+func (r *Redis) LoadGuild(ctx context.Context, guildID string) (Guild, error) {
+	var settings *redis.StringCmd
+	var session *redis.IntCmd
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		settings = p.Get(ctx, settingsKey(guildID))
+		session = p.Exists(ctx, sessionKey(guildID))
+		return nil
+	})
+	// A missing settings key fails the pipeline with redis.Nil; each
+	// command's own error says what really failed.
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Guild{}, fmt.Errorf("store: load guild %s: %w", guildID, err)
+	}
+	var g Guild
+	switch b, err := settings.Bytes(); {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return Guild{}, fmt.Errorf("store: load guild %s settings: %w", guildID, err)
+	default:
+		// Stored but empty (settings that are all proto defaults) is
+		// still stored: only nil means none.
+		g.Settings = append([]byte{}, b...)
+	}
+	n, err := session.Result()
+	if err != nil {
+		return Guild{}, fmt.Errorf("store: load guild %s session: %w", guildID, err)
+	}
+	g.HasSession = n > 0
+	return g, nil
+}
+
 func (r *Redis) get(ctx context.Context, key string) ([]byte, error) {
 	b, err := r.c.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {

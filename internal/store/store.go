@@ -45,12 +45,26 @@ type Store interface {
 	Sessions(ctx context.Context) ([]string, error)
 	// LoadSettings returns a guild's settings, or ErrNotFound.
 	LoadSettings(ctx context.Context, guildID string) ([]byte, error)
+	// LoadGuild reads what a guild grain needs when it activates: its
+	// settings and whether a session snapshot exists, in one round trip.
+	LoadGuild(ctx context.Context, guildID string) (Guild, error)
 	// SaveSettings stores a guild's settings (last write wins: settings are
 	// written by the guild grain in answer to one user command).
 	SaveSettings(ctx context.Context, guildID string, settings []byte) error
 	// Ping checks the backend is reachable, for readiness.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Guild is what a guild grain reads when it activates.
+type Guild struct {
+	// Settings are the stored settings, nil when none are stored.
+	Settings []byte
+	// HasSession reports a stored session snapshot. A session with nothing
+	// (no track, no queue, no voice connection) deletes its snapshot, so
+	// without one the guild can answer /queue and /nowplaying itself
+	// instead of activating a session.
+	HasSession bool
 }
 
 // Open opens the backend cfg names.

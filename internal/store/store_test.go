@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/testserver"
 )
@@ -279,4 +281,160 @@ func TestSessionsListsStoredGuilds(t *testing.T) {
 			t.Fatalf("Sessions = %v, want [111 333]", got)
 		}
 	})
+}
+
+func TestLoadGuild(t *testing.T) {
+	backends(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		tests := []struct {
+			name       string
+			setup      func(t *testing.T, guild string)
+			settings   []byte // nil: none stored
+			hasSession bool
+		}{
+			{"nothing stored", func(*testing.T, string) {}, nil, false},
+			{"settings only", func(t *testing.T, g string) {
+				must(t, s.SaveSettings(ctx, g, []byte{0, 1, 0xff}))
+			}, []byte{0, 1, 0xff}, false},
+			{"empty settings are stored settings", func(t *testing.T, g string) {
+				must(t, s.SaveSettings(ctx, g, []byte{}))
+			}, []byte{}, false},
+			{"session only", func(t *testing.T, g string) {
+				e, err := s.Activate(ctx, g)
+				must(t, err)
+				must(t, s.SaveSession(ctx, g, e, []byte("queue")))
+			}, nil, true},
+			{"empty snapshot is a session", func(t *testing.T, g string) {
+				e, err := s.Activate(ctx, g)
+				must(t, err)
+				must(t, s.SaveSession(ctx, g, e, nil))
+			}, nil, true},
+			{"both", func(t *testing.T, g string) {
+				must(t, s.SaveSettings(ctx, g, []byte("s")))
+				e, err := s.Activate(ctx, g)
+				must(t, err)
+				must(t, s.SaveSession(ctx, g, e, []byte("queue")))
+			}, []byte("s"), true},
+			{"activated, never saved", func(t *testing.T, g string) {
+				_, err := s.Activate(ctx, g)
+				must(t, err)
+			}, nil, false},
+			{"session deleted", func(t *testing.T, g string) {
+				e, err := s.Activate(ctx, g)
+				must(t, err)
+				must(t, s.SaveSession(ctx, g, e, []byte("queue")))
+				must(t, s.DeleteSession(ctx, g, e))
+			}, nil, false},
+		}
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				// One guild per case, and a neighbour whose data must not
+				// show through.
+				g := fmt.Sprint(7000 + i)
+				tt.setup(t, g)
+				must(t, s.SaveSettings(ctx, g+"0", []byte("other")))
+				got, err := s.LoadGuild(ctx, g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (got.Settings == nil) != (tt.settings == nil) || !bytes.Equal(got.Settings, tt.settings) {
+					t.Errorf("Settings = %v, want %v", got.Settings, tt.settings)
+				}
+				if got.HasSession != tt.hasSession {
+					t.Errorf("HasSession = %v, want %v", got.HasSession, tt.hasSession)
+				}
+			})
+		}
+	})
+}
+
+func TestLoadGuildFailsWithoutTheBackend(t *testing.T) {
+	backends(t, func(t *testing.T, s Store) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := s.LoadGuild(ctx, guild); !errors.Is(err, context.Canceled) {
+			t.Fatalf("LoadGuild with a cancelled context = %v, want context.Canceled", err)
+		}
+	})
+	srv := testserver.StartRedis(t)
+	s, err := OpenRedis(context.Background(), RedisOptions{Addr: srv.Addr, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.LoadGuild(ctx, guild); err == nil {
+		t.Fatal("LoadGuild succeeded with Redis down")
+	}
+}
+
+// roundTrips counts what go-redis sends: each single command and each
+// pipeline is one round trip.
+type roundTrips struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.mu.Lock()
+		r.n++
+		r.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		r.mu.Lock()
+		r.n++
+		r.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+// TestRedisLoadGuildIsOneRoundTrip: a guild activation costs one round
+// trip to Redis whatever is stored.
+func TestRedisLoadGuildIsOneRoundTrip(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	s, err := OpenRedis(context.Background(), RedisOptions{Addr: srv.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	must(t, s.SaveSettings(ctx, "1", []byte("s")))
+	e, err := s.Activate(ctx, "1")
+	must(t, err)
+	must(t, s.SaveSession(ctx, "1", e, []byte("q")))
+	rt := &roundTrips{}
+	s.c.AddHook(rt)
+	// A new connection's handshake (HELLO, CLIENT SETINFO) is not the
+	// call's: let it happen first.
+	if _, err := s.LoadGuild(ctx, "3"); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"1", "2"} {
+		rt.mu.Lock()
+		rt.n = 0
+		rt.mu.Unlock()
+		if _, err := s.LoadGuild(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+		rt.mu.Lock()
+		n := rt.n
+		rt.mu.Unlock()
+		if n != 1 {
+			t.Errorf("guild %s: LoadGuild made %d round trips, want 1", g, n)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,0 +1,129 @@
+package guild
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+)
+
+// answer runs one interaction's Discord REST calls, in order, on a
+// goroutine of its own: the deferral when the final reply is not ready
+// within the budget, then the final reply (the first response, an edit of
+// the deferred one, or the deletion of a public "thinking" message and a
+// private follow-up). One goroutine per interaction keeps the deferral
+// ahead of the edit without the grain waiting for either, and since it
+// owns the deferral timer, a busy grain mailbox cannot delay the deferral
+// past Discord's 3 s.
+type answer struct {
+	// final carries the one final reply; its capacity of 1 means handing
+	// it over never blocks the grain.
+	final chan *clusterpb.Reply
+}
+
+// answerSpec is what the answer's goroutine needs: copies, so it never
+// touches the grain.
+type answerSpec struct {
+	replier Replier
+	log     *slog.Logger
+	guild   string
+	in      *clusterpb.Interaction
+	// ephemeral is the deferral's visibility, which fixes the final
+	// reply's (Discord cannot turn one into the other).
+	ephemeral bool
+	// deferIn is the time left before the interaction must be deferred.
+	deferIn time.Duration
+	// giveUpIn bounds the wait for the final reply: the interaction's token
+	// expires then, so nothing could be sent anyway. The grain hands over
+	// a final reply for every interaction long before (every piece of work
+	// is bounded by a timeout, and a stopping grain answers what is open);
+	// this bound is what keeps the goroutine from outliving its
+	// interaction should that ever fail.
+	giveUpIn    time.Duration
+	callTimeout time.Duration
+}
+
+func newAnswer() *answer { return &answer{final: make(chan *clusterpb.Reply, 1)} }
+
+// finish hands over the final reply. It is called once per answer; a
+// second reply would have nowhere to go and is dropped rather than block
+// the grain.
+func (a *answer) finish(r *clusterpb.Reply) {
+	select {
+	case a.final <- r:
+	default:
+	}
+}
+
+func (a *answer) run(s answerSpec) {
+	var r *clusterpb.Reply
+	deferred := false
+	select {
+	case r = <-a.final:
+		// Ready at once, the common case: no timer at all.
+	default:
+		r, deferred = a.wait(s)
+		if r == nil {
+			s.log.Warn("interaction expired before its reply was ready", "guild", s.guild, "command", s.in.GetName())
+			return
+		}
+	}
+	in := s.in
+	switch {
+	case deferred && !s.ephemeral && r.GetEphemeral():
+		// A public deferral cannot become ephemeral: replace the
+		// "thinking" message with an ephemeral follow-up, so an error
+		// stays between the bot and the user (DESIGN.md §1).
+		if s.call("delete deferred reply", func(c context.Context) error {
+			return s.replier.DeleteOriginal(c, in.GetApplicationId(), in.GetToken())
+		}) {
+			s.call("follow up interaction", func(c context.Context) error {
+				return s.replier.Followup(c, in.GetApplicationId(), in.GetToken(), r)
+			})
+		}
+	case deferred:
+		s.call("edit deferred reply", func(c context.Context) error {
+			return s.replier.EditOriginal(c, in.GetApplicationId(), in.GetToken(), r)
+		})
+	default:
+		s.call("answer interaction", func(c context.Context) error {
+			return s.replier.Respond(c, in.GetId(), in.GetToken(), r)
+		})
+	}
+}
+
+// wait waits for the final reply, deferring the interaction if the reply
+// is not ready in time. It returns nil if the interaction expires first.
+func (a *answer) wait(s answerSpec) (r *clusterpb.Reply, deferred bool) {
+	timer := time.NewTimer(max(s.deferIn, 0))
+	defer timer.Stop()
+	select {
+	case r = <-a.final:
+		return r, false
+	case <-timer.C:
+	}
+	s.call("defer interaction", func(c context.Context) error {
+		return s.replier.Defer(c, s.in.GetId(), s.in.GetToken(), s.ephemeral)
+	})
+	timer.Reset(max(s.giveUpIn-s.deferIn, 0))
+	select {
+	case r = <-a.final:
+		return r, true
+	case <-timer.C:
+		return nil, true
+	}
+}
+
+// call runs one REST call under the call timeout and reports whether it
+// succeeded; a failure is logged, and the interaction's other steps go on
+// (an edit after a failed deferral may still reach Discord).
+func (s answerSpec) call(what string, f func(context.Context) error) bool {
+	c, cancel := context.WithTimeout(context.Background(), s.callTimeout)
+	defer cancel()
+	if err := f(c); err != nil {
+		s.log.Warn(what, "err", err, "guild", s.guild, "command", s.in.GetName())
+		return false
+	}
+	return true
+}
