@@ -37,6 +37,9 @@ type Options struct {
 	Log *slog.Logger
 	// GatewayOpts are extra disgo gateway options (tests: identify limiter).
 	GatewayOpts []gateway.ConfigOpt
+	// WrapStore, when set, wraps the store the node opens (tests: a slow
+	// or failing store).
+	WrapStore func(store.Store) store.Store
 }
 
 // Node is a running member.
@@ -111,6 +114,9 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 
 	if n.store, err = store.Open(ctx, cfg.Store, cfg.Store.Redis.Password); err != nil {
 		return nil, err
+	}
+	if o.WrapStore != nil {
+		n.store = o.WrapStore(n.store)
 	}
 	n.ready.Set(compStore, true, string(cfg.Store.Kind))
 

@@ -24,6 +24,7 @@ import (
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
 	"github.com/ensemble-bot/ensemble/internal/secret"
+	"github.com/ensemble-bot/ensemble/internal/store"
 	"github.com/ensemble-bot/ensemble/internal/testserver"
 )
 
@@ -48,6 +49,8 @@ type world struct {
 	listener discordemu.Snowflake
 	mod      discordemu.Snowflake
 	outsider discordemu.Snowflake
+	// wrapStore wraps the node's store (worldOpts.wrapStore).
+	wrapStore func(store.Store) store.Store
 }
 
 type worldOpts struct {
@@ -60,13 +63,15 @@ type worldOpts struct {
 	lava     *lavalinkemu.Emulator
 	discord  *discordemu.Emulator
 	queueMax int
+	// wrapStore wraps the node's store (a slow one).
+	wrapStore func(store.Store) store.Store
 }
 
 func newWorld(t testing.TB, o worldOpts) *world {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	t.Cleanup(cancel)
-	w := &world{t: t, ctx: ctx, lava: o.lava, discord: o.discord}
+	w := &world{t: t, ctx: ctx, lava: o.lava, discord: o.discord, wrapStore: o.wrapStore}
 	if w.discord == nil {
 		d, err := discordemu.Start(ctx, discordemu.Config{})
 		if err != nil {
@@ -154,7 +159,7 @@ func (w *world) start() {
 		out = io.MultiWriter(out, os.Stderr)
 	}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	n, err := Start(w.ctx, w.cfg, Options{Log: log, GatewayOpts: []gateway.ConfigOpt{
+	n, err := Start(w.ctx, w.cfg, Options{Log: log, WrapStore: w.wrapStore, GatewayOpts: []gateway.ConfigOpt{
 		gateway.WithIdentifyRateLimiter(gateway.NewNoopIdentifyRateLimiter()),
 	}})
 	if err != nil {
