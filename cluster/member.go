@@ -29,6 +29,8 @@ type Member struct {
 	Cluster *pcluster.Cluster
 	log     *slog.Logger
 	cfg     config.Cluster
+	// running is set once Start succeeded, until Stop.
+	running bool
 }
 
 // Options carry what a member needs besides its configuration.
@@ -105,16 +107,32 @@ func (m *Member) Start(ctx context.Context) error {
 			return err
 		}
 	case <-ctx.Done():
+		// StartMember cannot be interrupted (it takes about a second):
+		// wait for it, then undo it, so nothing half-started is left
+		// (protoactor's Shutdown of a half-started member panics).
+		if err := <-started; err != nil {
+			m.System.Shutdown()
+		} else {
+			m.Cluster.Shutdown(false)
+		}
 		return fmt.Errorf("start cluster member: %w", ctx.Err())
 	}
+	m.running = true
 	m.log = m.log.With("member", m.System.ID, "address", m.System.Address())
 	m.log.Info("cluster member started", "provider", m.cfg.Provider, "cluster", m.cfg.Name)
 	return nil
 }
 
+// Running reports whether the member started and has not stopped.
+func (m *Member) Running() bool { return m.running }
+
 // Stop leaves the cluster. A graceful stop lets activations hand over;
 // protoactor sleeps a fixed 2 s for that.
 func (m *Member) Stop(graceful bool) {
+	if !m.running {
+		return
+	}
+	m.running = false
 	start := time.Now()
 	m.Cluster.Shutdown(graceful)
 	m.log.Info("cluster member stopped", "graceful", graceful, "took", time.Since(start).Round(time.Millisecond))

@@ -120,6 +120,11 @@ func loadConfig(f flags, getenv func(string) string) (config.Config, error) {
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	n, err := node.Start(ctx, cfg, node.Options{Log: log})
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped while starting: Start undid what it had started.
+			log.Info("stopped during startup", "err", err)
+			return nil
+		}
 		return err
 	}
 	<-ctx.Done()

@@ -23,6 +23,7 @@ import (
 	"github.com/ensemble-bot/ensemble/actors/lavalink"
 	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/actors/shard"
+	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/admin"
@@ -162,7 +163,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 
 	// Lavalink needs the bot's user ID (its User-Id header), which only
 	// READY gives; until then the sessions' plays fail with
-	// session.ErrNoAudioNode and are retried.
+	// audio.ErrNoNode and are retried.
 	if discord != nil {
 		n.ready.Set(compLavalink, false, "waiting for Discord READY (the bot user ID)")
 	} else {
@@ -325,12 +326,16 @@ func (n *Node) startAudio(botID string) {
 	}
 }
 
+// registerBackoff spaces the registrations of the slash commands that
+// failed: five tries in about ten seconds.
+var registerBackoff = supervisor.Backoff{Base: time.Second, Max: 4 * time.Second, Jitter: 0.5, Limit: 4}
+
 func (n *Node) registerCommands(ctx context.Context, appID string) {
 	d := n.discord
 	if d == nil {
 		return
 	}
-	for attempt := 1; attempt <= 5 && ctx.Err() == nil; attempt++ {
+	for retry := 0; ctx.Err() == nil; retry++ {
 		c, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := d.RegisterCommands(c, appID, n.cfg.Discord.DevGuildID)
 		cancel()
@@ -338,10 +343,14 @@ func (n *Node) registerCommands(ctx context.Context, appID string) {
 			n.log.Info("slash commands registered", "application", appID, "guild", n.cfg.Discord.DevGuildID)
 			return
 		}
-		n.log.Warn("register commands", "err", err, "attempt", attempt)
+		n.log.Warn("register commands", "err", err, "attempt", retry+1)
+		wait, ok := registerBackoff.Delay(retry, rand.Float64())
+		if !ok {
+			return
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Duration(attempt) * time.Second):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -434,7 +443,7 @@ func (n *Node) stopParts(ctx context.Context) error {
 		<-n.done
 	}
 	n.bg.Wait()
-	running := n.member != nil && n.member.Cluster.Remote != nil
+	running := n.member != nil && n.member.Running()
 	if running {
 		// protoactor's shutdown does not stop grains: stop the shards
 		// ourselves so their gateway connections close with the member.
@@ -448,7 +457,9 @@ func (n *Node) stopParts(ctx context.Context) error {
 		n.audio.close()
 	}
 	if running {
-		n.member.Stop(true)
+		// A graceful leave tells the other members (protoactor sleeps 2 s
+		// for it); a single member has none to tell.
+		n.member.Stop(n.cfg.Cluster.Provider != config.ProviderSingle)
 	}
 	for _, o := range []*ecluster.Ordered{n.ordered, n.playerEvents} {
 		if o != nil {
