@@ -8,11 +8,17 @@ import (
 	"time"
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/ensemble-bot/ensemble/actors/supervisor"
 )
 
 // ErrNoDeadline is returned by Call for a context without a deadline: every
 // grain call must be bounded.
 var ErrNoDeadline = errors.New("grain call without a deadline")
+
+// callBackoff spaces the attempts of a Call. No cap: the caller's
+// deadline bounds the whole call, attempts included.
+var callBackoff = supervisor.Backoff{Base: 20 * time.Millisecond, Jitter: 0.5}
 
 // Call runs a grain call with a deadline and bounded retries with real,
 // jittered backoff. protoactor's own retry sleeps nanoseconds and gives
@@ -32,7 +38,6 @@ func Call[T any](ctx context.Context, attempts int, attempt func(opts ...pcluste
 		return zero, ErrNoDeadline
 	}
 	attempts = max(attempts, 1)
-	backoff := 20 * time.Millisecond
 	var lastErr error
 	for i := 0; i < attempts; i++ {
 		left := time.Until(deadline)
@@ -53,13 +58,12 @@ func Call[T any](ctx context.Context, attempts int, attempt func(opts ...pcluste
 		if i == attempts-1 {
 			break
 		}
-		sleep := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
+		sleep, _ := callBackoff.Delay(i, rand.Float64())
 		select {
 		case <-ctx.Done():
 			return zero, fmt.Errorf("grain call: %w (last error: %v)", ctx.Err(), lastErr)
 		case <-time.After(sleep):
 		}
-		backoff *= 2
 	}
 	if lastErr == nil {
 		lastErr = context.DeadlineExceeded

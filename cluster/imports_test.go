@@ -13,7 +13,13 @@ import (
 //   - only actors/shard and internal/commands import disgo's gateway,
 //     events or bot packages, plus internal/node, the composition root,
 //     which passes gateway options through to the shards;
-//   - disgo's REST client only in internal/commands and internal/node.
+//   - disgo's REST client only in internal/commands and internal/node;
+//   - actors talk by messages: no actor package imports another, so the
+//     types they share live in their own packages (internal/audio,
+//     internal/commands); actors/supervisor holds policies, not an actor;
+//   - actors/supervisor imports nothing of the project, so that cluster
+//     can use its Backoff without a cycle, and cluster imports no other
+//     actors/ package.
 func TestImportRules(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "github.com/ensemble-bot/ensemble/...").Output()
 	if err != nil {
@@ -30,12 +36,34 @@ func TestImportRules(t *testing.T) {
 		{"github.com/disgoorg/disgo/bot", []string{"actors/shard", "internal/commands"}},
 		{"github.com/disgoorg/disgo/rest", []string{"internal/commands", "internal/node"}},
 	}
+	const policies = "actors/supervisor"
+	within := []struct {
+		rule      string
+		forbidden func(pkg, imp string) bool
+	}{
+		{"no actor package imports another", func(pkg, imp string) bool {
+			return strings.HasPrefix(pkg, "actors/") && strings.HasPrefix(imp, "actors/") && imp != policies && pkg != policies
+		}},
+		{"actors/supervisor imports nothing of the project", func(pkg, _ string) bool {
+			return pkg == policies
+		}},
+		{"cluster imports no actor package", func(pkg, imp string) bool {
+			return (pkg == "cluster" || strings.HasPrefix(pkg, "cluster/")) && strings.HasPrefix(imp, "actors/") && imp != policies
+		}},
+	}
 	checked := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)
 		pkg := strings.TrimPrefix(fields[0], mod)
 		checked++
 		for _, imp := range fields[1:] {
+			if own, ok := strings.CutPrefix(imp, mod); ok {
+				for _, r := range within {
+					if r.forbidden(pkg, own) {
+						t.Errorf("%s imports %s: %s (DESIGN.md §3)", pkg, own, r.rule)
+					}
+				}
+			}
 			for _, r := range rules {
 				if !strings.HasPrefix(imp, r.prefix) {
 					continue

@@ -1,22 +1,19 @@
 package guild
 
 import (
-	"slices"
 	"time"
+
+	"github.com/ensemble-bot/ensemble/internal/recent"
 )
 
-// cooldowns is a bounded, expiring set of per-user, per-command cooldowns,
-// owned by one grain (no locking). It is a slice, nil when nothing cools
-// down: an idle guild holds one or two entries, for which a map would
-// cost ten times the memory, and expired entries go at every take.
+// cooldowns are the per-user, per-command cooldowns, owned by one grain:
+// a key is in the set while it cools down, so an idle guild holds one or
+// two entries, and expired ones go at every take. With one cooldown for
+// every command, the oldest entry is the one that ends soonest, so the
+// set's eviction of the oldest when full drops the entry that matters
+// least.
 type cooldowns struct {
-	entries []cooldown
-}
-
-type cooldown struct {
-	key string
-	// until is when it ends (monotonic, since Deps.epoch).
-	until time.Duration
+	set recent.Set[struct{}]
 }
 
 // take returns how long key must still wait at now, or 0 after starting a
@@ -25,35 +22,9 @@ func (c *cooldowns) take(key string, now, d time.Duration, limit int) time.Durat
 	if d <= 0 {
 		return 0
 	}
-	c.expire(now)
-	for _, e := range c.entries {
-		if e.key == key {
-			return e.until - now
-		}
+	at, added := c.set.Add(key, struct{}{}, now, recent.Bounds{Window: d, Max: limit})
+	if added {
+		return 0
 	}
-	if len(c.entries) >= limit {
-		// All are still cooling down: the one that ends soonest matters
-		// least.
-		soonest := 0
-		for i, e := range c.entries {
-			if e.until < c.entries[soonest].until {
-				soonest = i
-			}
-		}
-		c.entries = slices.Delete(c.entries, soonest, soonest+1)
-	}
-	c.entries = append(c.entries, cooldown{key: key, until: now + d})
-	return 0
-}
-
-// expire drops the entries that ended by now, and gives back memory the
-// set no longer needs.
-func (c *cooldowns) expire(now time.Duration) {
-	c.entries = slices.DeleteFunc(c.entries, func(e cooldown) bool { return e.until <= now })
-	switch n := len(c.entries); {
-	case n == 0:
-		c.entries = nil
-	case cap(c.entries) > 16 && n < cap(c.entries)/4:
-		c.entries = slices.Clone(c.entries)
-	}
+	return at + d - now
 }

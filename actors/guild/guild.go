@@ -9,12 +9,13 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
-	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/music"
+	"github.com/ensemble-bot/ensemble/internal/recent"
 	"github.com/ensemble-bot/ensemble/internal/store"
 )
 
@@ -38,7 +39,7 @@ type Sessions interface {
 
 // Searcher answers /play autocomplete.
 type Searcher interface {
-	Load(ctx context.Context, identifier string) (session.Loaded, error)
+	Load(ctx context.Context, identifier string) (audio.Loaded, error)
 }
 
 // SettingsStore is the part of internal/store a guild uses.
@@ -157,7 +158,7 @@ type Grain struct {
 	cooldowns cooldowns
 	// seen remembers recent interaction IDs: a call retried after a
 	// timeout delivers the same interaction twice.
-	seen recentIDs
+	seen recent.Set[struct{}]
 }
 
 // loadProgress is the settings load's bookkeeping.
@@ -287,7 +288,7 @@ func (g *Grain) Handle(in *clusterpb.Interaction, _ cluster.GrainContext) (_ *cl
 	if in.GetGuildId() != g.guildID() {
 		return nil, fmt.Errorf("interaction for guild %s sent to guild %s", in.GetGuildId(), g.guildID())
 	}
-	if !g.seen.add(in.GetId(), g.now()) {
+	if _, added := g.seen.Add(in.GetId(), struct{}{}, g.now(), dedupBounds); !added {
 		return &clusterpb.HandleReply{}, nil // a retried delivery
 	}
 	switch in.GetKind() {
@@ -295,30 +296,18 @@ func (g *Grain) Handle(in *clusterpb.Interaction, _ cluster.GrainContext) (_ *cl
 		g.autocomplete(in)
 	case clusterpb.InteractionKind_INTERACTION_KIND_BUTTON:
 		action, err := commands.ParseCustomID(in.GetName(), g.guildID())
-		if err != nil {
+		c, ok := commands.ButtonCommand(action)
+		if err != nil || !ok {
 			g.finish(&work{in: in, button: true}, commands.Error("That button is not valid here."))
 			break
 		}
-		g.admit(&work{in: in, name: buttonCommand(action), button: true})
+		g.admit(&work{in: in, name: string(c.Name), button: true})
 	case clusterpb.InteractionKind_INTERACTION_KIND_COMMAND:
 		g.admit(&work{in: in, name: in.GetName()})
 	default:
 		g.finish(&work{in: in}, commands.Error("Unsupported interaction."))
 	}
 	return &clusterpb.HandleReply{}, nil
-}
-
-// buttonCommand maps a button's action to the session command it runs.
-func buttonCommand(action string) string {
-	switch action {
-	case "pause_resume":
-		return session.CommandPauseResume
-	case "loop":
-		return session.CommandLoopCycle
-	case "autoplay":
-		return session.CommandAutoplayToggle
-	}
-	return action
 }
 
 // admit runs a command now, or keeps it until the settings are loaded.
@@ -344,9 +333,9 @@ func (g *Grain) admit(w *work) {
 // itself or hands it to the session.
 func (g *Grain) run(w *work) {
 	in := w.in
-	action, ok := commands.ActionFor(w.name)
+	c, ok := commands.Lookup(w.name)
 	if !ok {
-		g.finish(w, commands.Error(fmt.Sprintf("Unknown command %q.", w.name)))
+		g.finish(w, commands.UnknownCommand(w.name))
 		return
 	}
 	inv := in.GetInvoker()
@@ -356,12 +345,12 @@ func (g *Grain) run(w *work) {
 		VoiceChannelID:    inv.GetVoiceChannelId(),
 		BotVoiceChannelID: in.GetBotVoiceChannelId(),
 	}
-	if err := music.Authorize(member, g.settings, action); err != nil {
+	if err := music.Authorize(member, g.settings, c.Action); err != nil {
 		g.finish(w, commands.Error(err.Error()))
 		return
 	}
-	local := g.answersLocally(w.name)
-	if w.name != "settings" && !local && len(g.inFlight) >= g.deps.MaxInFlight {
+	local := g.answersLocally(c)
+	if c.Where == commands.InSession && !local && len(g.inFlight) >= g.deps.MaxInFlight {
 		g.finish(w, commands.Busy())
 		return
 	}
@@ -370,10 +359,10 @@ func (g *Grain) run(w *work) {
 		return
 	}
 	switch {
-	case w.name == "settings":
-		g.settingsCommand(w)
 	case local:
-		g.finish(w, idleReply(w.name, in.GetOptions()))
+		g.finish(w, idleReply(c.Name, in.GetOptions()))
+	case c.Where == commands.InGuild:
+		guildCommands[c.Name](g, w)
 	default:
 		g.route(w)
 	}
@@ -459,6 +448,7 @@ func (g *Grain) finish(w *work, r *clusterpb.Reply) {
 
 func (g *Grain) answerSpec(w *work) answerSpec {
 	in := w.in
+	c, _ := commands.Lookup(w.name)
 	now := g.deps.Now()
 	received := now
 	if n := in.GetReceivedUnixNano(); n != 0 {
@@ -470,9 +460,10 @@ func (g *Grain) answerSpec(w *work) answerSpec {
 		log:     g.deps.Log,
 		guild:   g.guildID(),
 		in:      in,
-		// /play's answer is for everyone in the channel; other deferred
-		// answers, and every button answer, are for the invoker.
-		ephemeral:   w.name != "play" || w.button,
+		// A public command's answer is for everyone in the channel;
+		// other deferred answers, and every button answer, are for the
+		// invoker.
+		ephemeral:   !c.Public || w.button,
 		deferIn:     g.deps.AnswerBudget - elapsed,
 		giveUpIn:    tokenLifetime - elapsed,
 		callTimeout: g.deps.CallTimeout,

@@ -553,7 +553,7 @@ func TestRetriedDeliveryRunsOnce(t *testing.T) {
 	}
 	// Long after, the ID is forgotten (a delivery is never retried that
 	// late) and the set holds only what is recent.
-	h.clock.advance(dedupWindow + time.Second)
+	h.clock.advance(dedupBounds.Window + time.Second)
 	h.deliver(in)
 	h.answer(h.command(listener, "resume"))
 	if n := h.sessions.count(); n != 4 {
@@ -912,7 +912,7 @@ func TestIdleGuildMatchesTheSessionsWords(t *testing.T) {
 		{"nowplaying", commands.Error("Nothing is playing.")},
 	}
 	for _, tt := range tests {
-		if got := idleReply(tt.command, nil); !proto.Equal(got, tt.want) {
+		if got := idleReply(commands.Name(tt.command), nil); !proto.Equal(got, tt.want) {
 			t.Errorf("%s: %v, want %v", tt.command, got, tt.want)
 		}
 	}

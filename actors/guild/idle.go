@@ -3,12 +3,12 @@ package guild
 import (
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/commands"
-	"github.com/ensemble-bot/ensemble/internal/music"
 )
 
 // A guild that plays nothing has no session activation: while the guild
 // knows its session has nothing (no track, no queue, no voice connection),
-// it answers /queue and /nowplaying itself, with the session's own words.
+// it answers the commands.IdleAnswer commands (/queue, /nowplaying) itself,
+// with the session's own words (idleAnswers).
 
 // sessionState is what the guild knows of its session.
 type sessionState uint8
@@ -21,35 +21,11 @@ const (
 	sessionInactive
 )
 
-// queuePageSize is the session's /queue page size.
-const queuePageSize = 10
-
-// emptyQueue renders the pages of a session that has nothing; it is only
-// read.
-var emptyQueue, _ = music.NewQueue(1)
-
-// answersLocally reports whether the guild answers name itself: only while
+// answersLocally reports whether the guild answers c itself: only while
 // its session is known to have nothing and no command on its way there
 // could change that.
-func (g *Grain) answersLocally(name string) bool {
-	return (name == "queue" || name == "nowplaying") && g.session == sessionInactive && len(g.inFlight) == 0
-}
-
-// idleReply is the session's answer to /queue or /nowplaying when it has
-// nothing (actors/session/execute.go).
-func idleReply(name string, opts []*clusterpb.Option) *clusterpb.Reply {
-	if name == "nowplaying" {
-		return commands.Error("Nothing is playing.")
-	}
-	n, err := commands.ParseQueuePage(opts)
-	if err != nil {
-		return commands.Error(err.Error())
-	}
-	page, err := emptyQueue.Page(n, queuePageSize)
-	if err != nil {
-		return commands.Error(err.Error())
-	}
-	return commands.QueuePage(page, nil)
+func (g *Grain) answersLocally(c commands.Command) bool {
+	return c.IdleAnswer && g.session == sessionInactive && len(g.inFlight) == 0
 }
 
 // learnSession updates what the guild knows from a session reply to w. An

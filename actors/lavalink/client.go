@@ -17,9 +17,9 @@ import (
 	"github.com/disgoorg/snowflake/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/music"
 	"github.com/ensemble-bot/ensemble/internal/telemetry"
@@ -155,8 +155,6 @@ type Client struct {
 	dial func(ctx context.Context, l *link, cfg config.LavalinkNode) (*link, error)
 }
 
-var _ session.Audio = (*Client)(nil)
-
 // guildPlayer is what the client knows of one guild's player.
 type guildPlayer struct {
 	// op serializes operations on the player: sessions call from one
@@ -167,7 +165,7 @@ type guildPlayer struct {
 	node    string // where the player lives
 	pending string // where a Play is creating it (its events are let through)
 	link    *link
-	req     session.PlayRequest // the last full play, for nudges
+	req     audio.PlayRequest // the last full play, for nudges
 	// gen counts the session's operations on the player (plays,
 	// updates, destroys): a watchdog nudge decided before one of them
 	// is stale.
@@ -251,7 +249,7 @@ func (c *Client) goAsync(f func()) bool {
 }
 
 // errClosed is what Audio calls return once Close has begun.
-var errClosed = fmt.Errorf("lavalink: client closed: %w", session.ErrNoAudioNode)
+var errClosed = fmt.Errorf("lavalink: client closed: %w", audio.ErrNoNode)
 
 // enter is the check at the top of every Audio call: after Close (or
 // before Start) there is no pool to ask.
@@ -264,7 +262,7 @@ func (c *Client) enter() error {
 
 // Close stops the watchdog, the node actors (closing their connections)
 // and the pool. Calls made meanwhile or later fail with
-// session.ErrNoAudioNode. c.pool is never cleared: calls already past
+// audio.ErrNoNode. c.pool is never cleared: calls already past
 // their entry check still hold a valid (stopped) PID.
 func (c *Client) Close() {
 	c.life.Lock()
@@ -395,34 +393,34 @@ func (c *Client) place(ctx context.Context, guild string) (placeRes, error) {
 	}
 	res := r.(placeRes)
 	if !res.ok || res.link == nil {
-		return placeRes{}, fmt.Errorf("lavalink: %w", session.ErrNoAudioNode)
+		return placeRes{}, fmt.Errorf("lavalink: %w", audio.ErrNoNode)
 	}
 	return res, nil
 }
 
 // Load resolves identifier on the least-loaded healthy node.
-func (c *Client) Load(ctx context.Context, identifier string) (session.Loaded, error) {
+func (c *Client) Load(ctx context.Context, identifier string) (audio.Loaded, error) {
 	if err := c.enter(); err != nil {
-		return session.Loaded{}, err
+		return audio.Loaded{}, err
 	}
 	r, err := c.ask(ctx, pickReq{})
 	if err != nil {
-		return session.Loaded{}, err
+		return audio.Loaded{}, err
 	}
 	res := r.(placeRes)
 	if !res.ok || res.link == nil {
-		return session.Loaded{}, fmt.Errorf("lavalink: %w", session.ErrNoAudioNode)
+		return audio.Loaded{}, fmt.Errorf("lavalink: %w", audio.ErrNoNode)
 	}
 	out, err := res.link.api.LoadTracks(ctx, identifier)
 	c.report(res.node, err)
 	if err != nil {
-		return session.Loaded{}, fmt.Errorf("lavalink: load on %s: %w", res.node, refused(err))
+		return audio.Loaded{}, fmt.Errorf("lavalink: load on %s: %w", res.node, refused(err))
 	}
 	switch d := out.Data.(type) {
 	case lavalink.Track:
-		return session.Loaded{Tracks: []music.Track{toTrack(d)}}, nil
+		return audio.Loaded{Tracks: []music.Track{toTrack(d)}}, nil
 	case lavalink.Playlist:
-		l := session.Loaded{Playlist: d.Info.Name}
+		l := audio.Loaded{Playlist: d.Info.Name}
 		for _, t := range d.Tracks {
 			l.Tracks = append(l.Tracks, toTrack(t))
 		}
@@ -431,26 +429,26 @@ func (c *Client) Load(ctx context.Context, identifier string) (session.Loaded, e
 		}
 		return l, nil
 	case lavalink.Search:
-		l := session.Loaded{Search: true}
+		l := audio.Loaded{Search: true}
 		for _, t := range d {
 			l.Tracks = append(l.Tracks, toTrack(t))
 		}
 		return l, nil
 	case lavalink.Empty:
-		return session.Loaded{}, nil
+		return audio.Loaded{}, nil
 	case lavalink.Exception:
 		// The server answered: the track cannot be played, and why.
-		return session.Loaded{}, fmt.Errorf("lavalink: load on %s: %w", res.node, &session.LoadFailedError{Message: d.Message})
+		return audio.Loaded{}, fmt.Errorf("lavalink: load on %s: %w", res.node, &audio.LoadFailedError{Message: d.Message})
 	}
-	return session.Loaded{}, fmt.Errorf("lavalink: unexpected load type %q", out.LoadType)
+	return audio.Loaded{}, fmt.Errorf("lavalink: unexpected load type %q", out.LoadType)
 }
 
 // refused marks an error status the server answered with as
-// session.ErrAudioRefused, so users are not told it did not answer.
+// audio.ErrRefused, so users are not told it did not answer.
 func refused(err error) error {
 	var le lavalink.Error
 	if errors.As(err, &le) {
-		return fmt.Errorf("%w: %w", session.ErrAudioRefused, err)
+		return fmt.Errorf("%w: %w", audio.ErrRefused, err)
 	}
 	return err
 }
@@ -496,7 +494,7 @@ func playOf(t lavalink.Track) (playID, identifier string) {
 
 // playUpdate is the one update that (re)creates a player: voice, track,
 // position, volume, pause state and the filters it had.
-func playUpdate(p session.PlayRequest, filters *lavalink.Filters) (lavalink.PlayerUpdate, error) {
+func playUpdate(p audio.PlayRequest, filters *lavalink.Filters) (lavalink.PlayerUpdate, error) {
 	ch, err := snowflake.Parse(p.Voice.ChannelID)
 	if err != nil {
 		return lavalink.PlayerUpdate{}, fmt.Errorf("lavalink: voice channel %q: %w", p.Voice.ChannelID, err)
@@ -524,7 +522,7 @@ func playUpdate(p session.PlayRequest, filters *lavalink.Filters) (lavalink.Play
 // least-loaded healthy node, and a player left on a lost node is moved:
 // removed from that node's client (destroyed there too if the node still
 // answers), created on the new node at the requested position.
-func (c *Client) Play(ctx context.Context, guild string, p session.PlayRequest) (string, error) {
+func (c *Client) Play(ctx context.Context, guild string, p audio.PlayRequest) (string, error) {
 	if err := c.enter(); err != nil {
 		return "", err
 	}
@@ -538,7 +536,7 @@ func (c *Client) Play(ctx context.Context, guild string, p session.PlayRequest) 
 	return c.play(ctx, gid, gp, p)
 }
 
-func (c *Client) play(ctx context.Context, gid snowflake.ID, gp *guildPlayer, p session.PlayRequest) (string, error) {
+func (c *Client) play(ctx context.Context, gid snowflake.ID, gp *guildPlayer, p audio.PlayRequest) (string, error) {
 	res, err := c.place(ctx, gid.String())
 	if err != nil {
 		return "", err
@@ -676,7 +674,7 @@ func (c *Client) update(ctx context.Context, guild string, apply func(gp *guildP
 	// breaker: the player is there (the pool moves it once another node
 	// can take it).
 	if _, up := c.liveLink(node); !up {
-		return fmt.Errorf("lavalink: node %s: %w", node, session.ErrNoAudioNode)
+		return fmt.Errorf("lavalink: node %s: %w", node, audio.ErrNoNode)
 	}
 	u := lavalink.DefaultPlayerUpdate()
 	u.Apply(opts)
@@ -857,7 +855,7 @@ func isZeroFilters(f lavalink.Filters) bool {
 // ReadyDetail is the readiness detail for up usable nodes of total.
 func ReadyDetail(up, total int) string {
 	if up == 0 {
-		return fmt.Sprintf("%s (0/%d nodes usable)", session.ErrNoAudioNode, total)
+		return fmt.Sprintf("%s (0/%d nodes usable)", audio.ErrNoNode, total)
 	}
 	return fmt.Sprintf("%d/%d nodes usable", up, total)
 }

@@ -18,7 +18,7 @@
 // since the last stats so a burst spreads. With none, it stays on its
 // node while that node's websocket is up (open or half-open breaker: a
 // degraded node that plays beats silence); a guild with no player there
-// fails with session.ErrNoAudioNode. Only a closed breaker takes new
+// fails with audio.ErrNoNode. Only a closed breaker takes new
 // players; half-open lets exactly one probe through (supervisor.Breaker).
 //
 // Migration: when a node's breaker opens, or its websocket is lost and the

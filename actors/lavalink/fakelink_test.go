@@ -14,8 +14,8 @@ import (
 	"github.com/disgoorg/snowflake/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
 	"github.com/ensemble-bot/ensemble/internal/music"
@@ -182,9 +182,9 @@ func realTrack(t testing.TB) music.Track {
 		Length: time.Duration(tr.Info.Length) * time.Millisecond, SourceName: tr.Info.SourceName}
 }
 
-func playReq(t testing.TB) session.PlayRequest {
-	return session.PlayRequest{Track: realTrack(t), Volume: 80,
-		Voice: session.Voice{ChannelID: "800000000000000001", SessionID: "vs", Token: "tok", Endpoint: "ep"}}
+func playReq(t testing.TB) audio.PlayRequest {
+	return audio.PlayRequest{Track: realTrack(t), Volume: 80,
+		Voice: audio.Voice{ChannelID: "800000000000000001", SessionID: "vs", Token: "tok", Endpoint: "ep"}}
 }
 
 // TestFakeLinkMoveOffOpenBreaker (findings 2, 1, 10 under -race): a node
@@ -330,7 +330,7 @@ func TestFakeLinkCloseWhileDialling(t *testing.T) {
 	if !l.closed.Load() {
 		t.Fatal("the link re-dialled during Close was left open")
 	}
-	if _, err := c.Play(context.Background(), "1", playReq(t)); !errors.Is(err, session.ErrNoAudioNode) {
+	if _, err := c.Play(context.Background(), "1", playReq(t)); !errors.Is(err, audio.ErrNoNode) {
 		t.Fatalf("Play after Close: %v", err)
 	}
 }

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
 )
@@ -102,8 +102,8 @@ func TestBreakerOn5xx(t *testing.T) {
 	ctx := context.Background()
 	for i := range 5 {
 		g := strconv.Itoa(700000000000000000 + i)
-		s := &fakeSession{guild: g, track: ss[0].track, voice: session.Voice{ChannelID: "1", SessionID: "s" + g, Token: "t", Endpoint: "e"}}
-		node, err := h.c.Play(ctx, g, session.PlayRequest{Track: s.track, Voice: s.voice, Volume: 100})
+		s := &fakeSession{guild: g, track: ss[0].track, voice: audio.Voice{ChannelID: "1", SessionID: "s" + g, Token: "t", Endpoint: "e"}}
+		node, err := h.c.Play(ctx, g, audio.PlayRequest{Track: s.track, Voice: s.voice, Volume: 100})
 		if err != nil || node != "n1" {
 			t.Fatalf("new session placed on %q (%v) while n0 is open", node, err)
 		}
@@ -313,17 +313,17 @@ func TestDeadReaderReconnects(t *testing.T) {
 }
 
 // TestNoNodeUntilOneAppears: with every node down, Play and Load fail with
-// ErrNoAudioNode at once; when a node comes up it is connected without a
+// audio.ErrNoNode at once; when a node comes up it is connected without a
 // restart and playing works.
 func TestNoNodeUntilOneAppears(t *testing.T) {
 	h := newHarness(t, harnessOpts{nodes: 1, down: []int{0}, timing: Timing{Reconnect: supervisor.Backoff{Base: 100 * time.Millisecond, Max: 400 * time.Millisecond}}})
 	ctx := context.Background()
-	voice := session.Voice{ChannelID: "1", SessionID: "s", Token: "t", Endpoint: "e"}
+	voice := audio.Voice{ChannelID: "1", SessionID: "s", Token: "t", Endpoint: "e"}
 	start := time.Now()
-	if _, err := h.c.Play(ctx, "42", session.PlayRequest{Voice: voice}); !errors.Is(err, session.ErrNoAudioNode) {
+	if _, err := h.c.Play(ctx, "42", audio.PlayRequest{Voice: voice}); !errors.Is(err, audio.ErrNoNode) {
 		t.Fatalf("Play with no node: %v", err)
 	}
-	if _, err := h.c.Load(ctx, "ytsearch:x"); !errors.Is(err, session.ErrNoAudioNode) {
+	if _, err := h.c.Load(ctx, "ytsearch:x"); !errors.Is(err, audio.ErrNoNode) {
 		t.Fatalf("Load with no node: %v", err)
 	}
 	if d := time.Since(start); d > 500*time.Millisecond {
@@ -338,7 +338,7 @@ func TestNoNodeUntilOneAppears(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := h.c.Play(ctx, "42", session.PlayRequest{Track: loaded.Tracks[0], Voice: voice, Volume: 100})
+	node, err := h.c.Play(ctx, "42", audio.PlayRequest{Track: loaded.Tracks[0], Voice: voice, Volume: 100})
 	if err != nil || node != "n0" {
 		t.Fatalf("Play after the node appeared: %q %v", node, err)
 	}

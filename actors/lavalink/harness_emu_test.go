@@ -24,10 +24,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
 	"github.com/ensemble-bot/ensemble/internal/music"
@@ -43,7 +43,7 @@ const emuPassword = "emu-pool-password"
 type fakeSession struct {
 	guild string
 	track music.Track
-	voice session.Voice
+	voice audio.Voice
 
 	pos   time.Duration
 	posAt time.Time
@@ -206,7 +206,7 @@ func (h *harness) resume(s *fakeSession, attempt int) {
 	h.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	node, err := h.c.Play(ctx, s.guild, session.PlayRequest{Track: s.track, Position: pos, Volume: 80, Voice: s.voice})
+	node, err := h.c.Play(ctx, s.guild, audio.PlayRequest{Track: s.track, Position: pos, Volume: 80, Voice: s.voice})
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {
@@ -233,13 +233,13 @@ func (h *harness) start(n int) []*fakeSession {
 	var out []*fakeSession
 	for i := range n {
 		g := strconv.FormatUint(uint64(900000000000000000+i), 10)
-		s := &fakeSession{guild: g, track: loaded.Tracks[i%len(loaded.Tracks)], voice: session.Voice{
+		s := &fakeSession{guild: g, track: loaded.Tracks[i%len(loaded.Tracks)], voice: audio.Voice{
 			ChannelID: strconv.FormatUint(uint64(800000000000000000+i), 10), SessionID: "voice-" + g, Token: "tok-" + g, Endpoint: "voice.example:443",
 		}}
 		h.mu.Lock()
 		h.sessions[g] = s
 		h.mu.Unlock()
-		node, err := h.c.Play(ctx, g, session.PlayRequest{Track: s.track, Volume: 80, Voice: s.voice})
+		node, err := h.c.Play(ctx, g, audio.PlayRequest{Track: s.track, Volume: 80, Voice: s.voice})
 		if err != nil {
 			h.t.Fatalf("play %s: %v", g, err)
 		}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
 )
 
@@ -56,9 +56,9 @@ func TestEmuPlayIDSurvivesReencoding(t *testing.T) {
 		t.Fatalf("load: %v (%d tracks)", err, len(loaded.Tracks))
 	}
 	const g = "900000000000000031"
-	voice := session.Voice{ChannelID: "800000000000000031", SessionID: "vs", Token: "tok", Endpoint: "voice.example:443"}
+	voice := audio.Voice{ChannelID: "800000000000000031", SessionID: "vs", Token: "tok", Endpoint: "voice.example:443"}
 	first, second := loaded.Tracks[0], loaded.Tracks[1]
-	if _, err := h.c.Play(ctx, g, session.PlayRequest{Track: first, Volume: 100, Voice: voice, PlayID: "4.1"}); err != nil {
+	if _, err := h.c.Play(ctx, g, audio.PlayRequest{Track: first, Volume: 100, Voice: voice, PlayID: "4.1"}); err != nil {
 		t.Fatal(err)
 	}
 	end := h.waitEvent(g, "the first track's end", func(e *clusterpb.PlayerEvent) bool {
@@ -77,7 +77,7 @@ func TestEmuPlayIDSurvivesReencoding(t *testing.T) {
 	// A track that fails while playing: exception, then its TrackEnd.
 	e := h.emus["n0"]
 	e.FailWhenPlayed(second.Identifier, 20_000, "Something broke when playing the track.")
-	if _, err := h.c.Play(ctx, g, session.PlayRequest{Track: second, Volume: 100, Voice: voice, PlayID: "4.2"}); err != nil {
+	if _, err := h.c.Play(ctx, g, audio.PlayRequest{Track: second, Volume: 100, Voice: voice, PlayID: "4.2"}); err != nil {
 		t.Fatal(err)
 	}
 	exc := h.waitEvent(g, "the exception", func(e *clusterpb.PlayerEvent) bool {

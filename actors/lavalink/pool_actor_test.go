@@ -12,9 +12,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/config"
 )
 
@@ -227,7 +227,7 @@ func TestPoolBreakerLifecycle(t *testing.T) {
 }
 
 // TestPoolNoNode: with every node open, Play and Load fail with
-// session.ErrNoAudioNode and readiness reports zero usable nodes.
+// audio.ErrNoNode and readiness reports zero usable nodes.
 func TestPoolNoNode(t *testing.T) {
 	healthy := map[string]*atomic.Bool{"a": {}, "b": {}}
 	br := config.Breaker{Window: time.Minute, FailureRatio: 1, MinRequests: 1, ResetTimeout: time.Hour}
@@ -237,10 +237,10 @@ func TestPoolNoNode(t *testing.T) {
 	c.sys.Root.Send(pids["b"], fakeFail{})
 	waitUntil(t, "both open", func() bool { return !c.isUsable("a") && !c.isUsable("b") })
 	ctx := context.Background()
-	if _, err := c.Play(ctx, "42", session.PlayRequest{}); !errors.Is(err, session.ErrNoAudioNode) {
+	if _, err := c.Play(ctx, "42", audio.PlayRequest{}); !errors.Is(err, audio.ErrNoNode) {
 		t.Fatalf("Play: %v", err)
 	}
-	if _, err := c.Load(ctx, "ytsearch:x"); !errors.Is(err, session.ErrNoAudioNode) {
+	if _, err := c.Load(ctx, "ytsearch:x"); !errors.Is(err, audio.ErrNoNode) {
 		t.Fatalf("Load: %v", err)
 	}
 	waitUntil(t, "readiness 0", func() bool {

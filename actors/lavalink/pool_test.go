@@ -12,8 +12,8 @@ import (
 
 	"github.com/disgoorg/disgolink/v3/lavalink"
 
-	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 )
 
 func TestScore(t *testing.T) {
@@ -290,9 +290,9 @@ func TestWatchEscalation(t *testing.T) {
 // node when there are any.
 func TestPlayUpdate(t *testing.T) {
 	enc := realTrack(t).Encoded
-	req := session.PlayRequest{
+	req := audio.PlayRequest{
 		Track: realTrack(t), Position: 83500 * time.Millisecond, Volume: 70, Paused: true, PlayID: "3.9",
-		Voice: session.Voice{ChannelID: "800000000000000001", SessionID: "vs", Token: "tok", Endpoint: "ep:443"},
+		Voice: audio.Voice{ChannelID: "800000000000000001", SessionID: "vs", Token: "tok", Endpoint: "ep:443"},
 	}
 	vol := lavalink.Volume(0.5)
 	for _, tc := range []struct {
@@ -314,7 +314,7 @@ func TestPlayUpdate(t *testing.T) {
 			}
 		})
 	}
-	if _, err := playUpdate(session.PlayRequest{Voice: session.Voice{ChannelID: "lounge"}}, nil); err == nil {
+	if _, err := playUpdate(audio.PlayRequest{Voice: audio.Voice{ChannelID: "lounge"}}, nil); err == nil {
 		t.Fatal("a non-snowflake channel was accepted")
 	}
 	if !isZeroFilters(lavalink.Filters{}) || isZeroFilters(lavalink.Filters{Volume: &vol}) {

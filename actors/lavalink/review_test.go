@@ -14,9 +14,9 @@ import (
 
 	"github.com/disgoorg/disgolink/v3/lavalink"
 
-	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/config"
 )
 
@@ -59,13 +59,13 @@ func TestNoNodeLostWithoutAlternative(t *testing.T) {
 		t.Fatalf("NODE_LOST with nowhere to go: %v", lost)
 	}
 	// The session plays on where it is (its link is up) instead of
-	// failing with ErrNoAudioNode.
+	// failing with audio.ErrNoNode.
 	res, err := c.place(context.Background(), onA[0])
 	if err != nil || res.node != "a" {
 		t.Fatalf("place on a degraded-but-connected node: %+v %v", res, err)
 	}
 	// A guild with no player still gets no node.
-	if _, err := c.place(context.Background(), "777"); !errors.Is(err, session.ErrNoAudioNode) {
+	if _, err := c.place(context.Background(), "777"); !errors.Is(err, audio.ErrNoNode) {
 		t.Fatalf("new guild: %v", err)
 	}
 	// b comes back: now a's guilds move.
@@ -187,7 +187,7 @@ func TestForwarderCoalesces(t *testing.T) {
 }
 
 // TestCloseWhileCalling (finding 9): Close while sessions call in: no
-// race, no panic, and every call after Close fails with ErrNoAudioNode.
+// race, no panic, and every call after Close fails with audio.ErrNoNode.
 func TestCloseWhileCalling(t *testing.T) {
 	healthy := map[string]*atomic.Bool{"a": {}, "b": {}}
 	br := config.Breaker{Window: time.Minute, FailureRatio: 1, MinRequests: 1, ResetTimeout: time.Hour}
@@ -212,7 +212,7 @@ func TestCloseWhileCalling(t *testing.T) {
 					return
 				default:
 				}
-				_, _ = c.Play(ctx, g, session.PlayRequest{})
+				_, _ = c.Play(ctx, g, audio.PlayRequest{})
 				_ = c.Pause(ctx, g, true)
 				_ = c.Destroy(ctx, g)
 				_, _ = c.Nodes(ctx)
@@ -224,17 +224,17 @@ func TestCloseWhileCalling(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	ctx := context.Background()
-	if _, err := c.Play(ctx, "1", session.PlayRequest{}); !errors.Is(err, session.ErrNoAudioNode) {
+	if _, err := c.Play(ctx, "1", audio.PlayRequest{}); !errors.Is(err, audio.ErrNoNode) {
 		t.Fatalf("Play after Close: %v", err)
 	}
-	if _, err := c.Load(ctx, "x"); !errors.Is(err, session.ErrNoAudioNode) {
+	if _, err := c.Load(ctx, "x"); !errors.Is(err, audio.ErrNoNode) {
 		t.Fatalf("Load after Close: %v", err)
 	}
 	for name, err := range map[string]error{
 		"Pause": c.Pause(ctx, "1", true), "Seek": c.Seek(ctx, "1", 0), "Volume": c.Volume(ctx, "1", 1),
 		"Stop": c.Stop(ctx, "1"), "Destroy": c.Destroy(ctx, "1"),
 	} {
-		if !errors.Is(err, session.ErrNoAudioNode) {
+		if !errors.Is(err, audio.ErrNoNode) {
 			t.Fatalf("%s after Close: %v", name, err)
 		}
 	}
@@ -294,7 +294,7 @@ func TestNudgeStale(t *testing.T) {
 	gp := c.guild("42", true)
 	reset := func() {
 		gp.node, gp.link, gp.track, gp.paused, gp.gen = "a", &link{name: "a"}, true, false, 7
-		gp.req = session.PlayRequest{Voice: session.Voice{ChannelID: "800000000000000001"}}
+		gp.req = audio.PlayRequest{Voice: audio.Voice{ChannelID: "800000000000000001"}}
 	}
 	reset()
 	c.setNode("a", gp.link, true, true)

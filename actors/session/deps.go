@@ -2,22 +2,23 @@ package session
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
-	"github.com/ensemble-bot/ensemble/internal/music"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 )
 
-// Audio plays a guild's music on Lavalink. Every call carries a deadline.
+// Audio plays a guild's music on Lavalink. Every call carries a deadline;
+// failures wrap audio.ErrNoNode, audio.ErrRefused or an
+// *audio.LoadFailedError when the user should hear why.
 type Audio interface {
 	// Load resolves a query or URL to tracks.
-	Load(ctx context.Context, identifier string) (Loaded, error)
+	Load(ctx context.Context, identifier string) (audio.Loaded, error)
 	// Play creates or replaces the guild's player with one update: voice,
 	// track, position, volume and pause state together, which is what
 	// migration and restore need. It returns the node that plays it.
-	Play(ctx context.Context, guildID string, p PlayRequest) (node string, err error)
+	Play(ctx context.Context, guildID string, p audio.PlayRequest) (node string, err error)
 	Pause(ctx context.Context, guildID string, paused bool) error
 	Seek(ctx context.Context, guildID string, pos time.Duration) error
 	Volume(ctx context.Context, guildID string, volume int) error
@@ -25,43 +26,6 @@ type Audio interface {
 	Stop(ctx context.Context, guildID string) error
 	// Destroy removes the player.
 	Destroy(ctx context.Context, guildID string) error
-}
-
-// Loaded is the result of Audio.Load.
-type Loaded struct {
-	Tracks []music.Track
-	// Playlist is the playlist's name when the URL was a playlist.
-	Playlist string
-	// Search is set when Tracks are search results (only the first is
-	// queued).
-	Search bool
-}
-
-// Voice is the bot's voice connection in a guild, as Lavalink needs it.
-type Voice struct {
-	ChannelID string
-	SessionID string
-	Token     string
-	Endpoint  string
-}
-
-// Complete reports whether Lavalink can connect with these facts.
-func (v Voice) Complete() bool {
-	return v.ChannelID != "" && v.SessionID != "" && v.Token != "" && v.Endpoint != ""
-}
-
-// PlayRequest is everything a player needs to play.
-type PlayRequest struct {
-	Track    music.Track
-	Position time.Duration
-	Volume   int
-	Paused   bool
-	Voice    Voice
-	// PlayID names this play of the track. The Audio sends it with the
-	// track (Lavalink echoes it in every event about the track) and puts
-	// it in the PlayerEvents it forwards, so the session can tell its
-	// current play from a replaced one, an old node's or an old player's.
-	PlayID string
 }
 
 // Gateway asks the shard that owns the guild to join or leave voice.
@@ -83,23 +47,6 @@ type Store interface {
 	SaveSession(ctx context.Context, guildID string, epoch uint64, snapshot []byte) error
 	DeleteSession(ctx context.Context, guildID string, epoch uint64) error
 }
-
-// ErrNoAudioNode is what an Audio returns (wrapped) when no Lavalink node
-// can take the call; users get a clear reply instead of a timeout.
-var ErrNoAudioNode = errors.New("no audio node available")
-
-// ErrAudioRefused is what an Audio returns (wrapped) when the server
-// answered the call with an error status: it did answer, so users are not
-// told it did not.
-var ErrAudioRefused = errors.New("the audio server refused the request")
-
-// LoadFailedError is a load the audio server answered with a failure
-// (Lavalink's loadType "error"): Message is its reason, which users see.
-type LoadFailedError struct {
-	Message string
-}
-
-func (e *LoadFailedError) Error() string { return "load failed: " + e.Message }
 
 // Deps is what every session of a member shares.
 type Deps struct {
@@ -137,6 +84,9 @@ type Deps struct {
 	// Lavalink's TrackEnd before moving on by itself (a lost event must
 	// not stop the music).
 	TrackEndGrace time.Duration
+
+	// origin is Now at NewKind, the origin of the grains' monotonic clock.
+	origin time.Time
 }
 
 func (d *Deps) defaults() {
@@ -170,4 +120,5 @@ func (d *Deps) defaults() {
 	if d.TrackEndGrace <= 0 {
 		d.TrackEndGrace = 10 * time.Second
 	}
+	d.origin = d.Now()
 }

@@ -12,6 +12,7 @@ import (
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/commands"
 )
 
@@ -255,11 +256,11 @@ func TestLoadFailuresAreExplained(t *testing.T) {
 		err   error
 		want  string
 	}{
-		{"load error", "dead link", &LoadFailedError{Message: "This video is unavailable"}, "Couldn't load that track: This video is unavailable"},
-		{"load error without a message", "dead link", &LoadFailedError{}, "Couldn't load that track: no reason given"},
+		{"load error", "dead link", &audio.LoadFailedError{Message: "This video is unavailable"}, "Couldn't load that track: This video is unavailable"},
+		{"load error without a message", "dead link", &audio.LoadFailedError{}, "Couldn't load that track: no reason given"},
 		{"empty", "nothing at all", nil, "No results for “nothing at all”"},
-		{"refused", "x", fmt.Errorf("lavalink: %w: 500", ErrAudioRefused), "couldn't do that right now"},
-		{"no node", "x", fmt.Errorf("lavalink: %w", ErrNoAudioNode), "No audio node"},
+		{"refused", "x", fmt.Errorf("lavalink: %w: 500", audio.ErrRefused), "couldn't do that right now"},
+		{"no node", "x", fmt.Errorf("lavalink: %w", audio.ErrNoNode), "No audio node"},
 		{"timeout", "x", errors.New("context deadline exceeded"), "did not answer"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -10,16 +10,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/music"
-)
-
-// Commands the session serves besides the slash commands: the buttons
-// that toggle or cycle a mode.
-const (
-	CommandPauseResume    = "pause_resume"
-	CommandLoopCycle      = "loop_cycle"
-	CommandAutoplayToggle = "autoplay_toggle"
 )
 
 func errorReply(msg string) *clusterpb.SessionReply {
@@ -28,6 +21,10 @@ func errorReply(msg string) *clusterpb.SessionReply {
 
 func infoReply(msg string) *clusterpb.SessionReply {
 	return &clusterpb.SessionReply{Reply: commands.Info(msg)}
+}
+
+func nothingPlaying() *clusterpb.SessionReply {
+	return &clusterpb.SessionReply{Reply: commands.NothingPlaying()}
 }
 
 // done ends a command: its reply, and whether it changed the state (then
@@ -44,7 +41,7 @@ func (g *Grain) execute(sender *actor.PID, req *clusterpb.SessionRequest) {
 		return
 	}
 	id := req.GetRequestId()
-	if r, ok := g.replies.get(id, g.deps.Now()); ok {
+	if r, ok := g.replies.Get(id, g.clock(), replyBounds); ok {
 		g.respond(sender, r)
 		return
 	}
@@ -131,7 +128,9 @@ func (g *Grain) finish(c *command, reply *clusterpb.SessionReply) {
 func (g *Grain) answer(c *command, reply *clusterpb.SessionReply) {
 	reply.Active = g.fenced || g.failed != nil || g.st == nil || !g.st.empty()
 	if g.refusal() == nil && !g.stopped {
-		g.replies.put(c.req.GetRequestId(), reply, g.deps.Now())
+		if id := c.req.GetRequestId(); id != "" {
+			g.replies.Add(id, reply, g.clock(), replyBounds)
+		}
 	}
 	for _, s := range c.senders {
 		g.respond(s, reply)
@@ -140,188 +139,249 @@ func (g *Grain) answer(c *command, reply *clusterpb.SessionReply) {
 
 // run executes one command and calls k with its outcome.
 func (g *Grain) run(req *clusterpb.SessionRequest, k done) {
-	st := g.st
-	opts := req.GetOptions()
-	switch req.GetCommand() {
-	case "play":
-		g.play(req, k)
-	case "pause", "resume", CommandPauseResume:
-		g.pause(req.GetCommand(), k)
-	case "skip":
-		n, err := commands.ParseSkip(opts)
-		if err != nil {
-			k(errorReply(err.Error()), false)
-			return
-		}
-		if st.current == nil {
-			k(errorReply("Nothing is playing."), false)
-			return
-		}
-		skipped := st.current.Title
-		next, ok, err := st.queue.Skip(st.current, n, st.modes.Loop)
-		if err != nil {
-			k(errorReply(err.Error()), false)
-			return
-		}
-		g.moveTo(next, ok)
-		if n == 1 {
-			k(infoReply(fmt.Sprintf("Skipped **%s**.", commands.Escape(skipped))), true)
-			return
-		}
-		k(infoReply(fmt.Sprintf("Skipped %d tracks.", n)), true)
-	case "stop":
-		// A pick autoplay is waiting to make counts as playing: /stop
-		// cancels it.
-		if st.current == nil && st.queue.Len() == 0 && !g.autoplayPending {
-			k(errorReply("Nothing is playing."), false)
-			return
-		}
-		st.queue.Clear()
-		st.current = nil
-		g.moveTo(music.Track{}, false)
-		k(infoReply("Stopped and cleared the queue."), true)
-	case "queue":
-		page, err := commands.ParseQueuePage(opts)
-		if err != nil {
-			k(errorReply(err.Error()), false)
-			return
-		}
-		p, err := st.queue.Page(page, 10)
-		if err != nil {
-			k(errorReply(err.Error()), false)
-			return
-		}
-		k(&clusterpb.SessionReply{Reply: commands.QueuePage(p, st.current)}, false)
-	case "nowplaying":
-		if st.current == nil {
-			k(errorReply("Nothing is playing."), false)
-			return
-		}
-		r := commands.NowPlaying(g.view())
-		r.Ephemeral = true
-		k(&clusterpb.SessionReply{Reply: r}, false)
-	case "volume":
-		v, err := commands.ParseVolume(opts)
-		if err != nil {
-			k(errorReply(err.Error()), false)
-			return
-		}
-		g.volume(int(v), k)
-	case "loop", CommandLoopCycle:
-		mode := st.modes.Loop.Cycle()
-		if req.GetCommand() == "loop" {
-			m, err := commands.ParseLoop(opts)
-			if err != nil {
-				k(errorReply(err.Error()), false)
-				return
-			}
-			mode = m
-		}
-		if err := st.modes.SetLoop(mode); err != nil {
-			k(errorReply(err.Error()), false)
-			return
-		}
-		g.markNowPlaying()
-		k(infoReply(fmt.Sprintf("Loop: %s.", mode)), true)
-	case "autoplay", CommandAutoplayToggle:
-		on := !st.modes.Autoplay
-		if req.GetCommand() == "autoplay" {
-			v, err := commands.ParseAutoplay(opts)
-			if err != nil {
-				k(errorReply(err.Error()), false)
-				return
-			}
-			on = v
-		}
-		if err := st.modes.SetAutoplay(on); err != nil {
-			k(errorReply(err.Error()), false)
-			return
-		}
-		g.markNowPlaying()
-		if on {
-			k(infoReply("Autoplay on."), true)
-			return
-		}
-		k(infoReply("Autoplay off."), true)
-	case "shuffle":
-		if st.queue.Len() < 2 {
-			k(errorReply("There must be at least two tracks in the queue to shuffle."), false)
-			return
-		}
-		st.queue.Shuffle(g.deps.Rand)
-		g.markNowPlaying()
-		k(infoReply(fmt.Sprintf("Shuffled %d tracks.", st.queue.Len())), true)
-	case "remove":
-		pos, err := commands.ParseRemove(opts)
-		if err != nil {
-			k(errorReply(err.Error()), false)
-			return
-		}
-		t, err := st.queue.Remove(pos)
-		if err != nil {
-			k(errorReply(err.Error()), false)
-			return
-		}
-		g.markNowPlaying()
-		k(infoReply(fmt.Sprintf("Removed **%s**.", commands.Escape(t.Title))), true)
-	case "move":
-		from, to, err := commands.ParseMove(opts)
-		if err != nil {
-			k(errorReply(err.Error()), false)
-			return
-		}
-		t, err := st.queue.Move(from, to)
-		if err != nil {
-			k(errorReply(err.Error()), false)
-			return
-		}
-		g.markNowPlaying()
-		k(infoReply(fmt.Sprintf("Moved **%s** to position %d.", commands.Escape(t.Title), to)), true)
-	case "seek":
-		pos, err := commands.ParseSeek(opts)
-		if err != nil {
-			k(errorReply(err.Error()), false)
-			return
-		}
-		g.seek(pos, k)
-	case "clear":
-		n := st.queue.Clear()
-		g.markNowPlaying()
-		k(infoReply(fmt.Sprintf("Cleared %d tracks from the queue.", n)), n > 0)
-	case "leave":
-		if st.voice.ChannelID == "" && st.current == nil {
-			k(errorReply("I'm not in a voice channel."), false)
-			return
-		}
-		g.leave()
-		// leave cleared the state; the save deletes the (now empty)
-		// snapshot before the user is told.
-		k(infoReply("Left the voice channel and cleared the queue."), true)
-	default:
-		k(errorReply(fmt.Sprintf("Unknown command %q.", req.GetCommand())), false)
+	h, ok := handlers[commands.Name(req.GetCommand())]
+	if !ok {
+		k(&clusterpb.SessionReply{Reply: commands.UnknownCommand(req.GetCommand())}, false)
+		return
 	}
+	h(g, req, k)
+}
+
+// handler runs one command of the table and calls k with its outcome.
+type handler func(g *Grain, req *clusterpb.SessionRequest, k done)
+
+// handlers are the session's handlers of the command table
+// (internal/commands): one for each commands.InSession command, which
+// TestHandlersMatchTheTable checks both ways.
+var handlers = map[commands.Name]handler{
+	commands.CmdPlay:           (*Grain).play,
+	commands.CmdPause:          func(g *Grain, _ *clusterpb.SessionRequest, k done) { g.pause(pauseOn, k) },
+	commands.CmdResume:         func(g *Grain, _ *clusterpb.SessionRequest, k done) { g.pause(pauseOff, k) },
+	commands.CmdPauseResume:    func(g *Grain, _ *clusterpb.SessionRequest, k done) { g.pause(pauseToggle, k) },
+	commands.CmdSkip:           (*Grain).skipCommand,
+	commands.CmdStop:           (*Grain).stopCommand,
+	commands.CmdQueue:          (*Grain).queueCommand,
+	commands.CmdNowPlaying:     (*Grain).nowPlayingCommand,
+	commands.CmdVolume:         (*Grain).volumeCommand,
+	commands.CmdLoop:           (*Grain).loopCommand,
+	commands.CmdLoopCycle:      (*Grain).loopCycle,
+	commands.CmdAutoplay:       (*Grain).autoplayCommand,
+	commands.CmdAutoplayToggle: (*Grain).autoplayToggle,
+	commands.CmdShuffle:        (*Grain).shuffleCommand,
+	commands.CmdRemove:         (*Grain).removeCommand,
+	commands.CmdMove:           (*Grain).moveCommand,
+	commands.CmdSeek:           (*Grain).seekCommand,
+	commands.CmdClear:          (*Grain).clearCommand,
+	commands.CmdLeave:          (*Grain).leaveCommand,
+}
+
+func (g *Grain) skipCommand(req *clusterpb.SessionRequest, k done) {
+	st := g.st
+	n, err := commands.ParseSkip(req.GetOptions())
+	if err != nil {
+		k(errorReply(err.Error()), false)
+		return
+	}
+	if st.current == nil {
+		k(nothingPlaying(), false)
+		return
+	}
+	skipped := st.current.Title
+	next, ok, err := st.queue.Skip(st.current, n, st.modes.Loop)
+	if err != nil {
+		k(errorReply(err.Error()), false)
+		return
+	}
+	g.moveTo(next, ok)
+	if n == 1 {
+		k(infoReply(fmt.Sprintf("Skipped **%s**.", commands.Escape(skipped))), true)
+		return
+	}
+	k(infoReply(fmt.Sprintf("Skipped %d tracks.", n)), true)
+}
+
+func (g *Grain) stopCommand(_ *clusterpb.SessionRequest, k done) {
+	st := g.st
+	// A pick autoplay is waiting to make counts as playing: /stop cancels
+	// it.
+	if st.current == nil && st.queue.Len() == 0 && !g.autoplayPending {
+		k(nothingPlaying(), false)
+		return
+	}
+	st.queue.Clear()
+	st.current = nil
+	g.moveTo(music.Track{}, false)
+	k(infoReply("Stopped and cleared the queue."), true)
+}
+
+func (g *Grain) queueCommand(req *clusterpb.SessionRequest, k done) {
+	k(&clusterpb.SessionReply{Reply: commands.QueueAnswer(g.st.queue, g.st.current, req.GetOptions())}, false)
+}
+
+func (g *Grain) nowPlayingCommand(_ *clusterpb.SessionRequest, k done) {
+	if g.st.current == nil {
+		k(nothingPlaying(), false)
+		return
+	}
+	r := commands.NowPlaying(g.view())
+	r.Ephemeral = true
+	k(&clusterpb.SessionReply{Reply: r}, false)
+}
+
+func (g *Grain) volumeCommand(req *clusterpb.SessionRequest, k done) {
+	v, err := commands.ParseVolume(req.GetOptions())
+	if err != nil {
+		k(errorReply(err.Error()), false)
+		return
+	}
+	g.volume(int(v), k)
+}
+
+func (g *Grain) loopCommand(req *clusterpb.SessionRequest, k done) {
+	mode, err := commands.ParseLoop(req.GetOptions())
+	if err != nil {
+		k(errorReply(err.Error()), false)
+		return
+	}
+	g.setLoop(mode, k)
+}
+
+func (g *Grain) loopCycle(_ *clusterpb.SessionRequest, k done) {
+	g.setLoop(g.st.modes.Loop.Cycle(), k)
+}
+
+func (g *Grain) setLoop(mode music.LoopMode, k done) {
+	if err := g.st.modes.SetLoop(mode); err != nil {
+		k(errorReply(err.Error()), false)
+		return
+	}
+	g.markNowPlaying()
+	k(infoReply(fmt.Sprintf("Loop: %s.", mode)), true)
+}
+
+func (g *Grain) autoplayCommand(req *clusterpb.SessionRequest, k done) {
+	on, err := commands.ParseAutoplay(req.GetOptions())
+	if err != nil {
+		k(errorReply(err.Error()), false)
+		return
+	}
+	g.setAutoplay(on, k)
+}
+
+func (g *Grain) autoplayToggle(_ *clusterpb.SessionRequest, k done) {
+	g.setAutoplay(!g.st.modes.Autoplay, k)
+}
+
+func (g *Grain) setAutoplay(on bool, k done) {
+	if err := g.st.modes.SetAutoplay(on); err != nil {
+		k(errorReply(err.Error()), false)
+		return
+	}
+	g.markNowPlaying()
+	if on {
+		k(infoReply("Autoplay on."), true)
+		return
+	}
+	k(infoReply("Autoplay off."), true)
+}
+
+func (g *Grain) shuffleCommand(_ *clusterpb.SessionRequest, k done) {
+	st := g.st
+	if st.queue.Len() < 2 {
+		k(errorReply("There must be at least two tracks in the queue to shuffle."), false)
+		return
+	}
+	st.queue.Shuffle(g.deps.Rand)
+	g.markNowPlaying()
+	k(infoReply(fmt.Sprintf("Shuffled %d tracks.", st.queue.Len())), true)
+}
+
+func (g *Grain) removeCommand(req *clusterpb.SessionRequest, k done) {
+	pos, err := commands.ParseRemove(req.GetOptions())
+	if err != nil {
+		k(errorReply(err.Error()), false)
+		return
+	}
+	t, err := g.st.queue.Remove(pos)
+	if err != nil {
+		k(errorReply(err.Error()), false)
+		return
+	}
+	g.markNowPlaying()
+	k(infoReply(fmt.Sprintf("Removed **%s**.", commands.Escape(t.Title))), true)
+}
+
+func (g *Grain) moveCommand(req *clusterpb.SessionRequest, k done) {
+	from, to, err := commands.ParseMove(req.GetOptions())
+	if err != nil {
+		k(errorReply(err.Error()), false)
+		return
+	}
+	t, err := g.st.queue.Move(from, to)
+	if err != nil {
+		k(errorReply(err.Error()), false)
+		return
+	}
+	g.markNowPlaying()
+	k(infoReply(fmt.Sprintf("Moved **%s** to position %d.", commands.Escape(t.Title), to)), true)
+}
+
+func (g *Grain) seekCommand(req *clusterpb.SessionRequest, k done) {
+	pos, err := commands.ParseSeek(req.GetOptions())
+	if err != nil {
+		k(errorReply(err.Error()), false)
+		return
+	}
+	g.seek(pos, k)
+}
+
+func (g *Grain) clearCommand(_ *clusterpb.SessionRequest, k done) {
+	n := g.st.queue.Clear()
+	g.markNowPlaying()
+	k(infoReply(fmt.Sprintf("Cleared %d tracks from the queue.", n)), n > 0)
+}
+
+func (g *Grain) leaveCommand(_ *clusterpb.SessionRequest, k done) {
+	st := g.st
+	if st.voice.ChannelID == "" && st.current == nil {
+		k(errorReply("I'm not in a voice channel."), false)
+		return
+	}
+	g.leave()
+	// leave cleared the state; the save deletes the (now empty) snapshot
+	// before the user is told.
+	k(infoReply("Left the voice channel and cleared the queue."), true)
 }
 
 // audioCall runs an Audio call that a command's answer depends on, and
 // calls then with its error back on the grain.
 func (g *Grain) audioCall(call func(ctx context.Context, a Audio, guild string) error, then func(error)) {
-	audio, guild := g.deps.Audio, g.guildID
-	g.do(laneAudio, func(c context.Context) any { return call(c, audio, guild) }, func(res any) {
+	a, guild := g.deps.Audio, g.guildID
+	g.do(laneAudio, func(c context.Context) any { return call(c, a, guild) }, func(res any) {
 		err, _ := res.(error)
 		then(err)
 	})
 }
 
+// pauseWant is what a pause command asks for.
+type pauseWant uint8
+
+const (
+	pauseOn pauseWant = iota
+	pauseOff
+	pauseToggle
+)
+
 // pause pauses or resumes. The state changes at once, so that whatever
 // follows (a track that ends meanwhile, a move) carries it; if Lavalink
 // refuses, it is put back, as long as nobody changed it since.
-func (g *Grain) pause(command string, k done) {
+func (g *Grain) pause(want pauseWant, k done) {
 	st := g.st
 	if st.current == nil {
-		k(errorReply("Nothing is playing."), false)
+		k(nothingPlaying(), false)
 		return
 	}
-	pause := command == "pause" || (command == CommandPauseResume && !st.paused)
+	pause := want == pauseOn || (want == pauseToggle && !st.paused)
 	if pause == st.paused {
 		if pause {
 			k(errorReply("Already paused."), false)
@@ -380,7 +440,7 @@ func (g *Grain) volume(v int, k done) {
 func (g *Grain) seek(pos time.Duration, k done) {
 	st := g.st
 	if st.current == nil {
-		k(errorReply("Nothing is playing."), false)
+		k(nothingPlaying(), false)
 		return
 	}
 	if err := music.ValidateSeek(*st.current, pos); err != nil {
@@ -416,13 +476,13 @@ func (g *Grain) play(req *clusterpb.SessionRequest, k done) {
 		k(r, false)
 		return
 	}
-	audio, identifier := g.deps.Audio, args.Query.Identifier
+	a, identifier := g.deps.Audio, args.Query.Identifier
 	type loadResult struct {
-		loaded Loaded
+		loaded audio.Loaded
 		err    error
 	}
 	g.do(laneSearch, func(c context.Context) any {
-		l, err := audio.Load(c, identifier)
+		l, err := a.Load(c, identifier)
 		return loadResult{l, err}
 	}, func(res any) {
 		r := res.(loadResult)
@@ -481,7 +541,7 @@ func (g *Grain) join(req *clusterpb.SessionRequest, then func(*clusterpb.Session
 			return
 		}
 		if g.st.voice.ChannelID == "" {
-			g.st.voice = Voice{ChannelID: member}
+			g.st.voice = audio.Voice{ChannelID: member}
 			g.voiceGen++
 			g.after(g.deps.VoiceTimeout, voiceDeadline{gen: g.voiceGen})
 		}
@@ -490,7 +550,7 @@ func (g *Grain) join(req *clusterpb.SessionRequest, then func(*clusterpb.Session
 }
 
 // enqueue queues what /play loaded and starts it when nothing plays.
-func (g *Grain) enqueue(req *clusterpb.SessionRequest, args commands.PlayArgs, loaded Loaded, k done) {
+func (g *Grain) enqueue(req *clusterpb.SessionRequest, args commands.PlayArgs, loaded audio.Loaded, k done) {
 	st := g.st
 	tracks := loaded.Tracks
 	if loaded.Search || loaded.Playlist == "" {
@@ -539,13 +599,13 @@ func (g *Grain) enqueue(req *clusterpb.SessionRequest, args commands.PlayArgs, l
 // audioError says what went wrong in the user's terms: the server's own
 // reason when it gave one, and "did not answer" only when it did not.
 func audioError(err error) *clusterpb.SessionReply {
-	var lf *LoadFailedError
+	var lf *audio.LoadFailedError
 	switch {
 	case errors.As(err, &lf):
 		return errorReply(fmt.Sprintf("Couldn't load that track: %s", commands.Escape(reason(lf.Message))))
-	case errors.Is(err, ErrNoAudioNode):
+	case errors.Is(err, audio.ErrNoNode):
 		return errorReply("No audio node is available right now; please try again in a moment.")
-	case errors.Is(err, ErrAudioRefused):
+	case errors.Is(err, audio.ErrRefused):
 		return errorReply("The audio server couldn't do that right now; please try again.")
 	}
 	return errorReply("The audio server did not answer; please try again.")

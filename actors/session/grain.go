@@ -13,8 +13,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/music"
+	"github.com/ensemble-bot/ensemble/internal/recent"
 	"github.com/ensemble-bot/ensemble/internal/store"
 )
 
@@ -62,7 +64,7 @@ type state struct {
 	paused     bool
 	volume     int
 	modes      music.PlaybackModes
-	voice      Voice
+	voice      audio.Voice
 	// textChannelID is where the now-playing message lives.
 	textChannelID string
 	nowPlayingID  string
@@ -102,7 +104,7 @@ type Grain struct {
 	lanes [laneCount]laneQueue
 	sv    saver
 	// sentVoice is the voice last given to Lavalink, to notice changes.
-	sentVoice Voice
+	sentVoice audio.Voice
 	// playerLive reports that the player has the current track;
 	// playPending that a play of it is on its way.
 	playerLive  bool
@@ -111,11 +113,11 @@ type Grain struct {
 	// playSeq numbers the plays of this activation.
 	playID  string
 	playSeq uint64
-	// playRetry is the current backoff of a failed play; retryArmed says
-	// a retry is scheduled.
-	playRetry  time.Duration
-	retryArmed bool
-	npDirty    bool
+	// playFailures counts the failed plays in a row (the retry backoff's
+	// attempt); retryArmed says a retry is scheduled.
+	playFailures int
+	retryArmed   bool
+	npDirty      bool
 	// npScheduled: a flush is due; npInFlight: one is being sent.
 	npScheduled bool
 	npInFlight  bool
@@ -124,7 +126,7 @@ type Grain struct {
 	fresh bool
 	// replies caches recent answers by request ID, so a request delivered
 	// twice runs once.
-	replies replyCache
+	replies recent.Set[*clusterpb.SessionReply]
 	// voiceGen identifies the latest join request, for its deadline.
 	voiceGen int
 	// endTimer is the lost-TrackEnd deadline and idleTimer the idle

@@ -19,6 +19,7 @@ import (
 
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
 	"github.com/ensemble-bot/ensemble/internal/music"
@@ -38,7 +39,7 @@ type fakeAudio struct {
 	t      testing.TB
 	mu     sync.Mutex
 	length time.Duration // of loaded tracks; 3 min when zero
-	plays  []PlayRequest
+	plays  []audio.PlayRequest
 	calls  []string
 	failAt map[string]error
 	panics bool
@@ -64,12 +65,12 @@ func (a *fakeAudio) setFail(call string, err error) {
 	a.failAt[call] = err
 }
 
-func (a *fakeAudio) Load(_ context.Context, id string) (Loaded, error) {
+func (a *fakeAudio) Load(_ context.Context, id string) (audio.Loaded, error) {
 	if err := a.record("load"); err != nil {
-		return Loaded{}, err
+		return audio.Loaded{}, err
 	}
 	if strings.Contains(id, "nothing") {
-		return Loaded{}, nil // Lavalink's loadType "empty"
+		return audio.Loaded{}, nil // Lavalink's loadType "empty"
 	}
 	a.mu.Lock()
 	d, length := a.delay, a.length
@@ -79,7 +80,7 @@ func (a *fakeAudio) Load(_ context.Context, id string) (Loaded, error) {
 	}
 	time.Sleep(d)
 	q := strings.TrimPrefix(id, "ytsearch:")
-	var out Loaded
+	var out audio.Loaded
 	out.Search = strings.HasPrefix(id, "ytsearch:")
 	n := 3
 	if strings.Contains(id, "playlist") {
@@ -104,7 +105,7 @@ func emuTrack(t testing.TB, id, title, author string, length time.Duration) musi
 	return music.Track{Encoded: enc, Identifier: id, Title: title, Author: author, URI: uri, SourceName: "youtube", Length: length}
 }
 
-func (a *fakeAudio) Play(_ context.Context, _ string, p PlayRequest) (string, error) {
+func (a *fakeAudio) Play(_ context.Context, _ string, p audio.PlayRequest) (string, error) {
 	if err := a.record("play"); err != nil {
 		return "", err
 	}
@@ -120,11 +121,11 @@ func (a *fakeAudio) Volume(context.Context, string, int) error         { return 
 func (a *fakeAudio) Stop(context.Context, string) error                { return a.record("stop") }
 func (a *fakeAudio) Destroy(context.Context, string) error             { return a.record("destroy") }
 
-func (a *fakeAudio) lastPlay() (PlayRequest, int) {
+func (a *fakeAudio) lastPlay() (audio.PlayRequest, int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.plays) == 0 {
-		return PlayRequest{}, 0
+		return audio.PlayRequest{}, 0
 	}
 	return a.plays[len(a.plays)-1], len(a.plays)
 }
@@ -296,7 +297,7 @@ func (h *harness) event(ev *clusterpb.PlayerEvent) {
 }
 
 // trackEvent is an event about the play p.
-func trackEvent(kind clusterpb.PlayerEventKind, reason string, p PlayRequest) *clusterpb.PlayerEvent {
+func trackEvent(kind clusterpb.PlayerEventKind, reason string, p audio.PlayRequest) *clusterpb.PlayerEvent {
 	return &clusterpb.PlayerEvent{Kind: kind, EndReason: reason, PlayId: p.PlayID, TrackIdentifier: p.Track.Identifier, Node: "node-a"}
 }
 

@@ -3,10 +3,13 @@ package session
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
+	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/music"
 )
 
@@ -32,10 +35,10 @@ func (g *Grain) resumePlayer() {
 	g.playSeq++
 	g.playID = fmt.Sprintf("%d.%d", g.epoch, g.playSeq)
 	g.playPending, g.sentVoice = true, st.voice
-	req := PlayRequest{Track: *st.current, Position: st.position, Volume: st.volume, Paused: st.paused, Voice: st.voice, PlayID: g.playID}
-	id, audio, guild := g.playID, g.deps.Audio, g.guildID
+	req := audio.PlayRequest{Track: *st.current, Position: st.position, Volume: st.volume, Paused: st.paused, Voice: st.voice, PlayID: g.playID}
+	id, a, guild := g.playID, g.deps.Audio, g.guildID
 	g.do(laneAudio, func(c context.Context) any {
-		node, err := audio.Play(c, guild, req)
+		node, err := a.Play(c, guild, req)
 		return playResult{node: node, err: err}
 	}, func(res any) { g.played(id, res.(playResult)) })
 }
@@ -54,7 +57,7 @@ func (g *Grain) played(id string, r playResult) {
 		g.schedulePlayRetry()
 		return
 	}
-	g.playerLive, g.playRetry = true, 0
+	g.playerLive, g.playFailures = true, 0
 	if g.st.node != r.node {
 		g.st.node = r.node
 		g.save(nil)
@@ -62,16 +65,21 @@ func (g *Grain) played(id string, r playResult) {
 	g.armTrackEnd()
 }
 
-// schedulePlayRetry retries a failed play with backoff (1 s doubling to
-// 15 s) for as long as there is a track to play, so playback starts by
-// itself when an audio node (re)appears.
+// playRetryBackoff spaces the retries of a failed play. The jitter keeps
+// the sessions a lost node left without a player from retrying in step.
+var playRetryBackoff = supervisor.Backoff{Base: time.Second, Max: 15 * time.Second, Jitter: 0.5}
+
+// schedulePlayRetry retries a failed play with backoff for as long as
+// there is a track to play, so playback starts by itself when an audio
+// node (re)appears.
 func (g *Grain) schedulePlayRetry() {
 	if g.retryArmed {
 		return
 	}
-	g.playRetry = min(max(g.playRetry*2, time.Second), 15*time.Second)
+	d, _ := playRetryBackoff.Delay(g.playFailures, rand.Float64())
+	g.playFailures++
 	g.retryArmed = true
-	g.after(g.playRetry, retryPlay{})
+	g.after(d, retryPlay{})
 }
 
 // startTrack makes t the current track from the start.
@@ -130,8 +138,8 @@ func (g *Grain) stopPlayer() {
 	g.st.current = nil
 	g.st.position = 0
 	g.playerLive, g.playPending, g.playID = false, false, ""
-	audio, guild, log := g.deps.Audio, g.guildID, g.log
-	g.do(laneAudio, func(c context.Context) any { return audio.Stop(c, guild) }, func(res any) {
+	a, guild, log := g.deps.Audio, g.guildID, g.log
+	g.do(laneAudio, func(c context.Context) any { return a.Stop(c, guild) }, func(res any) {
 		if err, _ := res.(error); err != nil {
 			log.Warn("stop player", "err", err)
 		}
@@ -160,9 +168,9 @@ func (g *Grain) autoplay() {
 		return
 	}
 	g.lastAutoplay = now
-	audio, query, log := g.deps.Audio, "ytsearch:"+last.Author+" "+last.Title, g.log
+	a, query, log := g.deps.Audio, "ytsearch:"+last.Author+" "+last.Title, g.log
 	g.do(laneSearch, func(c context.Context) any {
-		loaded, err := audio.Load(c, query)
+		loaded, err := a.Load(c, query)
 		if err != nil {
 			log.Warn("autoplay search", "err", err)
 			return nil
@@ -221,15 +229,15 @@ func (g *Grain) disconnected() {
 			g.log.Warn("requeue current track on disconnect", "err", err)
 		}
 	}
-	st.current, st.voice, g.sentVoice = nil, Voice{}, Voice{}
+	st.current, st.voice, g.sentVoice = nil, audio.Voice{}, audio.Voice{}
 	g.playerLive, g.playPending, g.playID = false, false, ""
 	g.destroyPlayer()
 	g.markNowPlaying()
 }
 
 func (g *Grain) destroyPlayer() {
-	audio, guild, log := g.deps.Audio, g.guildID, g.log
-	g.do(laneAudio, func(c context.Context) any { return audio.Destroy(c, guild) }, func(res any) {
+	a, guild, log := g.deps.Audio, g.guildID, g.log
+	g.do(laneAudio, func(c context.Context) any { return a.Destroy(c, guild) }, func(res any) {
 		if err, _ := res.(error); err != nil {
 			log.Warn("destroy player", "err", err)
 		}
@@ -324,7 +332,7 @@ func (g *Grain) leave() {
 			}
 		})
 	}
-	st.voice, g.sentVoice = Voice{}, Voice{}
+	st.voice, g.sentVoice = audio.Voice{}, audio.Voice{}
 	// At once: an idle leave stops the grain right after.
 	g.npDirty = true
 	g.flushNowPlaying()

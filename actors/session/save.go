@@ -3,10 +3,12 @@ package session
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/internal/store"
 )
 
@@ -22,9 +24,17 @@ type saver struct {
 	inFlight bool
 	waiters  []saveWaiter
 	// retryArmed: a write failed (the store is down) and a retry is
-	// scheduled; meanwhile the session plays from memory.
+	// scheduled; meanwhile the session plays from memory. failures counts
+	// the failed writes in a row (the retry backoff's attempt).
 	retryArmed bool
+	failures   int
 }
+
+// saveRetryBackoff spaces the retries of a failed write. It grows and is
+// jittered so that the sessions of a store that went down do not retry
+// in step every second; its cap bounds how long after the store is back
+// the state stays unsaved.
+var saveRetryBackoff = supervisor.Backoff{Base: time.Second, Max: 5 * time.Second, Jitter: 0.5}
 
 type saveWaiter struct {
 	version uint64
@@ -79,6 +89,7 @@ func (g *Grain) written(v uint64, err error) {
 	switch {
 	case err == nil:
 		g.sv.written = max(g.sv.written, v)
+		g.sv.failures = 0
 		g.release(v, true)
 		g.startWrite() // changes made meanwhile
 	case errors.Is(err, store.ErrFenced):
@@ -88,8 +99,10 @@ func (g *Grain) written(v uint64, err error) {
 		g.log.Warn("session not saved; will retry", "err", err)
 		g.release(v, false)
 		if !g.sv.retryArmed {
+			d, _ := saveRetryBackoff.Delay(g.sv.failures, rand.Float64())
+			g.sv.failures++
 			g.sv.retryArmed = true
-			g.after(time.Second, retrySave{})
+			g.after(d, retrySave{})
 		}
 	}
 }

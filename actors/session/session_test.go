@@ -12,6 +12,7 @@ import (
 
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/commands"
 )
 
@@ -368,7 +369,7 @@ func TestPanicStopsActivationAndRecovers(t *testing.T) {
 
 func TestAudioDownRetriesUntilNodeAppears(t *testing.T) {
 	h := newHarness(t, nil)
-	h.audio.setFail("play", fmt.Errorf("lavalink: %w", ErrNoAudioNode))
+	h.audio.setFail("play", fmt.Errorf("lavalink: %w", audio.ErrNoNode))
 	h.exec("play", opt("query", "later"))
 	h.waitFor("first play attempt", func() bool {
 		h.audio.mu.Lock()
@@ -381,7 +382,7 @@ func TestAudioDownRetriesUntilNodeAppears(t *testing.T) {
 	if r.GetEphemeral() {
 		t.Fatalf("play after recovery refused: %q", r.GetContent())
 	}
-	h.audio.setFail("load", fmt.Errorf("lavalink: %w", ErrNoAudioNode))
+	h.audio.setFail("load", fmt.Errorf("lavalink: %w", audio.ErrNoNode))
 	if r := h.exec("play", opt("query", "none")); !strings.Contains(r.GetContent(), "No audio node") {
 		t.Fatalf("load without a node answered %q", r.GetContent())
 	}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/music"
 )
 
@@ -79,7 +80,7 @@ func restore(snap *clusterpb.SessionSnapshot, queueMax int) (*state, error) {
 		nowPlayingID:  snap.GetNowPlayingMessageId(),
 		node:          snap.GetLavalinkNode(),
 		recent:        snap.GetRecent(),
-		voice: Voice{
+		voice: audio.Voice{
 			ChannelID: snap.GetVoiceChannelId(), SessionID: snap.GetVoiceSessionId(),
 			Token: snap.GetVoiceToken(), Endpoint: snap.GetVoiceEndpoint(),
 		},

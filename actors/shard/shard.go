@@ -18,6 +18,7 @@ import (
 	"github.com/disgoorg/snowflake/v2"
 	"github.com/gorilla/websocket"
 
+	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/secret"
@@ -50,10 +51,10 @@ const (
 	openTimeout = 30 * time.Second
 	// closeTimeout bounds closing the gateway when the grain stops.
 	closeTimeout = 5 * time.Second
-
-	minBackoff = time.Second
-	maxBackoff = time.Minute
 )
+
+// openBackoff spaces the gateway opens that failed.
+var openBackoff = supervisor.Backoff{Base: time.Second, Max: time.Minute, Jitter: 0.5}
 
 // Deps is what the shard grains of a member share. The generated kind keeps
 // its factory in a package global, so a process has one Deps.
@@ -299,8 +300,7 @@ func (g *grain) open() {
 // (bad token, bad shard, disallowed intents: retrying cannot help and
 // Discord counts the attempts).
 func openLoop(ctx context.Context, gw gateway.Gateway, log *slog.Logger) error {
-	backoff := minBackoff
-	for {
+	for retry := 0; ; retry++ {
 		attempt, cancel := context.WithTimeout(ctx, openTimeout)
 		err := gw.Open(attempt)
 		cancel()
@@ -312,13 +312,13 @@ func openLoop(ctx context.Context, gw gateway.Gateway, log *slog.Logger) error {
 		if ctx.Err() != nil || fatal(err) {
 			return err
 		}
-		log.Warn("gateway open failed; retrying", "err", err, "in", backoff)
+		wait, _ := openBackoff.Delay(retry, rand.Float64())
+		log.Warn("gateway open failed; retrying", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff/2 + rand.N(backoff)):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 

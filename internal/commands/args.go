@@ -357,37 +357,6 @@ func ParseSettings(opts []*clusterpb.Option, current music.Settings) (next music
 	return next, true, nil
 }
 
-// actions maps command names to the action the DJ rule decides on.
-var actions = map[string]music.Action{
-	"play":       music.ActionPlay,
-	"pause":      music.ActionPause,
-	"resume":     music.ActionResume,
-	"skip":       music.ActionSkip,
-	"stop":       music.ActionStop,
-	"queue":      music.ActionQueue,
-	"nowplaying": music.ActionNowPlaying,
-	"volume":     music.ActionVolume,
-	"loop":       music.ActionLoop,
-	"shuffle":    music.ActionShuffle,
-	"remove":     music.ActionRemove,
-	"move":       music.ActionMove,
-	"seek":       music.ActionSeek,
-	"clear":      music.ActionClear,
-	"autoplay":   music.ActionAutoplay,
-	"leave":      music.ActionLeave,
-	"settings":   music.ActionSettings,
-}
-
-// ActionFor maps a command name, or a button action from ParseCustomID, to
-// the action music.Authorize decides on.
-func ActionFor(name string) (music.Action, bool) {
-	if a, ok := actions[name]; ok {
-		return a, true
-	}
-	a, ok := buttonActions[name]
-	return a, ok
-}
-
 // shorten bounds outside text quoted in messages, so a 3000-character value
 // cannot produce a 3000-character reply.
 func shorten(s string) string {

@@ -230,25 +230,34 @@ func TestParseSettings(t *testing.T) {
 	}
 }
 
-func TestActionFor(t *testing.T) {
+func TestCommandActions(t *testing.T) {
 	for name, want := range map[string]music.Action{
 		"play": music.ActionPlay, "settings": music.ActionSettings, "nowplaying": music.ActionNowPlaying,
+	} {
+		if got, ok := Lookup(name); !ok || got.Action != want {
+			t.Errorf("Lookup(%q) = %v, %v; want %v", name, got.Action, ok, want)
+		}
+	}
+	for name, want := range map[string]music.Action{
 		ButtonPauseResume: music.ActionPause, ButtonSkip: music.ActionSkip, ButtonStop: music.ActionStop,
 		ButtonLoop: music.ActionLoop, ButtonShuffle: music.ActionShuffle, ButtonAutoplay: music.ActionAutoplay,
 	} {
-		if got, ok := ActionFor(name); !ok || got != want {
-			t.Errorf("ActionFor(%q) = %v, %v; want %v", name, got, ok, want)
+		if got, ok := ButtonCommand(name); !ok || got.Action != want {
+			t.Errorf("ButtonCommand(%q) = %v, %v; want %v", name, got.Action, ok, want)
 		}
 	}
 	for _, name := range []string{"", "Play", "ens1:skip:1", "dj"} {
-		if got, ok := ActionFor(name); ok {
-			t.Errorf("ActionFor(%q) = %v, want none", name, got)
+		if got, ok := Lookup(name); ok {
+			t.Errorf("Lookup(%q) = %v, want none", name, got.Action)
+		}
+		if got, ok := ButtonCommand(name); ok {
+			t.Errorf("ButtonCommand(%q) = %v, want none", name, got.Action)
 		}
 	}
 	// Every button's rule must be one music.Authorize knows.
-	for b := range buttonActions {
-		a, _ := ActionFor(b)
-		if err := music.Authorize(music.Member{}, music.DefaultSettings(), a); errors.Is(err, music.ErrUnknownAction) {
+	for b := range buttonCommands {
+		c, _ := ButtonCommand(b)
+		if err := music.Authorize(music.Member{}, music.DefaultSettings(), c.Action); errors.Is(err, music.ErrUnknownAction) {
 			t.Errorf("button %s maps to an action Authorize does not know", b)
 		}
 	}

@@ -8,30 +8,17 @@ import (
 	"github.com/ensemble-bot/ensemble/internal/music"
 )
 
-// Now-playing button actions, as they appear in custom IDs.
+// Now-playing button actions, as they appear in custom IDs; the command
+// table says which command each runs (ButtonCommand). Buttons on messages
+// already posted carry them, so they never change.
 const (
-	// ButtonPauseResume toggles: the session knows whether it is paused.
 	ButtonPauseResume = "pause_resume"
 	ButtonSkip        = "skip"
 	ButtonStop        = "stop"
-	// ButtonLoop cycles off → track → queue (music.LoopMode.Cycle).
-	ButtonLoop    = "loop"
-	ButtonShuffle = "shuffle"
-	// ButtonAutoplay toggles autoplay.
-	ButtonAutoplay = "autoplay"
+	ButtonLoop        = "loop"
+	ButtonShuffle     = "shuffle"
+	ButtonAutoplay    = "autoplay"
 )
-
-// buttonActions maps each button to the command whose DJ rule applies to it.
-// pause_resume maps to pause: pause and resume share a rule, and which one the
-// press means is the session's state, not the button's.
-var buttonActions = map[string]music.Action{
-	ButtonPauseResume: music.ActionPause,
-	ButtonSkip:        music.ActionSkip,
-	ButtonStop:        music.ActionStop,
-	ButtonLoop:        music.ActionLoop,
-	ButtonShuffle:     music.ActionShuffle,
-	ButtonAutoplay:    music.ActionAutoplay,
-}
 
 // customIDPrefix versions the format: a later format gets a new prefix, so
 // buttons on old now-playing messages are refused cleanly instead of being
@@ -68,7 +55,7 @@ func ParseCustomID(s, guildID string) (action string, err error) {
 		return "", fmt.Errorf("%w: unknown custom ID format", ErrCustomID)
 	}
 	action, id := parts[1], parts[2]
-	if _, ok := buttonActions[action]; !ok {
+	if _, ok := buttonCommands[action]; !ok {
 		return "", fmt.Errorf("%w: unknown button action", ErrCustomID)
 	}
 	if err := music.ValidateSnowflake(id); err != nil {

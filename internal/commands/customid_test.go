@@ -9,7 +9,7 @@ import (
 const guild = "81384788765712384"
 
 func TestCustomIDRoundTrip(t *testing.T) {
-	for action := range buttonActions {
+	for action := range buttonCommands {
 		id := CustomID(action, guild)
 		if len(id) > maxCustomIDLength {
 			t.Errorf("%s: %d bytes", id, len(id))
@@ -59,7 +59,7 @@ func TestParseCustomIDRefusals(t *testing.T) {
 }
 
 func FuzzParseCustomID(f *testing.F) {
-	for action := range buttonActions {
+	for action := range buttonCommands {
 		f.Add(CustomID(action, guild), guild)
 	}
 	f.Add("ens1:skip:1", "1")
@@ -77,7 +77,7 @@ func FuzzParseCustomID(f *testing.F) {
 		if got := CustomID(action, g); got != s {
 			t.Fatalf("accepted %q (guild %q) but CustomID gives %q", s, g, got)
 		}
-		if _, ok := ActionFor(action); !ok {
+		if c, ok := ButtonCommand(action); !ok || c.Action == 0 {
 			t.Fatalf("accepted action %q has no DJ rule", action)
 		}
 	})

@@ -1,8 +1,10 @@
-// Package commands is Ensemble's edge to Discord's interactions: the slash
-// command specs it registers, the conversion of an INTERACTION_CREATE into the
-// grain message clusterpb.Interaction, the parsing of option text into typed,
-// bounded arguments, the replies and embeds users see, and the REST adapter
-// that sends them.
+// Package commands is Ensemble's edge to Discord's interactions: the command
+// table (each command's slash-command spec, DJ action, the grain that runs
+// it and the button that runs it; the grains declare the handlers), the
+// conversion of an INTERACTION_CREATE into the grain message
+// clusterpb.Interaction, the parsing of option text into typed, bounded
+// arguments, the replies and embeds users see, and the REST adapter that
+// sends them.
 //
 // It is one of the two packages allowed to import disgo's event and gateway
 // types (the shard actor is the other). Everything a grain needs crosses the

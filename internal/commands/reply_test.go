@@ -77,7 +77,7 @@ func TestNowPlayingButtons(t *testing.T) {
 					labels[action] = b.Label
 				}
 			}
-			if len(labels) != len(buttonActions) {
+			if len(labels) != len(buttonCommands) {
 				t.Fatalf("buttons %v, want one per action", labels)
 			}
 			wantPause := map[bool]string{false: "Pause", true: "Resume"}[paused]

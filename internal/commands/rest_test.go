@@ -273,7 +273,7 @@ func TestDiscordAgainstEmulator(t *testing.T) {
 			t.Fatal(err)
 		}
 		m, ok := h.emu.Message(id)
-		if !ok || len(m.CustomIDs()) != len(buttonActions) || m.Ephemeral() {
+		if !ok || len(m.CustomIDs()) != len(buttonCommands) || m.Ephemeral() {
 			t.Fatalf("message %+v", m)
 		}
 		ix, err := h.emu.PressButton(h.guild, h.bob, id, CustomID(ButtonSkip, h.guild.String()))

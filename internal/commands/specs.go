@@ -1,9 +1,9 @@
 package commands
 
 import (
-	"github.com/disgoorg/disgo/discord"
+	"slices"
 
-	"github.com/ensemble-bot/ensemble/internal/music"
+	"github.com/disgoorg/disgo/discord"
 )
 
 // Option names. They are part of the registered commands, so renaming one is a
@@ -50,7 +50,8 @@ const (
 
 func ptr[T any](v T) *T { return &v }
 
-// Specs returns the slash commands Ensemble registers, in a stable order.
+// Specs returns the slash commands Ensemble registers, in a stable order:
+// the slash commands of the command table (Table).
 //
 // Every command is guild-only (contexts [GUILD], guild install): music needs a
 // voice channel, and FromInteraction refuses anything else anyway. No
@@ -63,73 +64,20 @@ func ptr[T any](v T) *T { return &v }
 // puts a setting back to its default (no DJ role, the command's channel for
 // announcements, or everything including the default volume).
 func Specs() []discord.ApplicationCommandCreate {
-	cmd := func(name, desc string, opts ...discord.ApplicationCommandOption) discord.ApplicationCommandCreate {
-		return discord.SlashCommandCreate{
-			Name:             name,
-			Description:      desc,
-			Options:          opts,
+	var out []discord.ApplicationCommandCreate
+	for _, c := range table {
+		if !c.Slash() {
+			continue
+		}
+		out = append(out, discord.SlashCommandCreate{
+			Name:             string(c.Name),
+			Description:      c.description,
+			Options:          slices.Clone(c.options),
 			IntegrationTypes: []discord.ApplicationIntegrationType{discord.ApplicationIntegrationTypeGuildInstall},
 			Contexts:         []discord.InteractionContextType{discord.InteractionContextTypeGuild},
-		}
+		})
 	}
-	position := func(name, desc string, required bool) discord.ApplicationCommandOption {
-		return discord.ApplicationCommandOptionInt{Name: name, Description: desc, Required: required, MinValue: ptr(1), MaxValue: ptr(maxIndex)}
-	}
-	stringChoices := func(values ...string) []discord.ApplicationCommandOptionChoiceString {
-		cs := make([]discord.ApplicationCommandOptionChoiceString, len(values))
-		for i, v := range values {
-			cs[i] = discord.ApplicationCommandOptionChoiceString{Name: v, Value: v}
-		}
-		return cs
-	}
-	return []discord.ApplicationCommandCreate{
-		cmd("play", "Play a song or playlist: search words or an http(s) link",
-			discord.ApplicationCommandOptionString{Name: optQuery, Description: "Search words or an http(s) link",
-				Required: true, Autocomplete: true, MinLength: ptr(1), MaxLength: ptr(music.MaxQueryLength)},
-			discord.ApplicationCommandOptionBool{Name: optNext, Description: "Put it first in the queue instead of last"},
-		),
-		cmd("pause", "Pause playback"),
-		cmd("resume", "Resume playback"),
-		cmd("skip", "Skip the current track, or several",
-			discord.ApplicationCommandOptionInt{Name: optCount, Description: "How many tracks to skip (default 1)", MinValue: ptr(1), MaxValue: ptr(maxSkipCount)},
-		),
-		cmd("stop", "Stop playback and clear the queue"),
-		cmd("queue", "Show the queue", position(optPage, "Page to show (default 1)", false)),
-		cmd("nowplaying", "Show the current track"),
-		cmd("volume", "Set the volume",
-			discord.ApplicationCommandOptionInt{Name: optLevel, Description: "Volume in percent, 0 to 200",
-				Required: true, MinValue: ptr(int(music.MinVolume)), MaxValue: ptr(int(music.MaxVolume))},
-		),
-		cmd("loop", "Repeat the track or the queue, or stop repeating",
-			discord.ApplicationCommandOptionString{Name: optMode, Description: "What to repeat", Required: true,
-				Choices: stringChoices(music.LoopOff.String(), music.LoopTrack.String(), music.LoopQueue.String())},
-		),
-		cmd("shuffle", "Shuffle the queue"),
-		cmd("remove", "Remove a track from the queue", position(optPosition, "Queue position of the track", true)),
-		cmd("move", "Move a track to another queue position",
-			position(optFrom, "Queue position of the track", true),
-			position(optTo, "Queue position to move it to", true),
-		),
-		cmd("seek", "Jump to a time in the current track",
-			discord.ApplicationCommandOptionString{Name: optPosition, Description: "Time to jump to, as mm:ss, h:mm:ss or seconds",
-				Required: true, MinLength: ptr(1), MaxLength: ptr(16)},
-		),
-		cmd("clear", "Remove every track from the queue"),
-		cmd("autoplay", "Play related tracks when the queue runs out",
-			discord.ApplicationCommandOptionString{Name: optState, Description: "Turn autoplay on or off", Required: true,
-				Choices: stringChoices(autoplayOn, autoplayOff)},
-		),
-		cmd("leave", "Stop and leave the voice channel"),
-		cmd("settings", "Show or change this server's settings",
-			discord.ApplicationCommandOptionRole{Name: optDJRole, Description: "Role whose members may control playback"},
-			discord.ApplicationCommandOptionInt{Name: optDefaultVolume, Description: "Volume new sessions start at, 0 to 200",
-				MinValue: ptr(int(music.MinVolume)), MaxValue: ptr(int(music.MaxVolume))},
-			discord.ApplicationCommandOptionChannel{Name: optAnnounceChannel, Description: "Channel for now-playing messages",
-				ChannelTypes: []discord.ChannelType{discord.ChannelTypeGuildText, discord.ChannelTypeGuildNews}},
-			discord.ApplicationCommandOptionString{Name: optReset, Description: "Put a setting back to its default",
-				Choices: stringChoices(resetDJRole, resetAnnounceChannel, resetAll)},
-		),
-	}
+	return out
 }
 
 // optionSpec is what FromInteraction checks an incoming option against.

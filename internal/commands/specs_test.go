@@ -145,9 +145,9 @@ func TestSpecsWithinDiscordLimits(t *testing.T) {
 // music.Authorize as unknown, which users would see as a bug.
 func TestEveryCommandHasAnAction(t *testing.T) {
 	for _, c := range Specs() {
-		a, ok := ActionFor(c.CommandName())
-		if !ok || a.String() != c.CommandName() {
-			t.Errorf("ActionFor(%q) = %v, %v", c.CommandName(), a, ok)
+		cmd, ok := Lookup(c.CommandName())
+		if !ok || cmd.Action.String() != c.CommandName() {
+			t.Errorf("Lookup(%q) = %v, %v", c.CommandName(), cmd.Action, ok)
 		}
 	}
 }

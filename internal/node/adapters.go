@@ -15,6 +15,7 @@ import (
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/commands"
 )
 
@@ -109,8 +110,8 @@ type audioClient interface {
 
 // errAwaitingReady is the Audio's answer before Discord's READY gave the bot
 // user ID that Lavalink needs. Sessions retry plays that fail with
-// session.ErrNoAudioNode.
-var errAwaitingReady = fmt.Errorf("lavalink: waiting for Discord READY (the bot user ID): %w", session.ErrNoAudioNode)
+// audio.ErrNoNode.
+var errAwaitingReady = fmt.Errorf("lavalink: waiting for Discord READY (the bot user ID): %w", audio.ErrNoNode)
 
 // lateAudio is the sessions' Audio and the guilds' Searcher from the start,
 // and the Lavalink client once READY made it possible to start one.
@@ -204,15 +205,15 @@ func (a *lateAudio) get() (audioClient, error) {
 	return nil, errAwaitingReady
 }
 
-func (a *lateAudio) Load(ctx context.Context, identifier string) (session.Loaded, error) {
+func (a *lateAudio) Load(ctx context.Context, identifier string) (audio.Loaded, error) {
 	c, err := a.get()
 	if err != nil {
-		return session.Loaded{}, err
+		return audio.Loaded{}, err
 	}
 	return c.Load(ctx, identifier)
 }
 
-func (a *lateAudio) Play(ctx context.Context, guildID string, p session.PlayRequest) (string, error) {
+func (a *lateAudio) Play(ctx context.Context, guildID string, p audio.PlayRequest) (string, error) {
 	c, err := a.get()
 	if err != nil {
 		return "", err

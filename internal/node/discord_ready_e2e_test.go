@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/ensemble-bot/ensemble/actors/lavalink"
-	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 )
 
 // fakeAudio records what the node does to its Lavalink client.
@@ -61,11 +61,11 @@ func (f *fakeAudio) counts() (started, closed int) {
 	return f.started, f.closed
 }
 
-func (f *fakeAudio) Load(context.Context, string) (session.Loaded, error) {
-	return session.Loaded{Search: true}, nil
+func (f *fakeAudio) Load(context.Context, string) (audio.Loaded, error) {
+	return audio.Loaded{Search: true}, nil
 }
 
-func (f *fakeAudio) Play(context.Context, string, session.PlayRequest) (string, error) {
+func (f *fakeAudio) Play(context.Context, string, audio.PlayRequest) (string, error) {
 	f.mu.Lock()
 	f.plays++
 	f.mu.Unlock()
@@ -90,14 +90,14 @@ func TestLateAudioBeforeAndAfterReady(t *testing.T) {
 	// node (sessions retry those); stopping or destroying nothing is fine.
 	for name, err := range map[string]error{
 		"load":   func() error { _, err := a.Load(ctx, "ytsearch:x"); return err }(),
-		"play":   func() error { _, err := a.Play(ctx, "1", session.PlayRequest{}); return err }(),
+		"play":   func() error { _, err := a.Play(ctx, "1", audio.PlayRequest{}); return err }(),
 		"pause":  a.Pause(ctx, "1", true),
 		"seek":   a.Seek(ctx, "1", time.Second),
 		"volume": a.Volume(ctx, "1", 50),
 		"nodes":  func() error { _, err := a.Nodes(ctx); return err }(),
 	} {
-		if !errors.Is(err, session.ErrNoAudioNode) || !errors.Is(err, errAwaitingReady) {
-			t.Errorf("%s before READY: %v; want errAwaitingReady (session.ErrNoAudioNode)", name, err)
+		if !errors.Is(err, audio.ErrNoNode) || !errors.Is(err, errAwaitingReady) {
+			t.Errorf("%s before READY: %v; want errAwaitingReady (audio.ErrNoNode)", name, err)
 		}
 	}
 	if err := a.Stop(ctx, "1"); err != nil {
@@ -117,7 +117,7 @@ func TestLateAudioBeforeAndAfterReady(t *testing.T) {
 	if started, err := a.start(ctx, newClient); started || err != nil || made != 1 {
 		t.Fatalf("second start = %v, %v (%d clients made)", started, err, made)
 	}
-	if n, err := a.Play(ctx, "1", session.PlayRequest{}); err != nil || n != "fake" || fake.plays != 1 {
+	if n, err := a.Play(ctx, "1", audio.PlayRequest{}); err != nil || n != "fake" || fake.plays != 1 {
 		t.Fatalf("play after READY = %q, %v", n, err)
 	}
 	if ns, err := a.Nodes(ctx); err != nil || len(ns) != 1 {
@@ -150,7 +150,7 @@ func TestLateAudioStartFailure(t *testing.T) {
 	if started, err := a.start(context.Background(), func() (audioClient, error) { return nil, boom }); started || !errors.Is(err, boom) {
 		t.Fatalf("start = %v, %v", started, err)
 	}
-	if _, err := a.Play(context.Background(), "1", session.PlayRequest{}); !errors.Is(err, session.ErrNoAudioNode) {
+	if _, err := a.Play(context.Background(), "1", audio.PlayRequest{}); !errors.Is(err, audio.ErrNoNode) {
 		t.Fatalf("play after a failed start: %v", err)
 	}
 	a.close()

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ensemble-bot/ensemble/actors/session"
+	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
@@ -203,10 +203,10 @@ func TestDiscordReadyStartsLavalinkAndCommandsOnce(t *testing.T) {
 	if d := u.lavalinkDetail(); !strings.Contains(d, "waiting for Discord READY") {
 		t.Fatalf("/readyz lavalink before READY: %q", d)
 	}
-	if _, err := u.n.audio.Play(context.Background(), "1", session.PlayRequest{}); !errors.Is(err, session.ErrNoAudioNode) {
+	if _, err := u.n.audio.Play(context.Background(), "1", audio.PlayRequest{}); !errors.Is(err, audio.ErrNoNode) {
 		t.Fatalf("play before READY: %v", err)
 	}
-	if _, err := u.n.audio.Load(context.Background(), "ytsearch:x"); !errors.Is(err, session.ErrNoAudioNode) {
+	if _, err := u.n.audio.Load(context.Background(), "ytsearch:x"); !errors.Is(err, audio.ErrNoNode) {
 		t.Fatalf("autocomplete search before READY: %v", err)
 	}
 	if n := len(u.handshakes()); n != 0 {
@@ -247,7 +247,7 @@ func TestDiscordReadyStartsLavalinkAndCommandsOnce(t *testing.T) {
 	}
 	// Stop closed the client: calls now fail, and a READY after Stop
 	// starts nothing.
-	if _, err := u.n.audio.Nodes(context.Background()); !errors.Is(err, session.ErrNoAudioNode) {
+	if _, err := u.n.audio.Nodes(context.Background()); !errors.Is(err, audio.ErrNoNode) {
 		t.Fatalf("the Lavalink client still answers after Stop: %v", err)
 	}
 	u.n.discordReady(app, bot)
@@ -278,7 +278,7 @@ func TestStopRacingReadyLeavesNoClient(t *testing.T) {
 				u.n.discordReady(app, bot)
 			}
 			if c, err := u.n.audio.get(); err == nil {
-				if _, err := c.Nodes(context.Background()); !errors.Is(err, session.ErrNoAudioNode) {
+				if _, err := c.Nodes(context.Background()); !errors.Is(err, audio.ErrNoNode) {
 					t.Fatalf("a client started by READY outlived Stop: Nodes = %v", err)
 				}
 			}

@@ -89,7 +89,6 @@ func newFailoverWorld(t testing.TB, n int) *failoverWorld {
 			t.Fatal(err)
 		}
 		fw.guilds = append(fw.guilds, g)
-		time.Sleep(15 * time.Millisecond) // the shard learns of the voice state; paces the joins
 		ix, err := d.InvokeCommand(g, user, text, "play", discordemu.StringOption("query", fmt.Sprint("failover anthem ", i)))
 		if err != nil {
 			t.Fatal(err)
@@ -149,7 +148,17 @@ type nodeFailover struct {
 // each of its guilds until it plays on a survivor.
 func (fw *failoverWorld) killBusiest(t testing.TB) nodeFailover {
 	t.Helper()
-	time.Sleep(500 * time.Millisecond)
+	// Every player has played a while, so its session has had player
+	// updates (every 200 ms) to know its position from.
+	poll(t, "every player 500 ms in", func() bool {
+		ps := fw.playing()
+		for _, v := range ps {
+			if v.p.Position < 500 {
+				return false
+			}
+		}
+		return len(ps) == len(fw.guilds)
+	})
 	before := fw.playing()
 	per := map[string]int{}
 	for _, v := range before {

@@ -248,13 +248,12 @@ func (w *world) run(user discordemu.Snowflake, name string, opts ...discordemu.O
 
 func (w *world) join(user, channel discordemu.Snowflake) {
 	w.t.Helper()
+	// The emulator dispatches the voice state at once, and the shard
+	// handles its dispatches in order: an interaction invoked after this
+	// reaches the shard after the voice state. Nothing to wait for.
 	if err := w.discord.JoinVoice(w.guild, user, channel); err != nil {
 		w.t.Fatal(err)
 	}
-	// The shard learns of it through the gateway; wait until the cache has
-	// it by polling the emulator's view, then give the dispatch time to
-	// arrive (asserted indirectly by the commands that need it).
-	time.Sleep(100 * time.Millisecond)
 }
 
 // player is the guild's Lavalink player, waiting for cond.
