@@ -137,18 +137,25 @@ func TestFencingNewerActivationWins(t *testing.T) {
 	w.run(w.listener, "play", discordemu.StringOption("query", "old queued"))
 	w.player(playing(""))
 
-	// Another activation takes the session and writes its own state.
+	// The old activation writes off its mailbox: wait until its last
+	// writes (the player's node, the now-playing message) are stored, so
+	// that the next write it makes is the user's.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	st := w.node.store
-	data, err := st.LoadSession(ctx, w.guild.String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var snap clusterpb.SessionSnapshot
-	if err := proto.Unmarshal(data, &snap); err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, "the old activation's writes stored", func() bool {
+		data, err := st.LoadSession(ctx, w.guild.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proto.Unmarshal(data, &snap); err != nil {
+			t.Fatal(err)
+		}
+		return snap.GetLavalinkNode() != "" && snap.GetNowPlayingMessageId() != "" && len(snap.GetQueue()) == 1
+	})
+
+	// Another activation takes the session and writes its own state.
 	epoch, err := st.Activate(ctx, w.guild.String())
 	if err != nil {
 		t.Fatal(err)
