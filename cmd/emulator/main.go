@@ -1,6 +1,10 @@
 // Command emulator runs the Discord and/or Lavalink v4 emulators
 // standalone on loopback, for manual runs of a node and for load tests,
 // and prints their URLs and credentials. It runs until SIGINT/SIGTERM.
+//
+// With -control-addr it also serves the control API of package emuctl
+// (Discord worlds created on demand, load runs measured inside the
+// emulator): cmd/loadgen drives it from another process.
 package main
 
 import (
@@ -13,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
+	"github.com/ensemble-bot/ensemble/internal/discordemu/emuctl"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
 )
 
@@ -34,24 +39,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	shards := fs.Int("shards", 1, "shard count the Discord emulator recommends")
 	speed := fs.Float64("speed", 1, "Lavalink playback clock speed (2 = tracks end twice as fast)")
 	guilds := fs.Int("guilds", 1, "demo guilds to create, each with a text and a voice channel and one member")
+	controlAddr := fs.String("control-addr", "", "serve the load control API (worlds of Discord emulators) on this loopback address; empty: off")
+	maxRecorded := fs.Int("max-recorded", 0, "bound on what the emulators record (requests, gateway payloads, player events): 0 keeps everything, -1 nothing; load runs want -1")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if !*discord && !*lavalink {
-		fmt.Fprintln(stderr, "emulator: nothing to run (-discord=false and -lavalink=false)")
+	if !*discord && !*lavalink && *controlAddr == "" {
+		fmt.Fprintln(stderr, "emulator: nothing to run (-discord=false, -lavalink=false and no -control-addr)")
 		return 2
 	}
 	if *lavalink {
-		l, err := lavalinkemu.Start(ctx, lavalinkemu.Config{Addr: *lavalinkAddr, Password: *password, Speed: *speed})
+		l, err := lavalinkemu.Start(ctx, lavalinkemu.Config{Addr: *lavalinkAddr, Password: *password, Speed: *speed,
+			MaxRecordedRequests: *maxRecorded, MaxRecordedEvents: *maxRecorded})
 		if err != nil {
 			fmt.Fprintln(stderr, "emulator: lavalink:", err)
 			return 1
 		}
 		defer l.Close()
-		fmt.Fprintf(stdout, "lavalink  address=%s url=%s password=%s\n", l.Addr(), l.URL(), *password)
+		// A password the caller chose is not echoed: it knows it, and the output may
+		// end up in a log.
+		given := false
+		fs.Visit(func(f *flag.Flag) { given = given || f.Name == "lavalink-password" })
+		if given {
+			fmt.Fprintf(stdout, "lavalink  address=%s url=%s\n", l.Addr(), l.URL())
+		} else {
+			fmt.Fprintf(stdout, "lavalink  address=%s url=%s password=%s\n", l.Addr(), l.URL(), *password)
+		}
 	}
 	if *discord {
-		d, err := discordemu.Start(ctx, discordemu.Config{Addr: *discordAddr, Shards: *shards})
+		d, err := discordemu.Start(ctx, discordemu.Config{Addr: *discordAddr, Shards: *shards, MaxRecorded: *maxRecorded})
 		if err != nil {
 			fmt.Fprintln(stderr, "emulator: discord:", err)
 			return 1
@@ -70,8 +86,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, g)
 		}
 	}
+	var served <-chan error
+	if *controlAddr != "" {
+		ctl := emuctl.NewServer(discordemu.Config{MaxRecorded: *maxRecorded}, nil)
+		defer ctl.Close()
+		addr, done, err := emuctl.Listen(ctx, *controlAddr, ctl)
+		if err != nil {
+			fmt.Fprintln(stderr, "emulator: control:", err)
+			return 1
+		}
+		served = done
+		fmt.Fprintf(stdout, "control   url=http://%s\n", addr)
+	}
 	fmt.Fprintln(stdout, "ready; Ctrl-C to stop")
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		fmt.Fprintln(stderr, "emulator: control server stopped:", err)
+		return 1
+	}
 	return 0
 }
 

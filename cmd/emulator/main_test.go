@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ensemble-bot/ensemble/internal/discordemu/emuctl"
 )
 
 // TestEmulatorPrintsWorkingEndpoints runs the command and talks to what it
@@ -60,6 +62,47 @@ func TestEmulatorPrintsWorkingEndpoints(t *testing.T) {
 	}
 	if code, body := get(fields["rest_url"]+"/gateway/bot", "Bot "+fields["DISCORD_TOKEN"]); code != 200 || !strings.Contains(body, `"shards":2`) {
 		t.Fatalf("discord /gateway/bot = %d %q", code, body)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit code %d", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("emulator did not stop")
+	}
+}
+
+// TestControlAPI runs the Lavalink emulator with a given password and the
+// control API, and makes a world through what it printed.
+func TestControlAPI(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"-discord=false", "-lavalink-addr", "127.0.0.1:0", "-lavalink-password", "SECRET-pw",
+			"-control-addr", "127.0.0.1:0", "-max-recorded", "-1"}, pw, io.Discard)
+		pw.Close()
+	}()
+	url := ""
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() && sc.Text() != "ready; Ctrl-C to stop" {
+		if u, ok := strings.CutPrefix(sc.Text(), "control   url="); ok {
+			url = u
+		}
+		if strings.Contains(sc.Text(), "SECRET") {
+			t.Errorf("a password given on the command line was echoed: %q", sc.Text())
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	c := &emuctl.Client{URL: url}
+	w, err := c.NewWorld(ctx, emuctl.WorldSpec{Guilds: 2})
+	if err != nil {
+		t.Fatalf("control at %q: %v", url, err)
+	}
+	if w.Guilds != 2 {
+		t.Fatalf("world %+v, want 2 guilds", w)
 	}
 	cancel()
 	select {

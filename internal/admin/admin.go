@@ -1,6 +1,9 @@
 // Package admin serves a node's operational HTTP endpoints: /healthz
 // (liveness: the process answers), /readyz (readiness: every component the
-// node needs to serve users is up, and which are not) and /metrics.
+// node needs to serve users is up, and which are not), /metrics, and, to
+// loopback clients only, /debug/memstats and /debug/pprof/ (profile, heap,
+// allocs, goroutine, threadcreate, mutex, block) for load tests and
+// profiling.
 package admin
 
 import (
@@ -88,6 +91,7 @@ func Handler(g prometheus.Gatherer, r *Readiness) http.Handler {
 		_ = json.NewEncoder(w).Encode(rep)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	registerDebug(mux)
 	return mux
 }
 

@@ -1,6 +1,7 @@
 package discordemu
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -100,6 +102,14 @@ type session struct {
 	ready       bool // READY or RESUMED sent on the current connection
 }
 
+// replayable is what a RESUME can replay: the last n dispatches.
+func (s *session) replayable(n int) []bufferedDispatch {
+	if len(s.buf) > n {
+		return s.buf[len(s.buf)-n:]
+	}
+	return s.buf
+}
+
 type bufferedDispatch struct {
 	seq     int
 	payload []byte
@@ -121,6 +131,7 @@ type SessionInfo struct {
 }
 
 type outFrame struct {
+	replay    bool // part of a RESUME replay (gwConn.replaying counts them)
 	payload   []byte
 	closeCode int
 	closeText string
@@ -137,6 +148,9 @@ type gwConn struct {
 	out  chan outFrame
 	done chan struct{}
 	once sync.Once
+	// replaying counts replayed frames not yet written, which the GatewayQueue bound
+	// leaves out.
+	replaying atomic.Int64
 
 	// guarded by e.mu
 	sess          *session
@@ -166,7 +180,10 @@ func (e *Emulator) serveGateway(w http.ResponseWriter, r *http.Request) {
 	if encErr != nil {
 		enc, comp = plainEncoder{}, CompressionNone
 	}
-	c := &gwConn{e: e, ws: ws, enc: enc, comp: comp, out: make(chan outFrame, outQueue), done: make(chan struct{})}
+	// Room for a full RESUME replay on top of the live queue: a replay must not count as
+	// the client being slow (Discord streams it), or a client that fell behind could never
+	// resume.
+	c := &gwConn{e: e, ws: ws, enc: enc, comp: comp, out: make(chan outFrame, e.cfg.GatewayQueue+e.cfg.ReplayBuffer), done: make(chan struct{})}
 
 	e.mu.Lock()
 	if e.closed {
@@ -200,22 +217,45 @@ func (e *Emulator) serveGateway(w http.ResponseWriter, r *http.Request) {
 }
 
 func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	buf.Grow(2048) // an INTERACTION_CREATE's size: no regrowth on the hot path
+	if err := appendJSON(&buf, v); err != nil {
 		panic(err) // only emulator-built values are marshalled here
 	}
-	return b
+	return buf.Bytes()
 }
 
-// sendLocked queues a payload. A client that cannot keep up with 4096 queued payloads is
-// disconnected rather than allowed to grow the emulator's memory without bound.
+// sendLocked queues a payload. A client that cannot keep up with Config.GatewayQueue
+// queued payloads is disconnected rather than allowed to grow the emulator's memory
+// without bound.
 func (c *gwConn) sendLocked(payload []byte, onSent func(time.Time)) {
 	if c.closing {
 		return
 	}
+	if len(c.out)-int(c.replaying.Load()) < c.e.cfg.GatewayQueue {
+		// Never blocks (the channel has room for a replay on top), and must not: the
+		// writer takes e.mu to report a write.
+		select {
+		case c.out <- outFrame{payload: payload, onSent: onSent}:
+			return
+		default:
+		}
+	}
+	c.e.slowDisconnects++
+	c.closing = true
+	go c.kill()
+}
+
+// replayLocked queues a payload of a RESUME replay, in the room the queue keeps for one.
+func (c *gwConn) replayLocked(payload []byte, onSent func(time.Time)) {
+	if c.closing {
+		return
+	}
+	c.replaying.Add(1)
 	select {
-	case c.out <- outFrame{payload: payload, onSent: onSent}:
+	case c.out <- outFrame{payload: payload, onSent: onSent, replay: true}:
 	default:
+		c.replaying.Add(-1)
 		c.closing = true
 		go c.kill()
 	}
@@ -261,6 +301,9 @@ func (c *gwConn) writeLoop() {
 				}
 				c.kill()
 				return
+			}
+			if f.replay {
+				c.replaying.Add(-1)
 			}
 			mt, data, err := c.enc.encode(f.payload)
 			if err == nil {
@@ -535,7 +578,11 @@ func (c *gwConn) resumeLocked(d json.RawMessage, rec *RecordedPayload) {
 		return
 	}
 	// The dispatches the client missed must all still be buffered, else it cannot resume.
-	if ok && len(s.buf) > 0 && seq < s.buf[0].seq-1 {
+	var buf []bufferedDispatch
+	if ok {
+		buf = s.replayable(e.cfg.ReplayBuffer)
+	}
+	if ok && len(buf) > 0 && seq < buf[0].seq-1 {
 		e.dropSessionLocked(s)
 		ok = false
 	}
@@ -553,9 +600,9 @@ func (c *gwConn) resumeLocked(d json.RawMessage, rec *RecordedPayload) {
 	c.sess = s
 	s.resumes++
 	s.replayed = 0
-	for _, b := range s.buf {
+	for _, b := range buf {
 		if b.seq > seq {
-			c.sendLocked(b.payload, b.onSent)
+			c.replayLocked(b.payload, b.onSent)
 			s.replayed++
 		}
 	}
@@ -627,8 +674,11 @@ func (e *Emulator) dispatchLocked(s *session, t string, d any, onSent func(time.
 	s.seq++
 	payload := mustJSON(map[string]any{"op": opDispatch, "s": s.seq, "t": t, "d": d})
 	s.buf = append(s.buf, bufferedDispatch{seq: s.seq, payload: payload, onSent: onSent})
-	if over := len(s.buf) - e.cfg.ReplayBuffer; over > 0 {
-		s.buf = append([]bufferedDispatch(nil), s.buf[over:]...)
+	// Trimming only at twice the bound keeps a dispatch O(1) amortized (copying a full
+	// buffer on every dispatch was most of the emulator's CPU under load); replayable
+	// still offers exactly the last ReplayBuffer dispatches.
+	if len(s.buf) >= 2*e.cfg.ReplayBuffer {
+		s.buf = append([]bufferedDispatch(nil), s.replayable(e.cfg.ReplayBuffer)...)
 	}
 	if s.conn != nil {
 		s.conn.sendLocked(payload, onSent)

@@ -210,6 +210,13 @@ func (e *Emulator) AddGuild(g Guild) error {
 		gs.order = append(gs.order, e.cfg.BotUserID)
 	}
 	e.guilds[g.ID] = gs
+	for id := range gs.channels {
+		// The first guild to claim a channel ID keeps it, as a scan in ID order would not
+		// promise anything better for IDs that a test reused.
+		if _, taken := e.channelGuild[id]; !taken {
+			e.channelGuild[id] = gs
+		}
+	}
 	for _, s := range e.ownersLocked(g.ID) {
 		if s.intents&intentGuilds != 0 {
 			e.dispatchLocked(s, "GUILD_CREATE", e.guildCreatePayloadLocked(gs), nil)
@@ -477,10 +484,16 @@ func (e *Emulator) AddMember(guildID Snowflake, m Member) error {
 func (e *Emulator) RemoveGuild(guildID Snowflake) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if _, ok := e.guilds[guildID]; !ok {
+	gs, ok := e.guilds[guildID]
+	if !ok {
 		return ErrNoGuild
 	}
 	delete(e.guilds, guildID)
+	for id := range gs.channels {
+		if e.channelGuild[id] == gs {
+			delete(e.channelGuild, id)
+		}
+	}
 	delete(e.guildCmds, guildID)
 	for _, s := range e.ownersLocked(guildID) {
 		if s.intents&intentGuilds != 0 {

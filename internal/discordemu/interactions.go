@@ -146,6 +146,7 @@ type Interaction struct {
 	followups []*storedMessage
 	changed   chan struct{}
 	shard     int
+	late      bool // an initial response came after the deadline and was refused
 }
 
 func (ix *Interaction) notifyLocked() {
@@ -494,6 +495,7 @@ func (e *Emulator) callback(id Snowflake, token string, body []byte, withRespons
 		start = ix.Created
 	}
 	if now.Sub(start) > e.cfg.InteractionDeadline {
+		ix.late = true
 		e.recordErrorLocked(ProtocolError{At: now, Kind: ErrLateInteraction, Shard: ix.shard, GuildID: ix.GuildID,
 			Detail: "interaction " + ix.ID.String() + " answered after " + now.Sub(start).String()})
 		return 0, nil, &formError{status: 404, code: 10062, message: "Unknown interaction"}
@@ -747,10 +749,16 @@ func (e *Emulator) Interaction(id Snowflake) (*Interaction, bool) {
 	return ix, ok
 }
 
+// minPruneAt is the interaction count below which no sweep runs.
+const minPruneAt = 20000
+
 // pruneInteractionsLocked forgets interactions whose token expired, so a long load test
-// does not grow the maps without bound. It sweeps only when the map is large.
+// does not grow the maps without bound. It sweeps only when the map is large, and the next
+// sweep waits until the map has doubled: with every token still valid (a load of more than
+// 20000 interactions within the token lifetime) a sweep per dispatch would make each
+// dispatch O(n).
 func (e *Emulator) pruneInteractionsLocked() {
-	if len(e.interactions) < 20000 {
+	if len(e.interactions) < e.pruneAt {
 		return
 	}
 	horizon := time.Now().Add(-e.cfg.TokenLifetime - e.cfg.InteractionDeadline)
@@ -760,4 +768,5 @@ func (e *Emulator) pruneInteractionsLocked() {
 			delete(e.byToken, ix.Token)
 		}
 	}
+	e.pruneAt = max(minPruneAt, 2*len(e.interactions))
 }

@@ -327,7 +327,7 @@ var errUnknownChannel = &formError{status: 404, code: 10003, message: "Unknown C
 
 // channelLocked finds a channel in any guild the bot is in.
 func (e *Emulator) channelLocked(id Snowflake) (*guildState, *Channel) {
-	for _, g := range e.guilds {
+	if g, ok := e.channelGuild[id]; ok {
 		if c, ok := g.channels[id]; ok {
 			return g, c
 		}

@@ -15,6 +15,11 @@
 // (InvokeUnregistered plays a client with an outdated command list). Faults are injected
 // with Reconnect, InvalidateSession, CloseShard and RateLimitNext; Config.OpaqueToken and
 // Config.OmitInteractionChannel play a third-party Discord-compatible server.
+//
+// For load tests, AddLoadGuilds builds many guilds with listeners in voice and RunLoad
+// sends a fixed-rate, open-loop mix of commands and reports what happened to each
+// interaction (package emuctl serves this to a driver in another process);
+// Config.MaxRecorded and Config.GatewayQueue keep such runs cheap.
 package discordemu
 
 import (
@@ -78,6 +83,14 @@ type Config struct {
 	GlobalRateLimit int
 	// BotName is the bot user's username. Default "Ensemble".
 	BotName string
+	// MaxRecorded bounds the Recorder (for load runs): 0 keeps everything, a negative
+	// value records nothing, a positive one keeps the newest MaxRecorded REST requests
+	// and as many gateway payloads.
+	MaxRecorded int
+	// GatewayQueue is how many frames may wait to be written to one gateway connection
+	// before the client is deemed too slow and disconnected. Default 4096; a world of
+	// many guilds needs more, since READY is followed by one GUILD_CREATE per guild at once.
+	GatewayQueue int
 	// Logger for emulator diagnostics. Default: discard.
 	Logger *slog.Logger
 }
@@ -122,6 +135,9 @@ func (c *Config) applyDefaults() {
 	if c.BotName == "" {
 		c.BotName = "Ensemble"
 	}
+	if c.GatewayQueue <= 0 {
+		c.GatewayQueue = outQueue
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -152,6 +168,9 @@ type Emulator struct {
 	channelMsgs         map[Snowflake][]Snowflake
 	globalCmds          []*Command
 	guildCmds           map[Snowflake][]*Command
+	channelGuild        map[Snowflake]*guildState // channel → guild, so REST lookups do not scan every guild
+	pruneAt             int                       // interaction count at which the next sweep runs
+	slowDisconnects     int                       // connections dropped for not reading (GatewayQueue)
 	rateLimits          []*rateLimitRule
 	globalWindow        []time.Time // bot-authenticated request times in the last second
 	done                chan struct{}
@@ -177,7 +196,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		cfg:                 cfg,
 		token:               makeToken(cfg),
 		ln:                  ln,
-		rec:                 &Recorder{},
+		rec:                 &Recorder{max: cfg.MaxRecorded},
 		log:                 cfg.Logger,
 		base:                "http://" + ln.Addr().String(),
 		guilds:              map[Snowflake]*guildState{},
@@ -191,6 +210,8 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		messages:            map[Snowflake]*storedMessage{},
 		channelMsgs:         map[Snowflake][]Snowflake{},
 		guildCmds:           map[Snowflake][]*Command{},
+		channelGuild:        map[Snowflake]*guildState{},
+		pruneAt:             minPruneAt,
 		done:                make(chan struct{}),
 	}
 	e.srv = &http.Server{Handler: e.routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -309,6 +330,14 @@ func (e *Emulator) recordErrorLocked(p ProtocolError) {
 	e.errs = append(e.errs, p)
 	e.notifyLocked()
 	e.log.Warn("discordemu: protocol error", "kind", p.Kind, "shard", p.Shard, "guild", p.GuildID, "detail", p.Detail)
+}
+
+// SlowDisconnects counts the gateway connections dropped because the client did not read
+// fast enough (more than Config.GatewayQueue payloads waiting).
+func (e *Emulator) SlowDisconnects() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.slowDisconnects
 }
 
 // Errors returns every protocol error recorded so far.
