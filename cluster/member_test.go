@@ -112,3 +112,40 @@ func TestStartReportsBusyPort(t *testing.T) {
 		t.Fatalf("Start on a busy port = %v", err)
 	}
 }
+
+// TestStoppedGrainsLeaveThePIDCache: a grain that stops (passivates) is
+// forgotten by the member's PID cache (protoactor's cluster middleware
+// removes it on Stopped), so a node does not keep every grain it ever
+// ran; the next call activates it afresh.
+func TestStoppedGrainsLeaveThePIDCache(t *testing.T) {
+	kind := pcluster.NewKind("counter", actor.PropsFromProducer(func() actor.Actor { return &counterGrain{} }))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := Start(ctx, testConfig(), Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Kinds: []*pcluster.Kind{kind}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop(false)
+	if _, err := m.Cluster.Request("guild-a", "counter", wrapperspb.String("x")); err != nil {
+		t.Fatal(err)
+	}
+	pid, ok := m.Cluster.PidCache.Get("guild-a", "counter")
+	if !ok {
+		t.Fatal("an active grain is not in the PID cache")
+	}
+	m.System.Root.Poison(pid) // as a passivation does
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := m.Cluster.PidCache.Get("guild-a", "counter"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a stopped grain stayed in the PID cache")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	res, err := m.Cluster.Request("guild-a", "counter", wrapperspb.String("y"))
+	if err != nil || res.(*wrapperspb.StringValue).Value != "guild-a/y/1" {
+		t.Fatalf("after the stop: %v %v, want a fresh activation", res, err)
+	}
+}

@@ -49,7 +49,7 @@ func (o *Ordered) Submit(key string, fn func()) bool {
 		q = &keyQueue{}
 		o.keys[key] = q
 		o.wg.Add(1)
-		go o.run(key, q)
+		Go(func() { o.run(key, q) })
 	} else if len(q.jobs) >= o.perKey {
 		return false
 	}

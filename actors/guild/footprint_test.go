@@ -154,8 +154,13 @@ func heapAfterGC() (uint64, int) {
 	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc, runtime.NumGoroutine()
+	return ms.HeapAlloc, goroutines()
 }
+
+// goroutines counts the goroutines apart from the member-wide workers of
+// cluster.Go, which outlive their jobs by a few seconds and belong to no
+// grain.
+func goroutines() int { return runtime.NumGoroutine() - ecluster.Workers() }
 
 // waitGoroutines waits until the goroutine count is at most want (or, with
 // want < 0, until it stops changing) and returns it. The answer goroutines
@@ -165,10 +170,10 @@ func heapAfterGC() (uint64, int) {
 func waitGoroutines(tb testing.TB, want int) int {
 	tb.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	last, stable := runtime.NumGoroutine(), 0
+	last, stable := goroutines(), 0
 	for time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
-		n := runtime.NumGoroutine()
+		n := goroutines()
 		if want >= 0 && n <= want {
 			return n
 		}
@@ -181,7 +186,7 @@ func waitGoroutines(tb testing.TB, want int) int {
 			return n
 		}
 	}
-	return runtime.NumGoroutine()
+	return goroutines()
 }
 
 // BenchmarkIdleGuildFootprint reports the heap and goroutines an activated

@@ -279,7 +279,7 @@ func (g *Grain) logger() *slog.Logger { return g.deps.Log.With("guild", g.guildI
 // report runs f off the mailbox and sends its result back to the grain.
 func (g *Grain) report(f func() any) {
 	self, root := g.ctx.Self(), g.ctx.ActorSystem().Root
-	go func() { root.Send(self, f()) }()
+	ecluster.Go(func() { root.Send(self, f()) })
 }
 
 // Handle takes one interaction from the shard.
@@ -425,7 +425,8 @@ func (g *Grain) onSessionDone(msg sessionDone) {
 func (g *Grain) track(w *work) {
 	if w.ans == nil {
 		w.ans = newAnswer()
-		go w.ans.run(g.answerSpec(w))
+		spec := g.answerSpec(w)
+		ecluster.Go(func() { w.ans.run(spec) })
 	}
 }
 
@@ -443,7 +444,8 @@ func (g *Grain) finish(w *work, r *clusterpb.Reply) {
 	}
 	w.ans = newAnswer()
 	w.ans.finish(r)
-	go w.ans.run(g.answerSpec(w))
+	spec := g.answerSpec(w)
+	ecluster.Go(func() { w.ans.run(spec) })
 }
 
 func (g *Grain) answerSpec(w *work) answerSpec {
@@ -480,7 +482,7 @@ func (g *Grain) autocomplete(in *clusterpb.Interaction) {
 		}
 	}
 	search, replier, log, timeout, guild := g.deps.Search, g.deps.Replier, g.deps.Log, g.deps.CallTimeout, g.guildID()
-	go func() {
+	ecluster.Go(func() {
 		var choices []*clusterpb.Choice
 		if q, err := music.ValidateQuery(typed); err == nil && q.Search && search != nil {
 			// Autocomplete must answer within the deadline or not at all.
@@ -509,7 +511,7 @@ func (g *Grain) autocomplete(in *clusterpb.Interaction) {
 		if err := replier.Autocomplete(c, in.GetId(), in.GetToken(), choices); err != nil {
 			log.Warn("autocomplete", "err", err, "guild", guild)
 		}
-	}()
+	})
 }
 
 // recoverPanic, deferred by every handler, stops the activation on a

@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 	"runtime/debug"
+
+	ecluster "github.com/ensemble-bot/ensemble/cluster"
 )
 
 // lane is a kind of side effect the grain starts but never waits for:
@@ -52,14 +54,14 @@ func (g *Grain) do(l lane, run func(ctx context.Context) any, then func(any)) {
 	}
 }
 
-// startLane runs the lane's head in a goroutine that reports back by
-// message. The goroutine exists only while the lane has work, so an idle
-// grain has none.
+// startLane runs the lane's head on a pooled goroutine (cluster.Go) that
+// reports back by message. The grain holds a goroutine only while the
+// lane has work, so an idle grain has none.
 func (g *Grain) startLane(l lane) {
 	lq := &g.lanes[l]
 	lq.busy = true
 	run, timeout, self, root := lq.q[0].run, g.deps.CallTimeout, g.self, g.sys.Root
-	go func() {
+	ecluster.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		var result any
@@ -70,7 +72,7 @@ func (g *Grain) startLane(l lane) {
 			root.Send(self, effectDone{lane: l, result: result})
 		}()
 		result = run(ctx)
-	}()
+	})
 }
 
 // effectPanic is the result of an effect that panicked: the activation

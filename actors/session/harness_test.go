@@ -138,6 +138,8 @@ type fakeGateway struct {
 	updates []string
 	// fail refuses op 4; silent accepts it but Discord never answers.
 	fail, silent bool
+	// answered counts the op 4s whose voice events the session took.
+	answered int
 }
 
 func (g *fakeGateway) UpdateVoice(_ context.Context, guildID, channelID string) error {
@@ -163,6 +165,9 @@ func (g *fakeGateway) UpdateVoice(_ context.Context, guildID, channelID string) 
 				return client.Voice(&clusterpb.VoiceEvent{GuildId: guildID, Event: &clusterpb.VoiceEvent_Server{Server: &clusterpb.VoiceServer{Token: "voice-token", Endpoint: "voice.example:443"}}}, opts...)
 			})
 		}
+		g.mu.Lock()
+		g.answered++
+		g.mu.Unlock()
 	}()
 	return nil
 }

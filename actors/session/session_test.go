@@ -160,8 +160,14 @@ func TestLeaveForgetsTheSession(t *testing.T) {
 	if r := h.exec("leave"); r.GetEphemeral() {
 		t.Fatalf("leave refused: %q", r.GetContent())
 	}
-	// fakeGateway delivers the bot's voice state with no channel.
-	time.Sleep(200 * time.Millisecond)
+	// fakeGateway delivers the bot's voice state with no channel; the
+	// session has taken it once the call returned.
+	h.waitFor("the leave's voice event taken", func() bool {
+		h.gateway.mu.Lock()
+		defer h.gateway.mu.Unlock()
+		return h.gateway.answered == 2
+	})
+	h.exec("queue") // after anything that event started
 	h.waitFor("snapshot deleted", func() bool { return h.snapshot() == nil })
 	list, err := h.store.Sessions(context.Background())
 	if err != nil || len(list) != 0 {
@@ -302,17 +308,32 @@ func TestTrackEndAdvancesWithLoopModes(t *testing.T) {
 	h.stored("nothing current", func(s *clusterpb.SessionSnapshot) bool { return s.GetCurrent() == nil })
 }
 
+// TestNowPlayingEditsAreCoalesced: changes within the coalescing delay
+// make one edit. The delay's timer is held and fired by the test, so
+// "no further edit" is checked after the only flush there is.
 func TestNowPlayingEditsAreCoalesced(t *testing.T) {
-	h := newHarness(t, func(d *Deps) { d.NowPlayingDelay = 300 * time.Millisecond })
+	timers := &manualTimers{}
+	h := newHarness(t, func(d *Deps) { d.NowPlayingDelay, d.AfterFunc = 2*time.Hour, timers.AfterFunc })
 	h.exec("play", opt("query", "np"))
+	timers.fire(t)
 	h.waitFor("posted", func() bool { c, _ := h.messages.counts(); return c == 1 })
 	for i := 0; i < 10; i++ {
 		h.exec("volume", opt("level", fmt.Sprint(50+i)))
 	}
-	h.waitFor("edited", func() bool { _, e := h.messages.counts(); return e >= 1 })
-	time.Sleep(600 * time.Millisecond) // let any further flush happen
-	if _, e := h.messages.counts(); e > 2 {
-		t.Fatalf("10 quick changes made %d edits, want them coalesced", e)
+	timers.mu.Lock()
+	scheduled := len(timers.held)
+	timers.mu.Unlock()
+	if scheduled != 1 {
+		t.Fatalf("10 quick changes scheduled %d flushes, want 1", scheduled)
+	}
+	timers.fire(t)
+	h.waitFor("edited", func() bool { _, e := h.messages.counts(); return e == 1 })
+	h.exec("queue") // after the flush and its effect's report in the mailbox
+	timers.mu.Lock()
+	scheduled = len(timers.held)
+	timers.mu.Unlock()
+	if c, e := h.messages.counts(); c != 1 || e != 1 || scheduled != 0 {
+		t.Fatalf("after one flush: %d posts, %d edits, %d flushes scheduled; want 1, 1, 0", c, e, scheduled)
 	}
 	h.messages.mu.Lock()
 	last := fmt.Sprint(h.messages.last.GetEmbeds())
@@ -326,6 +347,11 @@ func TestFencedActivationStops(t *testing.T) {
 	h := newHarness(t, nil)
 	h.exec("play", opt("query", "old"))
 	h.waitFor("playing", func() bool { _, n := h.audio.lastPlay(); return n == 1 })
+	// Its writes run off the mailbox: once the player's node and the
+	// now-playing message are stored, the next write is the user's.
+	h.stored("the node and the now-playing message", func(s *clusterpb.SessionSnapshot) bool {
+		return s.GetLavalinkNode() != "" && s.GetNowPlayingMessageId() != ""
+	})
 	if _, err := h.store.Activate(context.Background(), testGuild); err != nil {
 		t.Fatal(err)
 	}

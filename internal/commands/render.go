@@ -180,7 +180,7 @@ func neutralizeMentions(s string) string {
 	if !strings.Contains(s, "@everyone") && !strings.Contains(s, "@here") {
 		return s
 	}
-	return strings.NewReplacer("@everyone", "@"+zeroWidthSpace+"everyone", "@here", "@"+zeroWidthSpace+"here").Replace(s)
+	return massMentions.Replace(s)
 }
 
 func truncate(s string, limit int) string {
@@ -199,3 +199,7 @@ func nonEmpty(s string) string {
 	}
 	return s
 }
+
+// massMentions defuses @everyone and @here. Built once: a Replacer is
+// costly to build, and replies are rendered on every command.
+var massMentions = strings.NewReplacer("@everyone", "@"+zeroWidthSpace+"everyone", "@here", "@"+zeroWidthSpace+"here")

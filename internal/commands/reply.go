@@ -273,7 +273,7 @@ func linkURL(u string) string {
 	if strings.ContainsFunc(u, func(r rune) bool { return r <= ' ' || r == 0x7f || r > 0x7e }) {
 		return ""
 	}
-	return strings.NewReplacer("(", "%28", ")", "%29", "<", "%3C", ">", "%3E").Replace(u)
+	return linkEscapes.Replace(u)
 }
 
 // escapeRune returns how r is shown in escaped text: Markdown characters get
@@ -329,3 +329,6 @@ func escapeLine(s string, limit int) string {
 // any reply: one line, Markdown, links and mentions escaped, at most 200
 // characters.
 func Escape(s string) string { return escapeLine(s, 200) }
+
+// linkEscapes keeps a URL from ending a Markdown link early; built once.
+var linkEscapes = strings.NewReplacer("(", "%28", ")", "%29", "<", "%3C", ">", "%3E")
