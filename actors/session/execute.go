@@ -40,6 +40,16 @@ func (g *Grain) execute(sender *actor.PID, req *clusterpb.SessionRequest) {
 		g.respond(sender, r)
 		return
 	}
+	// Reads (/queue, /nowplaying) change nothing: they are answered at
+	// once, never behind a command that waits for the store or Lavalink.
+	if c, ok := commands.Lookup(req.GetCommand()); ok && c.IdleAnswer {
+		g.prelude(req)
+		g.run(req, func(reply *clusterpb.SessionReply, _ bool) {
+			reply.Active = !g.st.empty()
+			g.respond(sender, reply)
+		})
+		return
+	}
 	id := req.GetRequestId()
 	if r, ok := g.replies.Get(id, g.clock(), replyBounds); ok {
 		g.respond(sender, r)
@@ -68,6 +78,24 @@ func (g *Grain) execute(sender *actor.PID, req *clusterpb.SessionRequest) {
 func (g *Grain) start(c *command) {
 	g.cmd = c
 	req := c.req
+	g.prelude(req)
+	g.run(req, func(reply *clusterpb.SessionReply, changed bool) {
+		if !changed {
+			g.finish(c, reply)
+			return
+		}
+		g.save(func(stored bool) {
+			if !stored && !g.fenced {
+				reply.Reply.Content += "\n(Not saved yet: storage is unavailable; retrying.)"
+			}
+			g.finish(c, reply)
+		})
+	})
+}
+
+// prelude applies what every command brings: the channel of the
+// now-playing message, and a new session's default volume.
+func (g *Grain) prelude(req *clusterpb.SessionRequest) {
 	switch announce := req.GetAnnounceChannelId(); {
 	case announce != "" && announce != g.st.textChannelID:
 		// The guild set (or changed) its announce channel: the
@@ -86,18 +114,6 @@ func (g *Grain) start(c *command) {
 			g.st.volume = v
 		}
 	}
-	g.run(req, func(reply *clusterpb.SessionReply, changed bool) {
-		if !changed {
-			g.finish(c, reply)
-			return
-		}
-		g.save(func(stored bool) {
-			if !stored && !g.fenced {
-				reply.Reply.Content += "\n(Not saved yet: storage is unavailable; retrying.)"
-			}
-			g.finish(c, reply)
-		})
-	})
 }
 
 // finish answers c and starts the next waiting command.
