@@ -352,6 +352,9 @@ func (g *Grain) answerRequest(r request, refusal *clusterpb.SessionReply, err er
 func (g *Grain) panicked(r any, sender *actor.PID) {
 	g.log.Error("session "+g.guildID+" panic; stopping the activation", "panic", r, "stack", string(debug.Stack()))
 	g.fenced, g.broken = true, true
+	// Stop first: a caller that retries as soon as it has its answer must
+	// find the poison ahead of its call, and so a fresh activation.
+	g.poison()
 	if sender != nil {
 		g.respond(sender, cluster.FromError(fmt.Errorf("session %s: internal error", g.guildID)))
 	}
@@ -361,7 +364,6 @@ func (g *Grain) panicked(r any, sender *actor.PID) {
 		}
 	}
 	g.cmd, g.cmds = nil, nil
-	g.poison()
 }
 
 func (g *Grain) respond(to *actor.PID, msg proto.Message) {

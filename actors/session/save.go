@@ -135,10 +135,10 @@ func (g *Grain) fence() {
 	}
 	g.fenced = true
 	g.log.Warn("a newer activation owns this session; stopping", "epoch", g.epoch)
+	g.poison() // before the answers: a retry must reach a new activation
 	waiters := g.sv.waiters
 	g.sv.waiters = nil
 	for _, w := range waiters {
 		w.done(false)
 	}
-	g.poison()
 }
