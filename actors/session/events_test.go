@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -305,5 +306,33 @@ func TestRepliesSayWhetherTheSessionIsActive(t *testing.T) {
 	}
 	if active("leave") {
 		t.Fatal("a session that left says it is active")
+	}
+}
+
+// TestStopLocalStoresWhatIsPending: a member's stop has its sessions
+// store every change first: a voice update (stored off the mailbox after
+// it is acknowledged) is in the store once StopLocal returns, and the
+// session is stopped.
+func TestStopLocalStoresWhatIsPending(t *testing.T) {
+	h := newHarness(t, nil)
+	h.exec("play", opt("query", "x"))
+	h.waitFor("playing", func() bool { _, n := h.audio.lastPlay(); return n == 1 })
+	h.event(&clusterpb.PlayerEvent{Kind: kUpdate}) // nothing to store
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := h.client().Voice(&clusterpb.VoiceEvent{GuildId: testGuild, Event: &clusterpb.VoiceEvent_Server{
+		Server: &clusterpb.VoiceServer{Token: "rotated-token", Endpoint: "voice.example:443"}}}, pcluster.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := StopLocal(ctx, h.member.System)
+	if err != nil || n != 1 {
+		t.Fatalf("StopLocal: %d sessions, %v", n, err)
+	}
+	if tok := h.snapshot().GetVoiceToken(); tok != "rotated-token" {
+		t.Fatalf("stored voice token %q after the stop, want the last one", tok)
+	}
+	if n, _ := StopLocal(ctx, h.member.System); n != 0 {
+		t.Fatalf("%d sessions still active after StopLocal", n)
 	}
 }

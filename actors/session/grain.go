@@ -194,6 +194,8 @@ func (g *Grain) Receive(ctx actor.Context) {
 		g.request(request{sender: sender, method: m.MethodIndex, data: m.MessageData})
 	case effectDone:
 		g.effectFinished(m)
+	case flushReq:
+		g.flush(ctx.Sender())
 	default:
 		if g.st != nil && !g.fenced && !g.stopped {
 			g.timer(m)
@@ -204,6 +206,7 @@ func (g *Grain) Receive(ctx actor.Context) {
 // init starts reading the snapshot; requests wait until it is read.
 func (g *Grain) init(ctx actor.Context, m *cluster.ClusterInit) {
 	g.sys, g.self = ctx.ActorSystem(), ctx.Self()
+	register(g.sys, g.self)
 	g.guildID = m.Identity.GetIdentity()
 	g.log = g.deps.Log.With("guild", g.guildID)
 	g.loading = true
@@ -297,6 +300,7 @@ func (g *Grain) stopping() {
 		return
 	}
 	g.stopped = true
+	unregister(g.self)
 	for _, t := range []*time.Timer{g.endTimer, g.idleTimer} {
 		if t != nil {
 			t.Stop()

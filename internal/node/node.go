@@ -450,6 +450,11 @@ func (n *Node) stopParts(ctx context.Context) error {
 		if _, err := shard.StopLocal(ctx, n.member.System); err != nil {
 			errs = append(errs, err)
 		}
+		// Sessions write off their mailbox: their last changes must be
+		// stored before the store closes.
+		if _, err := session.StopLocal(ctx, n.member.System); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	// Lavalink before the cluster (its events go to session grains) and
 	// before the workers (its readers submit events until closed).

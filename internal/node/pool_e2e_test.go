@@ -90,7 +90,10 @@ func TestPoolAllNodesDown(t *testing.T) {
 	if err := w.lava.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	after := w.player(func(p lavalinkemu.PlayerInfo) bool {
+	// By itself, within the two backoffs: the pool's reconnection to
+	// the node (up to 30 s apart) and the session's play retries (up to
+	// 15 s apart).
+	after := w.playerWithin(time.Minute, func(p lavalinkemu.PlayerInfo) bool {
 		return playing("")(p) && p.Track.Info.Identifier == before.Track.Info.Identifier
 	})
 	t.Logf("playback resumed by itself at %d ms", after.Position)

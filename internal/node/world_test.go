@@ -259,7 +259,13 @@ func (w *world) join(user, channel discordemu.Snowflake) {
 // player is the guild's Lavalink player, waiting for cond.
 func (w *world) player(cond func(lavalinkemu.PlayerInfo) bool) lavalinkemu.PlayerInfo {
 	w.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	return w.playerWithin(15*time.Second, cond)
+}
+
+// playerWithin is player with its own bound on the wait.
+func (w *world) playerWithin(d time.Duration, cond func(lavalinkemu.PlayerInfo) bool) lavalinkemu.PlayerInfo {
+	w.t.Helper()
+	deadline := time.Now().Add(d)
 	var last lavalinkemu.PlayerInfo
 	for time.Now().Before(deadline) {
 		for _, s := range w.lava.Sessions() {
