@@ -491,7 +491,7 @@ func TestDisgoCloseCodes(t *testing.T) {
 		t.Run(closeTexts[tc.code], func(t *testing.T) {
 			emu := startEmu(t, Config{})
 			closed := make(chan error, 1)
-			client, _ := newBot(t, emu, bot.WithGatewayConfigOpts(gateway.WithCloseHandler(func(_ gateway.Gateway, err error, reconnect bool) {
+			client, ev := newBot(t, emu, bot.WithGatewayConfigOpts(gateway.WithCloseHandler(func(_ gateway.Gateway, err error, reconnect bool) {
 				if !reconnect {
 					closed <- err
 				}
@@ -510,11 +510,16 @@ func TestDisgoCloseCodes(t *testing.T) {
 				if err != nil || s.ID != first.ID {
 					t.Fatalf("no resume: %+v %v", s, err)
 				}
+				// Until disgo has read RESUMED, closing the client would
+				// crash its reader (gateway.go:658 dereferences the session
+				// ID that Close clears).
+				waitEvent[*events.Resumed](t, ev, nil)
 			case "identify":
 				s, err := emu.WaitSession(ctx, func(s SessionInfo) bool { return s.Ready && s.ID != first.ID })
 				if err != nil {
 					t.Fatalf("no new session: %+v %v", s, err)
 				}
+				waitEvent[*events.Ready](t, ev, func(e *events.Ready) bool { return e.SessionID == s.ID })
 				if n := len(emu.Recorder().PayloadsWithOp(opIdentify)); n != 2 {
 					t.Fatalf("%d IDENTIFY payloads", n)
 				}
