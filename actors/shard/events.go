@@ -183,6 +183,25 @@ func (g *grain) onInteraction(at time.Time, i discord.Interaction, payload io.Re
 		g.log.Warn("dropping an empty interaction: nothing to answer it with")
 		return
 	}
+	// From here on, time counts from when the interaction would have
+	// arrived had nothing been behind: Discord's deadline runs from its
+	// creation, not from when a lagging reader got to it.
+	now := g.deps.Now()
+	lag := g.lag.observe(i.ID().Time(), now)
+	if arrived := now.Add(-lag); arrived.Before(at) {
+		at = arrived
+	}
+	// Once behind, the shard sheds until it has nearly caught up: at the
+	// limit itself it would keep a standing backlog of MaxLag, and every
+	// interaction it takes would wait that long.
+	if lag > g.deps.MaxLag || g.shedding > 0 && lag > g.deps.MaxLag/4 {
+		g.shed(at, i, lag)
+		return
+	}
+	if g.shedding > 0 {
+		g.log.Info("shard caught up with its interactions", "answered_busy", g.shedding, "lag", lag)
+		g.shedding = 0
+	}
 	if gid := i.GuildID(); gid != nil && *gid != 0 {
 		if owner := int((uint64(*gid) >> 22) % uint64(g.deps.ShardCount)); owner != g.id {
 			g.log.Warn("refusing interaction for a guild of another shard",
@@ -231,6 +250,19 @@ func (g *grain) onInteraction(at time.Time, i discord.Interaction, payload io.Re
 		g.log.Warn("guild backlog full; answering busy", "guild", in.GetGuildId(), "command", in.GetName())
 		g.refuse(at, i, commands.BusyMessage)
 	}
+}
+
+// shed answers busy an interaction that reached the grain lag after Discord
+// created it: the member is behind on its gateway (reader or mailbox), and
+// handing the interaction on would only make it later, and everyone behind
+// it too. A busy answer costs one REST call, so shedding frees the CPU the
+// member needs to catch up. One line per episode, not one per interaction.
+func (g *grain) shed(at time.Time, i discord.Interaction, lag time.Duration) {
+	if g.shedding == 0 {
+		g.log.Warn("shard behind on its interactions; answering busy until it catches up", "lag", lag, "max_lag", g.deps.MaxLag)
+	}
+	g.shedding++
+	g.refuse(at, i, commands.BusyMessage)
 }
 
 // payloadChannel reads channel_id from an INTERACTION_CREATE payload after

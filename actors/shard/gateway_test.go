@@ -171,6 +171,9 @@ func startFixture(t *testing.T, cfg discordemu.Config, shards int, setup func(*d
 	ordered := cluster.NewOrdered(64, 1000)
 	t.Cleanup(ordered.Close)
 	deps := Deps{
+		// The tests expect each interaction delivered: a stall of a busy
+		// test machine must not shed one.
+		MaxLag:      2500 * time.Millisecond,
 		Token:       secret.New(emu.Token()),
 		GatewayURL:  emu.GatewayURL(),
 		ShardCount:  shards,

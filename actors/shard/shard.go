@@ -101,7 +101,11 @@ type Deps struct {
 	// documents no token format, so these are the only source of both. It
 	// runs in the grain and must not block.
 	OnReady func(appID, botUserID string)
-	Now     func() time.Time
+	// MaxLag is how long after Discord created it an interaction may reach
+	// the grain; later ones are answered busy at once (the member is
+	// behind on its gateway). Default 250 ms, as in cluster.yaml.
+	MaxLag time.Duration
+	Now    func() time.Time
 }
 
 func (d *Deps) defaults() {
@@ -143,6 +147,9 @@ func (d *Deps) defaults() {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.MaxLag <= 0 {
+		d.MaxLag = 250 * time.Millisecond
+	}
 }
 
 // NewKind returns the shard kind. Shards never passivate: an idle shard
@@ -177,6 +184,11 @@ type grain struct {
 	// sends the grain must not wait for.
 	sends  chan gateway.MessageDataVoiceStateUpdate
 	sendWG sync.WaitGroup
+
+	lag lagMeter
+	// shedding counts the interactions answered busy since the shard fell
+	// behind; 0 when it is not behind.
+	shedding int
 }
 
 // Self-messages. They never leave the member, so they need not be protobuf.

@@ -60,7 +60,7 @@ func TestProcessRestartKeepsTheMusic(t *testing.T) {
 %s
 discord: {rest_url: %q, gateway_url: %q}
 lavalink: {nodes: [{name: emu, address: %q}]}
-limits: {command_cooldown: 0s}
+limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
 `, storeYAML, dc.RESTURL(), dc.GatewayURL(), lava.Addr())
 			if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 				t.Fatal(err)

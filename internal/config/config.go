@@ -157,6 +157,10 @@ type Limits struct {
 	// GuildBacklog: interactions and events waiting at the shard for one
 	// guild; past it interactions get a fast "busy" answer.
 	GuildBacklog int `yaml:"guild_backlog"`
+	// ShardMaxLag: how long after Discord created it an interaction may
+	// reach its shard grain; past it the member is behind (its gateway
+	// reader or the shard's mailbox) and the shard answers busy at once.
+	ShardMaxLag time.Duration `yaml:"shard_max_lag"`
 }
 
 // Default returns the built-in defaults that cluster.yaml documents.
@@ -191,6 +195,7 @@ func Default() Config {
 			SessionIdleTimeout:    5 * time.Minute,
 			GuildCommandsInFlight: 16,
 			GuildBacklog:          64,
+			ShardMaxLag:           250 * time.Millisecond,
 		},
 	}
 }
@@ -436,6 +441,9 @@ func (c *Config) validateLimits() error {
 	}
 	if l.GuildBacklog < 1 {
 		return fieldErr("limits.guild_backlog", l.GuildBacklog, "must be at least 1")
+	}
+	if l.ShardMaxLag < 10*time.Millisecond || l.ShardMaxLag > 2500*time.Millisecond {
+		return fieldErr("limits.shard_max_lag", l.ShardMaxLag, "must be between 10ms and 2.5s (Discord's deadline is 3s)")
 	}
 	return nil
 }

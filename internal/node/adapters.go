@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ensemble-bot/ensemble/actors/lavalink"
 	"github.com/ensemble-bot/ensemble/actors/session"
@@ -22,13 +23,35 @@ import (
 var errNoDiscord = errors.New("discord is not configured")
 
 // replier and messages make a missing Discord client an error instead of
-// a nil dereference (the node runs without a token).
-type replier struct{ d *commands.Discord }
+// a nil dereference (the node runs without a token). replier counts the
+// busy answers, wherever the shard, guild or session decided them.
+type replier struct {
+	d    *commands.Discord
+	busy prometheus.Counter
+}
+
+func newReplier(d *commands.Discord, reg prometheus.Registerer) (replier, error) {
+	busy := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ensemble_interactions_busy_total",
+		Help: "Interactions answered busy (past an admission limit, or the member behind on its gateway) instead of handled.",
+	})
+	if err := reg.Register(busy); err != nil {
+		return replier{}, fmt.Errorf("register metrics: %w", err)
+	}
+	return replier{d: d, busy: busy}, nil
+}
+
+func (r replier) count(content string) {
+	if commands.IsBusy(content) {
+		r.busy.Inc()
+	}
+}
 
 func (r replier) Respond(ctx context.Context, id, token string, rep *clusterpb.Reply) error {
 	if r.d == nil {
 		return errNoDiscord
 	}
+	r.count(rep.GetContent())
 	return r.d.Respond(ctx, id, token, rep)
 }
 
@@ -43,6 +66,7 @@ func (r replier) EditOriginal(ctx context.Context, appID, token string, rep *clu
 	if r.d == nil {
 		return errNoDiscord
 	}
+	r.count(rep.GetContent())
 	return r.d.EditOriginal(ctx, appID, token, rep)
 }
 
@@ -64,6 +88,7 @@ func (r replier) Refuse(ctx context.Context, id, token string, kind clusterpb.In
 	if r.d == nil {
 		return errNoDiscord
 	}
+	r.count(message)
 	return r.d.Refuse(ctx, id, token, kind, message)
 }
 

@@ -170,6 +170,10 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 		n.ready.Set(compLavalink, false, "waiting for Discord (not configured)")
 	}
 
+	replies, err := newReplier(discord, n.metrics.Registry)
+	if err != nil {
+		return nil, err
+	}
 	n.shardReady = make([]bool, cfg.Discord.ShardCount)
 	kinds := []*cluster.Kind{
 		session.NewKind(session.Deps{
@@ -185,7 +189,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 		}),
 		guild.NewKind(guild.Deps{
 			Store:       n.store,
-			Replier:     replier{discord},
+			Replier:     replies,
 			Sessions:    sessions{c},
 			Search:      n.audio,
 			Log:         log,
@@ -213,7 +217,8 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 				})
 				return err
 			},
-			Refuse:   replier{discord}.Refuse,
+			MaxLag:   cfg.Limits.ShardMaxLag,
+			Refuse:   replies.Refuse,
 			OnStatus: n.shardStatus,
 			OnReady:  n.discordReady,
 		}),

@@ -1,0 +1,107 @@
+package shard
+
+import (
+	"testing"
+	"time"
+
+	"github.com/disgoorg/snowflake/v2"
+
+	"github.com/ensemble-bot/ensemble/internal/commands"
+	"github.com/ensemble-bot/ensemble/internal/discordemu"
+)
+
+// TestLagMeter: the lag is the delay above the smallest one of the last
+// minutes, so a steady clock offset between the host and Discord counts for
+// nothing, and an old minimum stops counting after lagMinutes.
+func TestLagMeter(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	type obs struct {
+		at    time.Duration // since t0
+		delay time.Duration // raw: at - created
+		want  time.Duration
+	}
+	cases := []struct {
+		name string
+		seq  []obs
+	}{
+		{"first reading is the offset", []obs{{0, 40 * time.Millisecond, 0}}},
+		{"host clock 5 s fast", []obs{
+			{0, 5 * time.Second, 0},
+			{time.Second, 5*time.Second + 10*time.Millisecond, 10 * time.Millisecond},
+			{2 * time.Second, 6500 * time.Millisecond, 1500 * time.Millisecond},
+		}},
+		{"host clock 2 s slow", []obs{
+			{0, -2 * time.Second, 0},
+			{time.Second, -500 * time.Millisecond, 1500 * time.Millisecond},
+		}},
+		{"a smaller delay lowers the offset", []obs{
+			{0, 300 * time.Millisecond, 0},
+			{time.Second, 20 * time.Millisecond, 0},
+			{2 * time.Second, 1020 * time.Millisecond, time.Second},
+		}},
+		{"the minimum holds across minutes", []obs{
+			{0, 10 * time.Millisecond, 0},
+			{3 * time.Minute, 2010 * time.Millisecond, 2 * time.Second},
+		}},
+		{"an old minimum is forgotten", []obs{
+			{0, 10 * time.Millisecond, 0},
+			{6 * time.Minute, 2010 * time.Millisecond, 0},
+			{6*time.Minute + time.Second, 2030 * time.Millisecond, 20 * time.Millisecond},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var m lagMeter
+			for i, o := range tc.seq {
+				now := t0.Add(o.at)
+				if got := m.observe(now.Add(-o.delay), now); got != o.want {
+					t.Fatalf("reading %d: lag %v, want %v", i, got, o.want)
+				}
+			}
+		})
+	}
+}
+
+// TestBehindShardAnswersBusy: an interaction that reaches the grain more
+// than MaxLag after Discord created it is answered busy at once, with
+// Discord's deadline counted from its creation; the next one on time is
+// delivered again.
+func TestBehindShardAnswersBusy(t *testing.T) {
+	g, _, s := newTestGrain(t, 0, 1)
+	// Real time (deliveries check their age against the wall clock), in
+	// whole milliseconds like snowflakes.
+	clock := time.Now().Truncate(time.Millisecond)
+	g.deps.Now = func() time.Time { return clock }
+	g.deps.MaxLag = time.Second
+	bot, alice := snowflake.ID(1000), snowflake.ID(2000)
+	guild, text := snowflake.ID(discordemu.SnowflakeForShard(0, 1)), snowflake.ID(10)
+	g.handle(clock, ready(bot, guild))
+
+	at := func(created time.Time, name string) {
+		t.Helper()
+		// The reader read it just now; only the snowflake tells its age.
+		g.handle(clock, interaction(t, interactionJSON(snowflake.New(created), guild, text, alice, name)))
+	}
+	at(clock.Add(-30*time.Millisecond), "on time")
+	if in := recv(t, s.guilds); in.GetOptions()[0].GetValue() != "on time" {
+		t.Fatalf("delivered %v", in)
+	}
+	clock = clock.Add(time.Second)
+	created := clock.Add(-1600 * time.Millisecond)
+	at(created, "behind")
+	r := recv(t, s.refused)
+	if !commands.IsBusy(r.message) {
+		t.Fatalf("refusal %+v, want busy", r)
+	}
+	// The offset is the 30 ms of the first reading: the deadline is 3 s
+	// after creation plus that.
+	if want := created.Add(30*time.Millisecond + answerWithin); !r.deadline.Equal(want) {
+		t.Fatalf("busy answer's deadline %v, want %v", r.deadline, want)
+	}
+	none(t, s.guilds)
+	at(clock.Add(-50*time.Millisecond), "caught up")
+	if in := recv(t, s.guilds); in.GetOptions()[0].GetValue() != "caught up" {
+		t.Fatalf("delivered %v", in)
+	}
+	none(t, s.refused)
+}
