@@ -12,9 +12,12 @@ import "time"
 // The host's clock and Discord's may differ by a steady offset; without a
 // correction, a clock a few seconds fast would make every interaction look
 // late and the shard would refuse them all. The smallest delay seen over the
-// last few minutes counts as that offset: a member behind on its gateway
-// answers busy until it has caught up, so a lull with a true reading comes
-// well within the window.
+// last minute or two counts as that offset: a member behind on its gateway
+// answers busy until it has nearly caught up, so a lull with a true reading
+// comes well within the window. After a step of the host's clock the old
+// readings age out within two minutes. A reading far below the offset (an ID
+// from the future) is taken for a bad ID, not a new offset, so that one
+// cannot make every later interaction look late.
 type lagMeter struct {
 	// mins[i] is the smallest raw delay of the minute starts[i] (Unix
 	// minutes); a slot from an older minute is ignored.
@@ -22,23 +25,40 @@ type lagMeter struct {
 	starts [lagMinutes]int64
 }
 
-// lagMinutes is how many minutes the offset is taken over.
-const lagMinutes = 5
+const (
+	// lagMinutes is how many minutes the offset is taken over.
+	lagMinutes = 2
+	// lagOutlier is how far below the offset a reading is a bad ID.
+	lagOutlier = 10 * time.Second
+)
 
 // observe records an interaction created at created and handled at now, and
 // returns its lag: the raw delay less the clock offset, never negative.
 func (m *lagMeter) observe(created, now time.Time) time.Duration {
 	raw := now.Sub(created)
 	minute := now.Unix() / 60
+	offset, known := m.offset(minute)
+	if known && raw < offset-lagOutlier {
+		return 0
+	}
 	slot := int(minute % lagMinutes)
 	if m.starts[slot] != minute || raw < m.mins[slot] {
 		m.starts[slot], m.mins[slot] = minute, raw
 	}
-	offset := raw
-	for i, start := range m.starts {
-		if minute-start < lagMinutes {
-			offset = min(offset, m.mins[i])
-		}
+	if !known || raw < offset {
+		offset = raw
 	}
 	return raw - offset
+}
+
+// offset is the smallest delay of the slots of the last lagMinutes minutes.
+func (m *lagMeter) offset(minute int64) (time.Duration, bool) {
+	var offset time.Duration
+	known := false
+	for i, start := range m.starts {
+		if minute-start < lagMinutes && (!known || m.mins[i] < offset) {
+			offset, known = m.mins[i], true
+		}
+	}
+	return offset, known
 }

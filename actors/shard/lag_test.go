@@ -39,14 +39,20 @@ func TestLagMeter(t *testing.T) {
 			{time.Second, 20 * time.Millisecond, 0},
 			{2 * time.Second, 1020 * time.Millisecond, time.Second},
 		}},
-		{"the minimum holds across minutes", []obs{
+		{"the minimum holds into the next minute", []obs{
 			{0, 10 * time.Millisecond, 0},
-			{3 * time.Minute, 2010 * time.Millisecond, 2 * time.Second},
+			{time.Minute, 2010 * time.Millisecond, 2 * time.Second},
 		}},
-		{"an old minimum is forgotten", []obs{
+		{"an old minimum is forgotten (a step of the host clock)", []obs{
 			{0, 10 * time.Millisecond, 0},
-			{6 * time.Minute, 2010 * time.Millisecond, 0},
-			{6*time.Minute + time.Second, 2030 * time.Millisecond, 20 * time.Millisecond},
+			{30 * time.Second, 5010 * time.Millisecond, 5 * time.Second},
+			{3 * time.Minute, 5010 * time.Millisecond, 0},
+			{3*time.Minute + time.Second, 5030 * time.Millisecond, 20 * time.Millisecond},
+		}},
+		{"an ID from the future is not an offset", []obs{
+			{0, 10 * time.Millisecond, 0},
+			{time.Second, -time.Hour, 0},
+			{2 * time.Second, 1010 * time.Millisecond, time.Second},
 		}},
 	}
 	for _, tc := range cases {
