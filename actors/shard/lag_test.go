@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/disgoorg/disgo/gateway"
 	"github.com/disgoorg/snowflake/v2"
 
 	"github.com/ensemble-bot/ensemble/internal/commands"
@@ -110,4 +111,31 @@ func TestBehindShardAnswersBusy(t *testing.T) {
 		t.Fatalf("delivered %v", in)
 	}
 	none(t, s.refused)
+}
+
+// TestNoRoomIsAnsweredBusyOnTheReader: an interaction the member has no room
+// for is answered busy by the reader itself and never reaches the grain;
+// the next one with room does.
+func TestNoRoomIsAnsweredBusyOnTheReader(t *testing.T) {
+	g, _, s := newTestGrain(t, 0, 1)
+	g.deps.Admit = func(id string) bool { return id != "902" }
+	var sent []any
+	read := g.eventHandler(func(m any) { sent = append(sent, m) })
+	guild, text, alice := snowflake.ID(discordemu.SnowflakeForShard(0, 1)), snowflake.ID(10), snowflake.ID(2000)
+	for seq, id := range []snowflake.ID{901, 902, 903} {
+		read(nil, gateway.EventTypeInteractionCreate, seq+1, interaction(t, interactionJSON(id, guild, text, alice, "q")))
+	}
+	if r := recv(t, s.refused); r.id != "902" || !commands.IsBusy(r.message) {
+		t.Fatalf("refusal %+v, want 902 answered busy", r)
+	}
+	var ids []string
+	for _, m := range sent {
+		ids = append(ids, m.(*dispatch).ev.(interactionCreate).Interaction.ID().String())
+	}
+	if len(ids) != 2 || ids[0] != "901" || ids[1] != "903" {
+		t.Fatalf("the grain got %v, want [901 903]", ids)
+	}
+	if n := g.fullRefused.Load(); n != 0 {
+		t.Fatalf("%d refusals still counted after there was room again", n)
+	}
 }

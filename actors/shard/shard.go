@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -21,6 +22,7 @@ import (
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/secret"
 	"github.com/ensemble-bot/ensemble/internal/telemetry"
 )
@@ -105,7 +107,11 @@ type Deps struct {
 	// the grain; later ones are answered busy at once (the member is
 	// behind on its gateway). Default 250 ms, as in cluster.yaml.
 	MaxLag time.Duration
-	Now    func() time.Time
+	// Admit is asked, on the gateway reader, whether the member has room
+	// for interaction id (see internal/inflight); without room the shard
+	// answers busy at once. Default: always room.
+	Admit func(id string) bool
+	Now   func() time.Time
 }
 
 func (d *Deps) defaults() {
@@ -147,6 +153,9 @@ func (d *Deps) defaults() {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Admit == nil {
+		d.Admit = func(string) bool { return true }
+	}
 	if d.MaxLag <= 0 {
 		d.MaxLag = 250 * time.Millisecond
 	}
@@ -184,6 +193,10 @@ type grain struct {
 	// sends the grain must not wait for.
 	sends  chan gateway.MessageDataVoiceStateUpdate
 	sendWG sync.WaitGroup
+
+	// fullRefused counts the interactions answered busy on the reader for
+	// want of room (Deps.Admit) since there was room last.
+	fullRefused atomic.Int64
 
 	lag lagMeter
 	// shedding counts the interactions answered busy since the shard fell
@@ -232,21 +245,8 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 	g.self = ctx.Self()
 	g.base, g.stop = context.WithCancel(context.Background())
 
-	root, self, now := g.root, g.self, g.deps.Now
-	var raw lastPayload
-	onEvent := func(_ gateway.Gateway, _ gateway.EventType, seq int, ev gateway.EventData) {
-		switch ev := ev.(type) {
-		case gateway.EventRaw:
-			if ev.EventType == gateway.EventTypeInteractionCreate {
-				raw.keep(seq, ev.Payload)
-			}
-		case gateway.EventInteractionCreate:
-			root.Send(self, &dispatch{at: now(), ev: interactionCreate{ev, raw.take(seq)}})
-		case gateway.EventReady, gateway.EventResumed, gateway.EventGuildCreate, gateway.EventGuildDelete,
-			gateway.EventVoiceStateUpdate, gateway.EventVoiceServerUpdate:
-			root.Send(self, &dispatch{at: now(), ev: ev})
-		}
-	}
+	root, self := g.root, g.self
+	onEvent := g.eventHandler(func(m any) { root.Send(self, m) })
 	onClose := func(_ gateway.Gateway, err error, _ bool) {
 		root.Send(self, &closed{err: err})
 	}
@@ -278,6 +278,48 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 	register(ctx.ActorSystem(), g.self)
 	g.log.Info("shard activated; connecting", "shards", g.deps.ShardCount)
 	g.open()
+}
+
+// eventHandler is the gateway's event handler: it runs on disgo's reader
+// goroutine and hands each event the grain needs to it with send. An
+// interaction the member has no room for (Deps.Admit) is answered busy right
+// there, before it waits in the grain's mailbox or costs anything more.
+func (g *grain) eventHandler(send func(any)) gateway.EventHandlerFunc {
+	var raw lastPayload
+	now, admit := g.deps.Now, g.deps.Admit
+	return func(_ gateway.Gateway, _ gateway.EventType, seq int, ev gateway.EventData) {
+		switch ev := ev.(type) {
+		case gateway.EventRaw:
+			if ev.EventType == gateway.EventTypeInteractionCreate {
+				raw.keep(seq, ev.Payload)
+			}
+		case gateway.EventInteractionCreate:
+			payload := raw.take(seq)
+			if i := ev.Interaction; i != nil {
+				if !admit(i.ID().String()) {
+					g.full(now(), i)
+					return
+				}
+				if n := g.fullRefused.Swap(0); n > 0 {
+					g.log.Info("room for interactions again", "answered_busy", n)
+				}
+			}
+			send(&dispatch{at: now(), ev: interactionCreate{ev, payload}})
+		case gateway.EventReady, gateway.EventResumed, gateway.EventGuildCreate, gateway.EventGuildDelete,
+			gateway.EventVoiceStateUpdate, gateway.EventVoiceServerUpdate:
+			send(&dispatch{at: now(), ev: ev})
+		}
+	}
+}
+
+// full answers busy an interaction the member has no room for. It runs on
+// the reader goroutine: it touches only what Init set and atomics. One line
+// per episode.
+func (g *grain) full(at time.Time, i discord.Interaction) {
+	if g.fullRefused.Add(1) == 1 {
+		g.log.Warn("member at its limit of interactions in flight; answering busy until there is room")
+	}
+	g.refuse(at, i, commands.BusyMessage)
 }
 
 func parseShardID(identity string, count int) (int, error) {

@@ -161,6 +161,10 @@ type Limits struct {
 	// reach its shard grain; past it the member is behind (its gateway
 	// reader or the shard's mailbox) and the shard answers busy at once.
 	ShardMaxLag time.Duration `yaml:"shard_max_lag"`
+	// InteractionsInFlight: interactions the member has taken and not yet
+	// answered (or deferred); past it new ones get a fast "busy" answer
+	// at the gateway reader.
+	InteractionsInFlight int `yaml:"interactions_in_flight"`
 }
 
 // Default returns the built-in defaults that cluster.yaml documents.
@@ -196,6 +200,7 @@ func Default() Config {
 			GuildCommandsInFlight: 16,
 			GuildBacklog:          64,
 			ShardMaxLag:           250 * time.Millisecond,
+			InteractionsInFlight:  128,
 		},
 	}
 }
@@ -441,6 +446,9 @@ func (c *Config) validateLimits() error {
 	}
 	if l.GuildBacklog < 1 {
 		return fieldErr("limits.guild_backlog", l.GuildBacklog, "must be at least 1")
+	}
+	if l.InteractionsInFlight < 1 {
+		return fieldErr("limits.interactions_in_flight", l.InteractionsInFlight, "must be at least 1")
 	}
 	if l.ShardMaxLag < 10*time.Millisecond || l.ShardMaxLag > 2500*time.Millisecond {
 		return fieldErr("limits.shard_max_lag", l.ShardMaxLag, "must be between 10ms and 2.5s (Discord's deadline is 3s)")

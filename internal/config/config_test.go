@@ -72,6 +72,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"negative cooldown", "limits: {command_cooldown: -1s}", "limits.command_cooldown"},
 		{"guild commands in flight 0", "limits: {guild_commands_in_flight: 0}", "limits.guild_commands_in_flight"},
 		{"guild backlog 0", "limits: {guild_backlog: 0}", "limits.guild_backlog"},
+		{"interactions in flight 0", "limits: {interactions_in_flight: 0}", "limits.interactions_in_flight"},
 		{"shard max lag 0", "limits: {shard_max_lag: 0s}", "limits.shard_max_lag"},
 		{"shard max lag past the deadline", "limits: {shard_max_lag: 3s}", "limits.shard_max_lag"},
 	}

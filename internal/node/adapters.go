@@ -18,6 +18,7 @@ import (
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/commands"
+	"github.com/ensemble-bot/ensemble/internal/inflight"
 )
 
 var errNoDiscord = errors.New("discord is not configured")
@@ -28,9 +29,11 @@ var errNoDiscord = errors.New("discord is not configured")
 type replier struct {
 	d    *commands.Discord
 	busy prometheus.Counter
+	// inFlight is told when an interaction has its first answer.
+	inFlight *inflight.Limit
 }
 
-func newReplier(d *commands.Discord, reg prometheus.Registerer) (replier, error) {
+func newReplier(d *commands.Discord, reg prometheus.Registerer, inFlight *inflight.Limit) (replier, error) {
 	busy := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ensemble_interactions_busy_total",
 		Help: "Interactions answered busy (past an admission limit, or the member behind on its gateway) instead of handled.",
@@ -38,7 +41,7 @@ func newReplier(d *commands.Discord, reg prometheus.Registerer) (replier, error)
 	if err := reg.Register(busy); err != nil {
 		return replier{}, fmt.Errorf("register metrics: %w", err)
 	}
-	return replier{d: d, busy: busy}, nil
+	return replier{d: d, busy: busy, inFlight: inFlight}, nil
 }
 
 func (r replier) count(content string) {
@@ -52,6 +55,7 @@ func (r replier) Respond(ctx context.Context, id, token string, rep *clusterpb.R
 		return errNoDiscord
 	}
 	r.count(rep.GetContent())
+	defer r.inFlight.Release(id)
 	return r.d.Respond(ctx, id, token, rep)
 }
 
@@ -59,6 +63,7 @@ func (r replier) Defer(ctx context.Context, id, token string, ephemeral bool) er
 	if r.d == nil {
 		return errNoDiscord
 	}
+	defer r.inFlight.Release(id)
 	return r.d.Defer(ctx, id, token, ephemeral)
 }
 
@@ -89,6 +94,7 @@ func (r replier) Refuse(ctx context.Context, id, token string, kind clusterpb.In
 		return errNoDiscord
 	}
 	r.count(message)
+	defer r.inFlight.Release(id)
 	return r.d.Refuse(ctx, id, token, kind, message)
 }
 
@@ -96,6 +102,7 @@ func (r replier) Autocomplete(ctx context.Context, id, token string, choices []*
 	if r.d == nil {
 		return errNoDiscord
 	}
+	defer r.inFlight.Release(id)
 	return r.d.Autocomplete(ctx, id, token, choices)
 }
 

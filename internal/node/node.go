@@ -29,6 +29,7 @@ import (
 	"github.com/ensemble-bot/ensemble/internal/admin"
 	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/inflight"
 	"github.com/ensemble-bot/ensemble/internal/store"
 	"github.com/ensemble-bot/ensemble/internal/telemetry"
 )
@@ -170,7 +171,10 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 		n.ready.Set(compLavalink, false, "waiting for Discord (not configured)")
 	}
 
-	replies, err := newReplier(discord, n.metrics.Registry)
+	// Counted from the gateway reader to the first answer, for at most
+	// Discord's 3 s.
+	inFlight := inflight.New(cfg.Limits.InteractionsInFlight, 3*time.Second)
+	replies, err := newReplier(discord, n.metrics.Registry, inFlight)
 	if err != nil {
 		return nil, err
 	}
@@ -218,6 +222,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 				return err
 			},
 			MaxLag:   cfg.Limits.ShardMaxLag,
+			Admit:    inFlight.Acquire,
 			Refuse:   replies.Refuse,
 			OnStatus: n.shardStatus,
 			OnReady:  n.discordReady,

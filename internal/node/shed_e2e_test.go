@@ -108,3 +108,36 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestAnswersMakeRoomForInteractions: every kind of first answer (the
+// guild's, the session's, a refusal) ends an interaction's flight, so a member with room
+// for two at a time handles any number in sequence, none answered busy.
+func TestAnswersMakeRoomForInteractions(t *testing.T) {
+	w := newWorld(t, worldOpts{interactionsInFlight: 2})
+	w.join(w.dj, w.voice)
+	for i := range 3 {
+		for _, c := range []struct {
+			name string
+			opts []discordemu.Option
+		}{
+			{"queue", nil}, // answered by the guild
+			{"play", []discordemu.Option{discordemu.StringOption("query", "synthwave drive")}}, // through the session
+			{"nowplaying", nil},
+			{"eval", nil}, // not a command of the bot: refused
+		} {
+			var r reply
+			if c.name == "eval" {
+				ix, err := w.discord.InvokeUnregistered(w.guild, w.dj, w.text, "eval")
+				if err != nil {
+					t.Fatal(err)
+				}
+				r = w.await(ix)
+			} else {
+				r = w.run(w.dj, c.name, c.opts...)
+			}
+			if commands.IsBusy(r.content) {
+				t.Fatalf("round %d: /%s answered busy with nothing else in flight: %+v", i, c.name, r)
+			}
+		}
+	}
+}

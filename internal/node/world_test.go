@@ -68,6 +68,8 @@ type worldOpts struct {
 	wrapStore func(store.Store) store.Store
 	// shardMaxLag replaces the tests' 2.5 s limits.shard_max_lag.
 	shardMaxLag time.Duration
+	// interactionsInFlight replaces limits.interactions_in_flight.
+	interactionsInFlight int
 	// gatewayOpts are added to the node's gateway options.
 	gatewayOpts []gateway.ConfigOpt
 }
@@ -138,6 +140,9 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	cfg.Limits.ShardMaxLag = 2500 * time.Millisecond
 	if o.shardMaxLag > 0 {
 		cfg.Limits.ShardMaxLag = o.shardMaxLag
+	}
+	if o.interactionsInFlight > 0 {
+		cfg.Limits.InteractionsInFlight = o.interactionsInFlight
 	}
 	if o.queueMax > 0 {
 		cfg.Limits.QueueMax = o.queueMax
