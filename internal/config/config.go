@@ -163,7 +163,9 @@ type Limits struct {
 	ShardMaxLag time.Duration `yaml:"shard_max_lag"`
 	// InteractionsInFlight: interactions the member has taken and not yet
 	// answered (or deferred); past it new ones get a fast "busy" answer
-	// at the gateway reader.
+	// at the gateway reader. A /play may take up to the deferral budget
+	// (~2.5 s) before its first answer, so this is a backstop against a
+	// backlog inside the member, sized well above a healthy member's.
 	InteractionsInFlight int `yaml:"interactions_in_flight"`
 }
 
@@ -200,7 +202,7 @@ func Default() Config {
 			GuildCommandsInFlight: 16,
 			GuildBacklog:          64,
 			ShardMaxLag:           250 * time.Millisecond,
-			InteractionsInFlight:  128,
+			InteractionsInFlight:  512,
 		},
 	}
 }

@@ -29,7 +29,8 @@ var errNoDiscord = errors.New("discord is not configured")
 type replier struct {
 	d    *commands.Discord
 	busy prometheus.Counter
-	// inFlight is told when an interaction has its first answer.
+	// inFlight is told when an interaction's first answer is on its way
+	// (before the REST call: from then on the member is done with it).
 	inFlight *inflight.Limit
 }
 
@@ -55,7 +56,7 @@ func (r replier) Respond(ctx context.Context, id, token string, rep *clusterpb.R
 		return errNoDiscord
 	}
 	r.count(rep.GetContent())
-	defer r.inFlight.Release(id)
+	r.inFlight.Release(id)
 	return r.d.Respond(ctx, id, token, rep)
 }
 
@@ -63,7 +64,7 @@ func (r replier) Defer(ctx context.Context, id, token string, ephemeral bool) er
 	if r.d == nil {
 		return errNoDiscord
 	}
-	defer r.inFlight.Release(id)
+	r.inFlight.Release(id)
 	return r.d.Defer(ctx, id, token, ephemeral)
 }
 
@@ -94,7 +95,7 @@ func (r replier) Refuse(ctx context.Context, id, token string, kind clusterpb.In
 		return errNoDiscord
 	}
 	r.count(message)
-	defer r.inFlight.Release(id)
+	r.inFlight.Release(id)
 	return r.d.Refuse(ctx, id, token, kind, message)
 }
 
@@ -102,7 +103,7 @@ func (r replier) Autocomplete(ctx context.Context, id, token string, choices []*
 	if r.d == nil {
 		return errNoDiscord
 	}
-	defer r.inFlight.Release(id)
+	r.inFlight.Release(id)
 	return r.d.Autocomplete(ctx, id, token, choices)
 }
 
