@@ -87,6 +87,9 @@ func (r replier) Followup(ctx context.Context, appID, token string, rep *cluster
 	if r.d == nil {
 		return errNoDiscord
 	}
+	// A busy answer after a public deferral comes as an ephemeral
+	// follow-up.
+	r.count(rep.GetContent())
 	return r.d.Followup(ctx, appID, token, rep)
 }
 
