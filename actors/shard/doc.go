@@ -20,6 +20,12 @@
 //     unknown command or option, a stale button, a guild of another shard,
 //     ...) through Deps.Refuse with a text for the member, on the same
 //     workers: nothing is left unanswered;
+//   - answers busy at once, instead of forwarding, an interaction that comes
+//     too late or finds no room: one that reaches the grain more than
+//     Deps.MaxLag after Discord created it (its snowflake time, corrected for
+//     a steady clock offset; shedding goes on until the lag is under a
+//     quarter of the limit), and, on the reader itself, one the member has
+//     no room for (Deps.Admit, the member's limit of interactions in flight);
 //   - takes an interaction's channel from the raw payload's channel_id when
 //     the optional channel object is missing (disgo reads only the object),
 //     with disgo's raw events on;
@@ -32,8 +38,8 @@
 //
 // disgo calls its event handler on the gateway's reader goroutine and holds
 // one mutex for all shards of a process while it runs, so the handler only
-// stamps the receive time and sends the event to the grain; all state lives
-// in the grain and is touched by its mailbox alone (no locks).
+// stamps the receive time, asks for room, and sends the event to the grain;
+// all state lives in the grain and is touched by its mailbox alone (no locks).
 //
 // Only this package and internal/commands import disgo's gateway and event
 // types (DESIGN.md §3); the rest of the cluster sees clusterpb messages.
