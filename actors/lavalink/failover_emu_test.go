@@ -38,7 +38,10 @@ func runFailover(t testing.TB, n int) failover {
 		}
 		return playing == n
 	})
-	time.Sleep(700 * time.Millisecond) // positions move on; playerUpdates reach the sessions
+	// Positions move on; playerUpdates reach the sessions.
+	h.waitFor("a playerUpdate with a position for every session", 30*time.Second, func() bool {
+		return h.updatedPast(ss, 0)
+	})
 
 	perNode := map[string]int{}
 	for _, s := range ss {

@@ -13,6 +13,7 @@ import (
 	"github.com/disgoorg/disgolink/v3/lavalink"
 	"github.com/disgoorg/snowflake/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/audio"
@@ -237,7 +238,12 @@ func TestFakeLinkSweepAfterOutage(t *testing.T) {
 	if err != nil || to == from {
 		t.Fatalf("moved to %q (%v)", to, err)
 	}
-	time.Sleep(100 * time.Millisecond) // sweeps cannot reach it meanwhile
+	// The outage goes on: the node actor keeps retrying (each failed
+	// attempt is a later message through it), and no sweep or destroy
+	// reaches the old player meanwhile.
+	waitUntil(t, "several failed reconnection attempts", func() bool {
+		return counterValue(t, c.m.reconnects.WithLabelValues(from, "failed")) >= 3
+	})
 	if _, _, has, _ := servers[from].counts(gid); !has {
 		t.Fatal("the old player vanished while its node was down")
 	}
@@ -286,10 +292,6 @@ func TestFakeLinkWatchdog(t *testing.T) {
 	if err := c.Stop(ctx, g); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // several thresholds
-	if _, _, _, tr := servers[node].counts(gid); !strings.Contains(tr, "null") {
-		t.Fatalf("the stopped track was re-sent: %s", tr)
-	}
 	// A TrackStuck now (no track) goes to the session.
 	c.playerMessage(node, g, lavalink.TrackStuckEvent{}, time.Now())
 	waitUntil(t, "TrackStuck forwarded", func() bool {
@@ -302,6 +304,26 @@ func TestFakeLinkWatchdog(t *testing.T) {
 		}
 		return false
 	})
+	// A check as late as several thresholds after the Stop (what later
+	// sweeps would make) must not nudge the stopped player either.
+	c.checkPlayers(time.Now().Add(10 * 60 * time.Millisecond))
+	// Close waits for the watchdog and every nudge it started (before or
+	// after the Stop): none of them re-sent the stopped track. Close does
+	// not touch the players on the nodes.
+	c.Close()
+	if _, _, _, tr := servers[node].counts(gid); !strings.Contains(tr, "null") {
+		t.Fatalf("the stopped track was re-sent: %s", tr)
+	}
+}
+
+// counterValue reads one counter.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
 
 // TestFakeLinkCloseWhileDialling (findings 8, 9 under -race): Close while
@@ -320,7 +342,7 @@ func TestFakeLinkCloseWhileDialling(t *testing.T) {
 	waitUntil(t, "a down", func() bool { _, up := c.liveLink("a"); return !up })
 	done := make(chan struct{})
 	go func() { c.Close(); close(done) }()
-	time.Sleep(20 * time.Millisecond)
+	waitUntil(t, "Close begun", c.closing.Load)
 	close(release)
 	select {
 	case <-done:

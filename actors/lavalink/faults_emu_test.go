@@ -41,6 +41,95 @@ func (h *harness) lostEvents() int {
 	return n
 }
 
+// settle returns once everything the pool did so far has been handled by
+// the sessions ss: a pool round trip; a marker through the client's
+// forwarder, which delivers NODE_LOST in first-queued order; then one job
+// behind each session's earlier events in its ordered queue.
+func (h *harness) settle(ss []*fakeSession) {
+	h.t.Helper()
+	if _, err := h.c.Nodes(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
+	marker := fmt.Sprintf("marker-%d", time.Now().UnixNano())
+	h.c.fwd.push(&clusterpb.PlayerEvent{GuildId: marker})
+	h.waitFor("the forwarder's marker", 10*time.Second, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, e := range h.events {
+			if e.GetGuildId() == marker {
+				return true
+			}
+		}
+		return false
+	})
+	for _, s := range ss {
+		done := make(chan struct{})
+		if !h.ord.Submit(s.guild, func() { close(done) }) {
+			h.t.Fatalf("session %s: queue full", s.guild)
+		}
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			h.t.Fatalf("session %s: earlier events not handled", s.guild)
+		}
+	}
+}
+
+// advanced reports that guild's player had two playerUpdates with voice
+// connected and different positions.
+func (h *harness) advanced(guild string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	first := int64(-1)
+	for _, e := range h.events {
+		if e.GetGuildId() != guild || e.GetKind() != clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_PLAYER_UPDATE || !e.GetConnected() {
+			continue
+		}
+		if first < 0 {
+			first = e.GetPositionMs()
+		} else if e.GetPositionMs() != first {
+			return true
+		}
+	}
+	return false
+}
+
+// updatedPast reports that every session in ss had a playerUpdate past
+// position ms.
+func (h *harness) updatedPast(ss []*fakeSession, ms int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := map[string]bool{}
+	for _, e := range h.events {
+		if e.GetKind() == clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_PLAYER_UPDATE && e.GetPositionMs() > ms {
+			seen[e.GetGuildId()] = true
+		}
+	}
+	for _, s := range ss {
+		if !seen[s.guild] {
+			return false
+		}
+	}
+	return true
+}
+
+// tracksCounted reports that the watchdog counted, on each node's link,
+// the playing players of ss placed there.
+func (h *harness) tracksCounted(ss []*fakeSession) bool {
+	want := map[string]int32{}
+	for _, s := range ss {
+		want[h.nodeOf(s)]++
+	}
+	h.c.mu.Lock()
+	defer h.c.mu.Unlock()
+	for node, l := range h.c.links {
+		if l.tracks.Load() != want[node] {
+			return false
+		}
+	}
+	return true
+}
+
 func contains(xs []string, x string) bool {
 	for _, y := range xs {
 		if y == x {
@@ -137,7 +226,7 @@ func TestBreakerOn5xx(t *testing.T) {
 		return true
 	})
 	// Sessions that moved stay where they are (no flapping).
-	time.Sleep(300 * time.Millisecond)
+	h.settle(onN0)
 	for _, s := range onN0 {
 		if h.nodeOf(s) != "n1" {
 			t.Fatalf("session %s went back to %s", s.guild, h.nodeOf(s))
@@ -177,8 +266,10 @@ func TestWatchdogFrozenPlayer(t *testing.T) {
 	h.waitUsable(2)
 	ss := h.start(4)
 	h.waitFor("playing", 10*time.Second, func() bool { return len(h.players()) == 4 })
-	time.Sleep(300 * time.Millisecond)
 	s := ss[0]
+	// The watchdog follows it: voice connected, its position advancing
+	// (a first playerUpdate is its baseline).
+	h.waitFor("the player advancing", 10*time.Second, func() bool { return h.advanced(s.guild) })
 	from := h.nodeOf(s)
 	gid, _ := strconv.ParseUint(s.guild, 10, 64)
 	if err := h.emus[from].FreezePlayer(gid); err != nil {
@@ -291,7 +382,7 @@ func TestDeadReaderReconnects(t *testing.T) {
 	h.waitUsable(1)
 	ss := h.start(2)
 	h.waitFor("playing", 10*time.Second, func() bool { return len(h.players()) == 2 })
-	time.Sleep(300 * time.Millisecond) // the watchdog counts the tracks on the node
+	h.waitFor("the watchdog counting the tracks on the node", 10*time.Second, func() bool { return h.tracksCounted(ss) })
 	sid := h.emus["n0"].Sessions()[0].ID
 	breakAt := time.Now()
 	if err := h.emus["n0"].SendRaw(sid, []byte(`{"op":"playerUpdate","guildId":`)); err != nil {
@@ -329,7 +420,9 @@ func TestNoNodeUntilOneAppears(t *testing.T) {
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Fatalf("refusals took %v", d)
 	}
-	time.Sleep(time.Second) // several failed attempts
+	h.waitFor("several failed attempts", 10*time.Second, func() bool {
+		return h.metric("ensemble_lavalink_reconnects_total", "node", "n0", "result", "failed") >= 2
+	})
 	if err := h.emus["n0"].Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +449,7 @@ func TestHungNodeMoves(t *testing.T) {
 	h.waitUsable(2)
 	ss := h.start(6)
 	h.waitFor("playing", 10*time.Second, func() bool { return len(h.players()) == 6 })
-	time.Sleep(1200 * time.Millisecond) // the watchdog counts the tracks per node
+	h.waitFor("the watchdog counting the tracks per node", 10*time.Second, func() bool { return h.tracksCounted(ss) })
 	var onN0 []*fakeSession
 	for _, s := range ss {
 		if h.nodeOf(s) == "n0" {

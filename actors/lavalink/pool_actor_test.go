@@ -32,6 +32,7 @@ type (
 	fakeFail struct{}
 	fakeDown struct{} // the websocket is lost and the resume failed
 	fakeUp   struct{} // back, same session
+	fakePing struct{} // answered: the node handled everything sent before
 )
 
 func (f *fakeNode) Receive(ctx actor.Context) {
@@ -43,6 +44,8 @@ func (f *fakeNode) Receive(ctx actor.Context) {
 		ctx.Send(ctx.Parent(), nodeLost{name: f.cfg.Name})
 	case fakeUp:
 		ctx.Send(ctx.Parent(), nodeUp{name: f.cfg.Name, link: f.link})
+	case fakePing:
+		ctx.Respond(fakePing{})
 	case fakeFail:
 		supervisor.Escalate(ctx, &supervisor.Failure{Node: f.cfg.Name, Kind: "rest_5xx", Err: errors.New("500")})
 	case probe:
@@ -115,6 +118,15 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// pingNode returns once the fake node actor pid has handled every message
+// sent to it before.
+func pingNode(t *testing.T, c *Client, pid *actor.PID) {
+	t.Helper()
+	if _, err := c.sys.Root.RequestFuture(pid, fakePing{}, 10*time.Second).Result(); err != nil {
+		t.Fatalf("ping %s: %v", pid.Id, err)
+	}
+}
+
 func newFakeClient(t *testing.T, healthy map[string]*atomic.Bool, br config.Breaker) (*Client, *recorder, *prometheus.Registry) {
 	return newFakeClientRec(t, healthy, br, &recorder{}, Timing{})
 }
@@ -175,7 +187,10 @@ func TestPoolBreakerLifecycle(t *testing.T) {
 	// Two failures: below MinRequests, still closed.
 	c.sys.Root.Send(pids["a"], fakeFail{})
 	c.sys.Root.Send(pids["a"], fakeFail{})
-	time.Sleep(50 * time.Millisecond)
+	// An escalated failure suspends the node's mailbox until the pool's
+	// strategy has counted it and resumed the node: once the node answers
+	// a later ping, both failures were counted.
+	pingNode(t, c, pids["a"])
 	if st := c.strategyState(t, "a"); st != supervisor.Closed {
 		t.Fatalf("opened early: %v", st)
 	}

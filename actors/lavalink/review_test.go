@@ -54,7 +54,7 @@ func TestNoNodeLostWithoutAlternative(t *testing.T) {
 	waitUntil(t, "b down", func() bool { return !c.isUsable("b") })
 	c.sys.Root.Send(pids["a"], fakeFail{})
 	waitUntil(t, "a open", func() bool { return c.strategyState(t, "a") == supervisor.Open })
-	time.Sleep(50 * time.Millisecond)
+	drainEvents(t, c, rec)
 	if lost := rec.lostFor("a"); len(lost) != 0 {
 		t.Fatalf("NODE_LOST with nowhere to go: %v", lost)
 	}
@@ -94,7 +94,7 @@ func TestBreakerRecoversWithoutMoving(t *testing.T) {
 	waitUntil(t, "a closed", func() bool { return c.isUsable("a") })
 	c.sys.Root.Send(pids["b"], fakeUp{})
 	waitUntil(t, "b up", func() bool { return c.isUsable("b") })
-	time.Sleep(50 * time.Millisecond)
+	drainEvents(t, c, rec)
 	if lost := rec.lostFor("a"); len(lost) != 0 {
 		t.Fatalf("NODE_LOST after a recovered with its players: %v", lost)
 	}
@@ -123,13 +123,14 @@ func TestHalfOpenIsNotUsable(t *testing.T) {
 		}
 	}
 	// ProbeTimeout is RequestTimeout + 1 s.
-	deadline := time.Now().Add(3 * time.Second)
-	for !strings.Contains(fmt.Sprint(rec.transitions()), "a:half-open->open") {
-		if time.Now().After(deadline) {
-			t.Fatalf("a dropped probe left the breaker half-open: %v", rec.transitions())
+	defer func() {
+		if t.Failed() {
+			t.Logf("transitions: %v", rec.transitions())
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}()
+	waitUntil(t, "a dropped probe to send the breaker from half-open back to open", func() bool {
+		return strings.Contains(fmt.Sprint(rec.transitions()), "a:half-open->open")
+	})
 }
 
 // TestPoolNeverBlocksOnEvent (finding 10): a receiver that does not
@@ -198,14 +199,16 @@ func TestCloseWhileCalling(t *testing.T) {
 	c.sys.Root.Send(pids["a"], fakeFail{})
 	c.sys.Root.Send(pids["b"], fakeFail{})
 	waitUntil(t, "both open", func() bool { return !c.isUsable("a") && !c.isUsable("b") })
-	var wg sync.WaitGroup
+	var wg, calling sync.WaitGroup
 	stop := make(chan struct{})
 	for i := range 4 {
 		wg.Add(1)
+		calling.Add(1)
 		go func() {
 			defer wg.Done()
 			ctx := context.Background()
 			g := fmt.Sprint(100 + i)
+			called := sync.OnceFunc(calling.Done)
 			for {
 				select {
 				case <-stop:
@@ -216,10 +219,11 @@ func TestCloseWhileCalling(t *testing.T) {
 				_ = c.Pause(ctx, g, true)
 				_ = c.Destroy(ctx, g)
 				_, _ = c.Nodes(ctx)
+				called()
 			}
 		}()
 	}
-	time.Sleep(20 * time.Millisecond)
+	calling.Wait() // every caller is in its loop: Close comes while they call
 	c.Close()
 	close(stop)
 	wg.Wait()
@@ -242,6 +246,29 @@ func TestCloseWhileCalling(t *testing.T) {
 		t.Fatal("background work started after Close")
 	}
 	c.Close() // idempotent
+}
+
+// drainEvents returns once the pool has handled every message sent to it
+// before, and the forwarder has delivered every NODE_LOST the pool queued
+// meanwhile: a pool round trip, then a marker through the forwarder, which
+// delivers in first-queued order.
+func drainEvents(t *testing.T, c *Client, rec *recorder) {
+	t.Helper()
+	if _, err := c.Nodes(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	marker := fmt.Sprintf("marker-%d", time.Now().UnixNano())
+	c.fwd.push(&clusterpb.PlayerEvent{GuildId: marker})
+	waitUntil(t, "the forwarder's marker", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, e := range rec.events {
+			if e.GetGuildId() == marker {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func newBareClient(t *testing.T, onEvent func(*clusterpb.PlayerEvent)) *Client {
