@@ -275,7 +275,7 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 	g.sends = make(chan gateway.MessageDataVoiceStateUpdate, sendQueue)
 	g.sendWG.Add(1)
 	go sendLoop(g.base, g.gw, g.sends, g.log, &g.sendWG)
-	register(ctx.ActorSystem(), g.self)
+	local.Add(ctx.ActorSystem(), g.self)
 	g.log.Info("shard activated; connecting", "shards", g.deps.ShardCount)
 	g.open()
 }
@@ -402,7 +402,7 @@ func (g *grain) Terminate(pcluster.GrainContext) {
 	defer cancel()
 	g.gw.Close(ctx)
 	g.setReady(false)
-	unregister(g.self)
+	local.Remove(g.self)
 	g.log.Info("shard stopped")
 }
 
