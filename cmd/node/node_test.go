@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ensemble-bot/ensemble/internal/discordemu"
+	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
 )
 
 func freeAddr(t *testing.T) string {
@@ -26,14 +29,48 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func buildNode(t *testing.T) string {
+// buildNode builds the node binary with the extra go build flags (-race
+// where the test's own run has it and the node talks to no emulator).
+func buildNode(t *testing.T, flags ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "node")
-	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
-	if err != nil {
+	args := append(append([]string{"build"}, flags...), "-o", bin, ".")
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// emulated is the Discord and Lavalink emulators with one guild (a text
+// and a voice channel) and one listener in it, as the process tests use
+// them. Both emulators close when the test ends.
+type emulated struct {
+	dc                       *discordemu.Emulator
+	lava                     *lavalinkemu.Emulator
+	guild, text, voice, user discordemu.Snowflake
+}
+
+func startEmulated(ctx context.Context, t *testing.T, lavaCfg lavalinkemu.Config) emulated {
+	t.Helper()
+	dc, err := discordemu.Start(ctx, discordemu.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dc.Close)
+	lavaCfg.Password = lavalinkSecret
+	lava, err := lavalinkemu.Start(ctx, lavaCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lava.Close)
+	e := emulated{dc: dc, lava: lava, guild: discordemu.SnowflakeForShard(0, 1),
+		text: discordemu.NewSnowflake(), voice: discordemu.NewSnowflake(), user: discordemu.NewSnowflake()}
+	if err := dc.AddGuild(discordemu.Guild{ID: e.guild, Channels: []discordemu.Channel{
+		{ID: e.text, Name: "music", Type: discordemu.ChannelText}, {ID: e.voice, Name: "Lounge", Type: discordemu.ChannelVoice},
+	}, Members: []discordemu.Member{{User: discordemu.User{ID: e.user, Username: "listener"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // cleanEnv is the test's environment without any real secret variables, so
@@ -74,7 +111,7 @@ func TestNodeLifecycle(t *testing.T) {
 		{"with secrets", []string{"DISCORD_TOKEN=MTIzNDU2Nzg5MDEyMzQ1Njc4.fake-known.SECRET-d1sc0rd", "LAVALINK_PASSWORD=SECRET-l4v4link"}, "connecting"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			bin := buildNode(t)
+			bin := buildNode(t, "-race")
 			addr := freeAddr(t)
 			var out bytes.Buffer
 			cmd := exec.Command(bin, "--config", loopbackConfig(t), "--admin-addr", addr, "--log-format", "json")

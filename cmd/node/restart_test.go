@@ -26,30 +26,13 @@ import (
 const lavalinkSecret = "SECRET-lavalink-password-4242"
 
 func TestProcessRestartKeepsTheMusic(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "node")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildNode(t)
 	for _, storeKind := range []string{"bbolt", "redis"} {
 		t.Run(storeKind, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			dc, err := discordemu.Start(ctx, discordemu.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer dc.Close()
-			lava, err := lavalinkemu.Start(ctx, lavalinkemu.Config{Password: lavalinkSecret, PlayerUpdateInterval: 200 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer lava.Close()
-			guild, text, voice, user := discordemu.SnowflakeForShard(0, 1), discordemu.NewSnowflake(), discordemu.NewSnowflake(), discordemu.NewSnowflake()
-			if err := dc.AddGuild(discordemu.Guild{ID: guild, Channels: []discordemu.Channel{
-				{ID: text, Name: "music", Type: discordemu.ChannelText}, {ID: voice, Name: "Lounge", Type: discordemu.ChannelVoice},
-			}, Members: []discordemu.Member{{User: discordemu.User{ID: user, Username: "listener"}}}}); err != nil {
-				t.Fatal(err)
-			}
+			e := startEmulated(ctx, t, lavalinkemu.Config{PlayerUpdateInterval: 200 * time.Millisecond})
+			dc, lava, guild, text, voice, user := e.dc, e.lava, e.guild, e.text, e.voice, e.user
 
 			storeYAML := "store: {kind: bbolt, bbolt: {path: " + filepath.Join(t.TempDir(), "ensemble.db") + "}}"
 			if storeKind == "redis" {

@@ -61,28 +61,11 @@ func TestShutdownAtAnyMoment(t *testing.T) {
 	// Without -race: the node talks to the emulators through disgo and
 	// disgolink, which race inside the libraries (the race detector would
 	// make the exit status 66).
-	bin := filepath.Join(t.TempDir(), "node")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dc, err := discordemu.Start(ctx, discordemu.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dc.Close()
-	lava, err := lavalinkemu.Start(ctx, lavalinkemu.Config{Password: lavalinkSecret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lava.Close()
-	guild, text, voice, user := discordemu.SnowflakeForShard(0, 1), discordemu.NewSnowflake(), discordemu.NewSnowflake(), discordemu.NewSnowflake()
-	if err := dc.AddGuild(discordemu.Guild{ID: guild, Channels: []discordemu.Channel{
-		{ID: text, Name: "music", Type: discordemu.ChannelText}, {ID: voice, Name: "Lounge", Type: discordemu.ChannelVoice},
-	}, Members: []discordemu.Member{{User: discordemu.User{ID: user, Username: "listener"}}}}); err != nil {
-		t.Fatal(err)
-	}
+	e := startEmulated(ctx, t, lavalinkemu.Config{})
+	dc, lava, guild, text, voice, user := e.dc, e.lava, e.guild, e.text, e.voice, e.user
 	if err := dc.JoinVoice(guild, user, voice); err != nil {
 		t.Fatal(err)
 	}
