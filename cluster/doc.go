@@ -3,7 +3,17 @@
 // gRPC remote, disthash identity lookup and the membership provider chosen
 // in cluster.yaml.
 //
-// Only the "single" provider is wired so far. It is our own: a one-member
-// topology published at start, with no network discovery and no expiry, so
-// a single node pays nothing for membership.
+// Two providers are wired, both our own:
+//   - "single": a one-member topology published at start, with no network
+//     discovery and no expiry, so a single node pays nothing for
+//     membership;
+//   - "etcd": each member keeps a key under a lease (cluster.etcd_lease_ttl)
+//     and follows the others' keys. Leaving revokes the lease, so the others
+//     see it at once; a killed member is seen gone a TTL later. An etcd
+//     outage ejects no one (the last membership stands); a member whose
+//     lease or key etcd has dropped is told through Member.Ejected, since
+//     the others now refuse its ID and only a new member can rejoin.
+//
+// "automanaged" and "k8s" are validated in configuration but refused at
+// start (ErrProviderNotWired).
 package cluster

@@ -31,6 +31,11 @@ type Member struct {
 	cfg     config.Cluster
 	// running is set once Start succeeded, until Stop.
 	running bool
+	// leave takes the member out of the membership (nil: nothing to do).
+	leave func()
+	// ejected is closed when the membership dropped this member (nil for
+	// a provider that never does).
+	ejected chan struct{}
 }
 
 // Options carry what a member needs besides its configuration.
@@ -46,7 +51,22 @@ type Options struct {
 // New builds a member without starting it, so the grains' dependencies can
 // hold its cluster before the first activation.
 func New(cfg config.Cluster, opts Options) (*Member, error) {
-	if cfg.Provider != config.ProviderSingle {
+	m := &Member{log: opts.Log, cfg: cfg}
+	var provider pcluster.ClusterProvider
+	switch cfg.Provider {
+	case config.ProviderSingle:
+		provider = singleProvider{}
+	case config.ProviderEtcd:
+		m.ejected = make(chan struct{})
+		p := &etcdProvider{ejected: m.ejected, opts: etcdOptions{
+			Endpoints:   cfg.EtcdEndpoints,
+			Prefix:      cfg.EtcdPrefix + "/" + cfg.Name + "/members/",
+			LeaseTTL:    cfg.EtcdLeaseTTL,
+			CallTimeout: min(cfg.EtcdLeaseTTL/2, 2*time.Second),
+			Log:         opts.Log.With("provider", "etcd"),
+		}}
+		provider, m.leave = p, func() { _ = p.Shutdown(false) }
+	default:
 		return nil, fmt.Errorf("%w: %s", ErrProviderNotWired, cfg.Provider)
 	}
 	host, portText, err := net.SplitHostPort(cfg.BindAddr)
@@ -70,11 +90,12 @@ func New(cfg config.Cluster, opts Options) (*Member, error) {
 	}
 	system := actor.NewActorSystem(actorOpts...)
 	remoteCfg := remote.Configure(host, port)
-	clusterCfg := pcluster.Configure(cfg.Name, &singleProvider{}, disthash.New(), remoteCfg,
+	clusterCfg := pcluster.Configure(cfg.Name, provider, disthash.New(), remoteCfg,
 		pcluster.WithKinds(opts.Kinds...),
 		pcluster.WithRequestTimeout(cfg.RequestTimeout),
 	)
-	return &Member{System: system, Cluster: pcluster.New(system, clusterCfg), log: opts.Log, cfg: cfg}, nil
+	m.System, m.Cluster = system, pcluster.New(system, clusterCfg)
+	return m, nil
 }
 
 // Start starts a member and returns once the cluster has its topology.
@@ -126,16 +147,33 @@ func (m *Member) Start(ctx context.Context) error {
 // Running reports whether the member started and has not stopped.
 func (m *Member) Running() bool { return m.running }
 
-// Stop leaves the cluster. A graceful stop lets activations hand over;
-// protoactor sleeps a fixed 2 s for that.
-func (m *Member) Stop(graceful bool) {
+// Ejected is closed when the other members have dropped this one (its
+// lease expired while it could not reach etcd, or its key was deleted):
+// they refuse its ID from then on, so the node has to stop this member and
+// start a new one. Never closed for the single provider.
+func (m *Member) Ejected() <-chan struct{} { return m.ejected }
+
+// Leave takes the member out of the membership at once, so the others
+// place new activations elsewhere while this one stops its own; Stop does
+// it too.
+func (m *Member) Leave() {
+	if m.running && m.leave != nil {
+		m.leave()
+	}
+}
+
+// Stop leaves the cluster and stops the member. protoactor's graceful
+// shutdown only adds a fixed 2 s sleep for its identity lookup's handover;
+// our providers announce the leave themselves (Leave), so it is skipped.
+func (m *Member) Stop() {
 	if !m.running {
 		return
 	}
+	m.Leave()
 	m.running = false
 	start := time.Now()
-	m.Cluster.Shutdown(graceful)
-	m.log.Info("cluster member stopped", "graceful", graceful, "took", time.Since(start).Round(time.Millisecond))
+	m.Cluster.Shutdown(false)
+	m.log.Info("cluster member stopped", "took", time.Since(start).Round(time.Millisecond))
 }
 
 // singleProvider is a membership of one: it publishes this member as the

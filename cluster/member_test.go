@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -57,7 +58,7 @@ func TestSingleMemberServesGrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Stop(false)
+	defer m.Stop()
 
 	if !strings.HasPrefix(m.System.Address(), "127.0.0.1:") || strings.HasSuffix(m.System.Address(), ":0") {
 		t.Fatalf("member address %q: want a bound loopback port", m.System.Address())
@@ -92,9 +93,9 @@ func TestSingleMemberServesGrains(t *testing.T) {
 
 func TestStartRefusesUnwiredProvider(t *testing.T) {
 	cfg := testConfig()
-	cfg.Provider = config.ProviderEtcd
+	cfg.Provider = config.ProviderK8s
 	_, err := Start(context.Background(), cfg, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err == nil || !strings.Contains(err.Error(), "etcd") {
+	if !errors.Is(err, ErrProviderNotWired) || !strings.Contains(err.Error(), "k8s") {
 		t.Fatalf("Start = %v", err)
 	}
 }
@@ -125,7 +126,7 @@ func TestStoppedGrainsLeaveThePIDCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Stop(false)
+	defer m.Stop()
 	if _, err := m.Cluster.Request("guild-a", "counter", wrapperspb.String("x")); err != nil {
 		t.Fatal(err)
 	}

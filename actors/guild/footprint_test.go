@@ -98,7 +98,7 @@ func measureIdleGuilds(tb testing.TB, n int, bare bool) footprint {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer m.Stop(false)
+	defer m.Stop()
 
 	handle := func(i int) {
 		g := fmt.Sprint(100000000000000000 + i)

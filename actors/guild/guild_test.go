@@ -346,7 +346,7 @@ func newHarness(t *testing.T, tweak func(*Deps), before func(*harness)) *harness
 	}
 	h.c = m.Cluster
 	t.Cleanup(func() {
-		m.Stop(false)
+		m.Stop()
 		bolt.Close()
 	})
 	return h

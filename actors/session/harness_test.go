@@ -253,7 +253,7 @@ func newHarness(t *testing.T, tweak func(*Deps)) *harness {
 	h.gateway.c = m.Cluster
 	h.gateway.mu.Unlock()
 	t.Cleanup(func() {
-		m.Stop(false)
+		m.Stop()
 		st.Close()
 	})
 	return h

@@ -227,7 +227,7 @@ func startFixture(t *testing.T, cfg discordemu.Config, shards int, setup func(*d
 		if _, err := StopLocal(ctx, m.System); err != nil {
 			t.Error(err)
 		}
-		m.Stop(false)
+		m.Stop()
 	})
 	return f
 }

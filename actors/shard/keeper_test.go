@@ -95,7 +95,7 @@ func startStubCluster(t *testing.T) (*cluster.Member, *stubShards) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Stop(false) })
+	t.Cleanup(func() { m.Stop() })
 	return m, s
 }
 

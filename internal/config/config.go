@@ -46,8 +46,9 @@ type Node struct {
 // Provider names a cluster membership provider.
 type Provider string
 
-// The membership providers. Only ProviderSingle is wired so far; the others
-// are accepted by validation so configuration written for them is checked.
+// The membership providers. ProviderSingle and ProviderEtcd are wired; the
+// others are accepted by validation so configuration written for them is
+// checked, and refused at start.
 const (
 	ProviderSingle      Provider = "single"
 	ProviderAutomanaged Provider = "automanaged"
@@ -68,6 +69,12 @@ type Cluster struct {
 	Members []string `yaml:"members"`
 	// EtcdEndpoints lists the etcd servers of the etcd provider.
 	EtcdEndpoints []string `yaml:"etcd_endpoints"`
+	// EtcdLeaseTTL is how long a member's key outlives its last keepalive:
+	// the time the others take to see a dead member (etcd raises TTLs
+	// below its minimum, 2 s with default timings).
+	EtcdLeaseTTL time.Duration `yaml:"etcd_lease_ttl"`
+	// EtcdPrefix is the key prefix of the cluster's members in etcd.
+	EtcdPrefix string `yaml:"etcd_prefix"`
 }
 
 // StoreKind names a persistence backend.
@@ -178,6 +185,8 @@ func Default() Config {
 			Provider:       ProviderSingle,
 			BindAddr:       "127.0.0.1:0",
 			RequestTimeout: 5 * time.Second,
+			EtcdLeaseTTL:   3 * time.Second,
+			EtcdPrefix:     "/ensemble",
 		},
 		Store: Store{
 			Kind:  StoreBbolt,
@@ -344,6 +353,17 @@ func (c *Config) validateCluster() error {
 	}
 	if cl.Provider == ProviderEtcd && len(cl.EtcdEndpoints) == 0 {
 		return fieldErr("cluster.etcd_endpoints", cl.EtcdEndpoints, "must list at least one endpoint for the etcd provider")
+	}
+	for i, e := range cl.EtcdEndpoints {
+		if err := checkHostPort(fmt.Sprintf("cluster.etcd_endpoints[%d]", i), strings.TrimPrefix(strings.TrimPrefix(e, "http://"), "https://"), false); err != nil {
+			return err
+		}
+	}
+	if cl.EtcdLeaseTTL < 2*time.Second || cl.EtcdLeaseTTL > time.Minute || cl.EtcdLeaseTTL%time.Second != 0 {
+		return fieldErr("cluster.etcd_lease_ttl", cl.EtcdLeaseTTL, "must be whole seconds from 2s to 1m")
+	}
+	if !strings.HasPrefix(cl.EtcdPrefix, "/") || strings.HasSuffix(cl.EtcdPrefix, "/") {
+		return fieldErr("cluster.etcd_prefix", cl.EtcdPrefix, `must start with "/" and not end with one`)
 	}
 	return nil
 }

@@ -455,6 +455,10 @@ func (n *Node) stopParts(ctx context.Context) error {
 	n.bg.Wait()
 	running := n.member != nil && n.member.Running()
 	if running {
+		// Out of the membership first: the other members place new
+		// activations of this member's guilds and shards on themselves
+		// while this one stops its own.
+		n.member.Leave()
 		// protoactor's shutdown does not stop grains: stop the shards
 		// ourselves so their gateway connections close with the member.
 		if _, err := shard.StopLocal(ctx, n.member.System); err != nil {
@@ -472,9 +476,7 @@ func (n *Node) stopParts(ctx context.Context) error {
 		n.audio.close()
 	}
 	if running {
-		// A graceful leave tells the other members (protoactor sleeps 2 s
-		// for it); a single member has none to tell.
-		n.member.Stop(n.cfg.Cluster.Provider != config.ProviderSingle)
+		n.member.Stop()
 	}
 	for _, o := range []*ecluster.Ordered{n.ordered, n.playerEvents} {
 		if o != nil {

@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -120,6 +119,9 @@ func waitRedis(addr string, cmd *exec.Cmd, timeout time.Duration) error {
 type Etcd struct {
 	// Endpoint is the client URL.
 	Endpoint string
+	bin      string
+	dir      string
+	peer     string
 	cmd      *exec.Cmd
 }
 
@@ -131,36 +133,66 @@ func StartEtcd(t testing.TB) *Etcd {
 	if err != nil {
 		t.Fatalf("etcd not installed (make deps installs etcd-server): %v", err)
 	}
-	dir := t.TempDir()
+	e := &Etcd{bin: bin, dir: t.TempDir()}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		client := fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
-		peer := fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
-		cmd := exec.Command(bin,
-			"--name", "test", "--data-dir", filepath.Join(dir, fmt.Sprint(attempt)),
-			"--listen-client-urls", client, "--advertise-client-urls", client,
-			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-			"--initial-cluster", "test="+peer, "--log-level", "error",
-		)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start etcd: %v", err)
+		e.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
+		e.peer = fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
+		if lastErr = e.start(); lastErr == nil {
+			t.Cleanup(e.Stop)
+			return e
 		}
-		if err := waitHTTP(client+"/health", cmd, 20*time.Second); err != nil {
-			lastErr = err
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			continue
-		}
-		e := &Etcd{Endpoint: client, cmd: cmd}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		})
-		return e
+		_ = os.RemoveAll(e.dir)
 	}
 	t.Fatalf("etcd did not start: %v", lastErr)
 	return nil
+}
+
+func (e *Etcd) start() error {
+	// etcd warns about a data directory others can read.
+	if err := os.MkdirAll(e.dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(e.dir, 0o700); err != nil {
+		return err
+	}
+	cmd := exec.Command(e.bin,
+		"--name", "test", "--data-dir", e.dir,
+		"--listen-client-urls", e.Endpoint, "--advertise-client-urls", e.Endpoint,
+		"--listen-peer-urls", e.peer, "--initial-advertise-peer-urls", e.peer,
+		"--initial-cluster", "test="+e.peer, "--logger", "zap", "--log-level", "error",
+	)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start etcd: %w", err)
+	}
+	if err := waitHTTP(e.Endpoint+"/health", cmd, 20*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return err
+	}
+	e.cmd = cmd
+	return nil
+}
+
+// Stop kills the server (as a crash would); its data stays for Restart.
+func (e *Etcd) Stop() {
+	if e.cmd == nil {
+		return
+	}
+	_ = e.cmd.Process.Kill()
+	_ = e.cmd.Wait()
+	e.cmd = nil
+}
+
+// Restart starts the stopped server again on the same ports with its data
+// (leases included: etcd renews them when it elects its leader).
+func (e *Etcd) Restart(t testing.TB) {
+	t.Helper()
+	e.Stop()
+	if err := e.start(); err != nil {
+		t.Fatalf("restart etcd: %v", err)
+	}
 }
 
 func waitHTTP(url string, cmd *exec.Cmd, timeout time.Duration) error {

@@ -1,0 +1,161 @@
+//go:build !race
+
+// Members whose topology changes while they serve calls, several of them
+// in one process, race inside protoactor and gRPC (the Makefile lists
+// where): disthash's Manager.Get reads the rendezvous table
+// (identitylookup/disthash/manager.go:75) that a topology change replaces
+// (manager.go:69) without a lock, and remote.Start replaces gRPC's global
+// logger (remote/server.go:61 -> grpclog/loggerv2.go:75) while another
+// member's gRPC connections log through it (internal/grpclog/grpclog.go:34).
+// Our own concurrency in the etcd provider is covered by etcd_test.go
+// under -race.
+
+package cluster
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/testserver"
+)
+
+// whereGrain answers with the member that hosts it and how many messages
+// this activation has seen.
+type whereGrain struct{ seen int }
+
+func (g *whereGrain) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*wrapperspb.StringValue); ok {
+		g.seen++
+		ctx.Respond(wrapperspb.String(ctx.ActorSystem().ID + "/" + string(rune('0'+g.seen))))
+	}
+}
+
+func startEtcdMember(t *testing.T, endpoint string) *Member {
+	t.Helper()
+	cfg := testConfig()
+	cfg.Provider = config.ProviderEtcd
+	cfg.EtcdEndpoints = []string{endpoint}
+	cfg.EtcdLeaseTTL = 2 * time.Second
+	kind := pcluster.NewKind("where", actor.PropsFromProducer(func() actor.Actor { return &whereGrain{} }))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := Start(ctx, cfg, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Kinds: []*pcluster.Kind{kind}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// waitMembers waits until m's topology holds exactly the members ids.
+func waitMembers(t *testing.T, m *Member, ids ...*Member) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := m.Cluster.MemberList.Members()
+		ok := got.Len() == len(ids)
+		for _, o := range ids {
+			ok = ok && got.ContainsID(o.System.ID)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member %s sees %d members, want %d", m.System.ID, got.Len(), len(ids))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func where(t *testing.T, m *Member, identity string) (member string, seen string) {
+	t.Helper()
+	res, err := m.Cluster.Request(identity, "where", wrapperspb.String("?"))
+	if err != nil {
+		t.Fatalf("call %s from %s: %v", identity, m.System.ID, err)
+	}
+	member, seen, _ = strings.Cut(res.(*wrapperspb.StringValue).Value, "/")
+	return member, seen
+}
+
+func TestEtcdMembersShareGrains(t *testing.T) {
+	e := testserver.StartEtcd(t)
+	a := startEtcdMember(t, e.Endpoint)
+	b := startEtcdMember(t, e.Endpoint)
+	waitMembers(t, a, a, b)
+	waitMembers(t, b, a, b)
+
+	// Guilds spread over both members, and both agree where each lives:
+	// the second call, from the other member, reaches the same activation.
+	hosts := map[string]int{}
+	for i := range 20 {
+		id := "guild-" + string(rune('a'+i))
+		host, seen := where(t, a, id)
+		again, seen2 := where(t, b, id)
+		if again != host || seen != "1" || seen2 != "2" {
+			t.Fatalf("%s: from a %s (#%s), from b %s (#%s): want one activation", id, host, seen, again, seen2)
+		}
+		hosts[host]++
+	}
+	if len(hosts) != 2 {
+		t.Fatalf("20 guilds placed on %v: want both members", hosts)
+	}
+
+	// A member that stops leaves at once; its guilds move to the other.
+	a.Stop()
+	waitMembers(t, b, b)
+	for i := range 20 {
+		if host, _ := where(t, b, "guild-"+string(rune('a'+i))); host != b.System.ID {
+			t.Fatalf("after a left, guild on %s, want %s", host, b.System.ID)
+		}
+	}
+
+	// A restarted member is a new member (a new ID, which no one has
+	// blocked) and takes its share again.
+	a2 := startEtcdMember(t, e.Endpoint)
+	if a2.System.ID == a.System.ID {
+		t.Fatal("a restarted member kept its ID")
+	}
+	waitMembers(t, b, a2, b)
+	hosts = map[string]int{}
+	for i := range 20 {
+		host, _ := where(t, b, "guild-"+string(rune('a'+i)))
+		hosts[host]++
+	}
+	if hosts[a2.System.ID] == 0 {
+		t.Fatalf("the new member hosts nothing: %v", hosts)
+	}
+}
+
+func TestEtcdMemberToldWhenEjected(t *testing.T) {
+	e := testserver.StartEtcd(t)
+	a := startEtcdMember(t, e.Endpoint)
+	b := startEtcdMember(t, e.Endpoint)
+	waitMembers(t, a, a, b)
+	admin := etcdAdmin(t, e.Endpoint)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := b.Cluster.Config.ClusterProvider.(*etcdProvider)
+	if _, err := admin.Revoke(ctx, p.membership.lease); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.Ejected():
+	case <-time.After(30 * time.Second):
+		t.Fatal("b was not told it was dropped")
+	}
+	waitMembers(t, a, a)
+	select {
+	case <-a.Ejected():
+		t.Fatal("a was told it was dropped")
+	default:
+	}
+}
