@@ -295,9 +295,14 @@ func (m *etcdMembership) watch(ctx context.Context, members map[string]memberRec
 }
 
 // changed publishes a new membership, or ejects the member if its own key
-// is gone from it.
+// is gone from it; nothing once the member is leaving.
 func (m *etcdMembership) changed(members map[string]memberRecord) {
-	if _, ok := members[m.self.ID]; !ok && !m.leaving.Load() {
+	if m.leaving.Load() {
+		// The member drains: it still serves its own activations until
+		// they have stopped, so it must keep seeing itself.
+		return
+	}
+	if _, ok := members[m.self.ID]; !ok {
 		m.eject("member key removed")
 		return
 	}

@@ -95,6 +95,10 @@ func TestEtcdMembersShareGrains(t *testing.T) {
 
 	// Guilds spread over both members, and both agree where each lives:
 	// the second call, from the other member, reaches the same activation.
+	// Each member's Placement says the same.
+	pa, pb := NewPlacement(a.Cluster), NewPlacement(b.Cluster)
+	defer pa.Close()
+	defer pb.Close()
 	hosts := map[string]int{}
 	for i := range 20 {
 		id := "guild-" + string(rune('a'+i))
@@ -103,15 +107,31 @@ func TestEtcdMembersShareGrains(t *testing.T) {
 		if again != host || seen != "1" || seen2 != "2" {
 			t.Fatalf("%s: from a %s (#%s), from b %s (#%s): want one activation", id, host, seen, again, seen2)
 		}
+		if pa.Owns("where", id) != (host == a.System.ID) || pb.Owns("where", id) != (host == b.System.ID) {
+			t.Fatalf("%s lives on %s; placement says a owns it %v, b %v", id, host, pa.Owns("where", id), pb.Owns("where", id))
+		}
 		hosts[host]++
 	}
 	if len(hosts) != 2 {
 		t.Fatalf("20 guilds placed on %v: want both members", hosts)
 	}
 
-	// A member that stops leaves at once; its guilds move to the other.
+	// A member that stops leaves at once; its guilds move to the other,
+	// whose placement says so after signalling the change.
+	changed := pb.Watch()
+	<-changed // the signal for the membership as it was
 	a.Stop()
 	waitMembers(t, b, b)
+	select {
+	case <-changed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no change signalled")
+	}
+	for i := range 20 {
+		if id := "guild-" + string(rune('a'+i)); !pb.Owns("where", id) {
+			t.Fatalf("after a left, b does not own %s", id)
+		}
+	}
 	for i := range 20 {
 		if host, _ := where(t, b, "guild-"+string(rune('a'+i))); host != b.System.ID {
 			t.Fatalf("after a left, guild on %s, want %s", host, b.System.ID)

@@ -17,16 +17,21 @@ import (
 // stop only their own. The zero value is ready to use.
 type Locals struct {
 	mu     sync.Mutex
-	grains map[*actor.PID]*actor.ActorSystem
+	grains map[*actor.PID]local
 }
 
-// Add records an activation of system.
-func (l *Locals) Add(system *actor.ActorSystem, pid *actor.PID) {
+type local struct {
+	system   *actor.ActorSystem
+	identity string
+}
+
+// Add records an activation of identity on system.
+func (l *Locals) Add(system *actor.ActorSystem, pid *actor.PID, identity string) {
 	l.mu.Lock()
 	if l.grains == nil {
-		l.grains = map[*actor.PID]*actor.ActorSystem{}
+		l.grains = map[*actor.PID]local{}
 	}
-	l.grains[pid] = system
+	l.grains[pid] = local{system, identity}
 	l.mu.Unlock()
 }
 
@@ -37,15 +42,16 @@ func (l *Locals) Remove(pid *actor.PID) {
 	l.mu.Unlock()
 }
 
-// Stop runs stop for each activation of system, all at once, and waits
-// until each has returned or ctx ends. stop must return once the
-// activation has stopped (or cannot). It returns how many stopped; what
-// names them in the error ("shards", "sessions").
-func (l *Locals) Stop(ctx context.Context, system *actor.ActorSystem, what string, stop func(pid *actor.PID)) (int, error) {
+// Stop runs stop for each activation of system whose identity which
+// selects (nil: all), all at once, and waits until each has returned or
+// ctx ends. stop must return once the activation has stopped (or cannot).
+// It returns how many stopped; what names them in the error ("shards",
+// "sessions").
+func (l *Locals) Stop(ctx context.Context, system *actor.ActorSystem, what string, which func(identity string) bool, stop func(pid *actor.PID)) (int, error) {
 	l.mu.Lock()
 	var pids []*actor.PID
-	for pid, sys := range l.grains {
-		if sys == system {
+	for pid, g := range l.grains {
+		if g.system == system && (which == nil || which(g.identity)) {
 			pids = append(pids, pid)
 		}
 	}

@@ -206,7 +206,7 @@ func (g *Grain) Receive(ctx actor.Context) {
 // init starts reading the snapshot; requests wait until it is read.
 func (g *Grain) init(ctx actor.Context, m *cluster.ClusterInit) {
 	g.sys, g.self = ctx.ActorSystem(), ctx.Self()
-	local.Add(g.sys, g.self)
+	local.Add(g.sys, g.self, m.Identity.GetIdentity())
 	g.guildID = m.Identity.GetIdentity()
 	g.log = g.deps.Log.With("guild", g.guildID)
 	g.loading = true

@@ -27,8 +27,15 @@ type flushed struct{}
 // is a step of a member's stop, before the store closes. It returns how
 // many sessions were stopped.
 func StopLocal(ctx context.Context, system *actor.ActorSystem) (int, error) {
+	return StopLocalIf(ctx, system, nil)
+}
+
+// StopLocalIf is StopLocal for the sessions of the guilds which selects:
+// a member hands over the sessions the cluster now places elsewhere (their
+// new owner restores them from what they stored).
+func StopLocalIf(ctx context.Context, system *actor.ActorSystem, which func(guildID string) bool) (int, error) {
 	wait := time.Until(deadlineOf(ctx))
-	return local.Stop(ctx, system, "sessions", func(pid *actor.PID) {
+	return local.Stop(ctx, system, "sessions", which, func(pid *actor.PID) {
 		_, _ = system.Root.RequestFuture(pid, flushReq{}, wait).Result()
 		_ = system.Root.PoisonFuture(pid).Wait()
 	})

@@ -78,41 +78,66 @@ func (g *Gateway) UpdateVoice(ctx context.Context, guildID, channelID string) er
 }
 
 // Keep calls Ensure on every shard identity each interval until ctx ends,
-// so every shard is active somewhere: a shard lost with its member is
-// activated again on the member the cluster now assigns it to. Every member
-// runs a keeper; the calls are cheap and idempotent. Keep blocks; run it in
-// a goroutine.
+// so every shard is active somewhere. Keep blocks; run it in a goroutine.
 func Keep(ctx context.Context, c *pcluster.Cluster, shardCount int, interval time.Duration, log *slog.Logger) {
+	Keeper{Cluster: c, ShardCount: shardCount, Interval: interval, Log: log}.Run(ctx)
+}
+
+// Keeper makes sure every shard is active somewhere: a shard lost with its
+// member is activated again on the member the cluster now assigns it to.
+// In a cluster each member keeps the shards it owns (Owns), at once when
+// the membership changes (Changed) and each Interval as a backstop, so the
+// work is proportional to what a member owns, not to the cluster's size.
+type Keeper struct {
+	Cluster    *pcluster.Cluster
+	ShardCount int
+	Interval   time.Duration
+	Log        *slog.Logger
+	// Owns tells whether this member owns a shard identity; nil: every
+	// shard.
+	Owns func(identity string) bool
+	// Changed is signalled when the membership changes; nil: never.
+	Changed <-chan struct{}
+}
+
+// Run keeps the shards until ctx ends.
+func (k Keeper) Run(ctx context.Context) {
+	log := k.Log
 	if log == nil {
 		log = slog.Default()
 	}
 	log = log.With("component", "shard-keeper")
-	if shardCount < 1 || interval <= 0 {
-		log.Error("shard keeper not started", "shards", shardCount, "interval", interval)
+	if k.ShardCount < 1 || k.Interval <= 0 {
+		log.Error("shard keeper not started", "shards", k.ShardCount, "interval", k.Interval)
 		return
 	}
 	// Each round is bounded by the interval, so rounds never pile up; the
 	// floor leaves room for a first activation on a short interval.
-	timeout := max(interval, 500*time.Millisecond)
-	last := make([]string, shardCount)
-	tick := time.NewTicker(interval)
+	timeout := max(k.Interval, 500*time.Millisecond)
+	last := make([]string, k.ShardCount)
+	tick := time.NewTicker(k.Interval)
 	defer tick.Stop()
 	for {
-		round(ctx, c, shardCount, timeout, log, last)
+		round(ctx, k.Cluster, k.ShardCount, k.Owns, timeout, log, last)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-k.Changed:
 		}
 	}
 }
 
-// round ensures every shard once, in parallel, so one unreachable member
+// round ensures every shard (that owns selects) once, in parallel, so one unreachable member
 // delays no other shard. last holds each shard's previous outcome, to log
 // changes only (a dead member would otherwise log every second per shard).
-func round(ctx context.Context, c *pcluster.Cluster, shardCount int, timeout time.Duration, log *slog.Logger, last []string) {
+func round(ctx context.Context, c *pcluster.Cluster, shardCount int, owns func(string) bool, timeout time.Duration, log *slog.Logger, last []string) {
 	var wg sync.WaitGroup
 	for id := range shardCount {
+		if owns != nil && !owns(Identity(id)) {
+			last[id] = ""
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,6 +129,35 @@ func TestKeeperAndGateway(t *testing.T) {
 		if len(s.activated) != 3 || s.activated["0"] != 1 || s.activated["1"] != 1 || s.activated["2"] != 1 {
 			t.Fatalf("activations %v", s.activated)
 		}
+	})
+
+	t.Run("keeper keeps only what its member owns, at once on a change", func(t *testing.T) {
+		var owned atomic.Value
+		owned.Store("4")
+		changed := make(chan struct{}, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			// An hour's backstop: only a change can explain a second round.
+			Keeper{Cluster: m.Cluster, ShardCount: 5, Interval: time.Hour, Log: quietLog(),
+				Owns:    func(id string) bool { return strings.Contains(owned.Load().(string), id) },
+				Changed: changed}.Run(ctx)
+		}()
+		defer func() {
+			cancel()
+			<-done
+		}()
+		s.wait(t, "shard 4 ensured", func() bool { return s.ensured["4"] >= 1 })
+		s.mu.Lock()
+		other := s.ensured["3"]
+		s.mu.Unlock()
+		if other != 0 {
+			t.Fatalf("shard 3, owned by no one here, ensured %d times", other)
+		}
+		owned.Store("3 4")
+		changed <- struct{}{}
+		s.wait(t, "shard 3 ensured after the change", func() bool { return s.ensured["3"] >= 1 })
 	})
 
 	t.Run("gateway routes to the owning shard", func(t *testing.T) {

@@ -98,6 +98,11 @@ type Deps struct {
 	// OnStatus is told when a shard becomes ready or stops being ready. It
 	// runs in the grain and must not block.
 	OnStatus func(shardID int, ready bool)
+	// OnActive is told when the shard's activation starts on this member
+	// (true, before any OnStatus) and when it has stopped (false): a member
+	// of a cluster answers for the shards it runs. It runs in the grain and
+	// must not block.
+	OnActive func(shardID int, active bool)
 	// OnReady is told the application ID and the bot's user ID of every
 	// READY (application.id and user.id; "" when READY lacks one). Discord
 	// documents no token format, so these are the only source of both. It
@@ -149,6 +154,9 @@ func (d *Deps) defaults() {
 	}
 	if d.OnReady == nil {
 		d.OnReady = func(string, string) {}
+	}
+	if d.OnActive == nil {
+		d.OnActive = func(int, bool) {}
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -241,6 +249,7 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 		return
 	}
 	g.id = id
+	g.deps.OnActive(id, true)
 	g.root = ctx.ActorSystem().Root
 	g.self = ctx.Self()
 	g.base, g.stop = context.WithCancel(context.Background())
@@ -275,7 +284,7 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 	g.sends = make(chan gateway.MessageDataVoiceStateUpdate, sendQueue)
 	g.sendWG.Add(1)
 	go sendLoop(g.base, g.gw, g.sends, g.log, &g.sendWG)
-	local.Add(ctx.ActorSystem(), g.self)
+	local.Add(ctx.ActorSystem(), g.self, ctx.Identity())
 	g.log.Info("shard activated; connecting", "shards", g.deps.ShardCount)
 	g.open()
 }
@@ -402,6 +411,7 @@ func (g *grain) Terminate(pcluster.GrainContext) {
 	defer cancel()
 	g.gw.Close(ctx)
 	g.setReady(false)
+	g.deps.OnActive(g.id, false)
 	local.Remove(g.self)
 	g.log.Info("shard stopped")
 }

@@ -19,7 +19,14 @@ var local cluster.Locals
 // member's drain: stop the keeper first, or it activates the shards again.
 // It returns how many shards were stopped.
 func StopLocal(ctx context.Context, system *actor.ActorSystem) (int, error) {
-	return local.Stop(ctx, system, "shards", func(pid *actor.PID) {
+	return StopLocalIf(ctx, system, nil)
+}
+
+// StopLocalIf is StopLocal for the shards (by identity, see Identity) which
+// selects: a member hands over the shards the cluster now places
+// elsewhere.
+func StopLocalIf(ctx context.Context, system *actor.ActorSystem, which func(identity string) bool) (int, error) {
+	return local.Stop(ctx, system, "shards", which, func(pid *actor.PID) {
 		_ = system.Root.PoisonFuture(pid).Wait()
 	})
 }

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/node"
 	"github.com/ensemble-bot/ensemble/internal/sandbox"
@@ -115,25 +117,57 @@ func loadConfig(f flags, getenv func(string) string) (config.Config, error) {
 	return cfg, nil
 }
 
+// rejoinBackoff spaces the starts of a node the cluster dropped, while
+// they fail (etcd or Redis still unreachable, say).
+var rejoinBackoff = supervisor.Backoff{Base: time.Second, Max: 30 * time.Second, Jitter: 0.5}
+
 // serve runs the node until ctx ends, then stops it within
-// node.shutdown_timeout.
+// node.shutdown_timeout. A node the cluster dropped (its lease expired
+// while it could not reach etcd) is stopped and started again: the new
+// member has a new ID, which the others accept.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	n, err := node.Start(ctx, cfg, node.Options{Log: log})
-	if err != nil {
-		if ctx.Err() != nil {
+	rejoining := false
+	for attempt := 0; ; {
+		n, err := node.Start(ctx, cfg, node.Options{Log: log})
+		switch {
+		case err != nil && ctx.Err() != nil:
 			// Stopped while starting: Start undid what it had started.
 			log.Info("stopped during startup", "err", err)
 			return nil
+		case err != nil && !rejoining:
+			return err
+		case err != nil:
+			wait, _ := rejoinBackoff.Delay(attempt, rand.Float64())
+			attempt++
+			log.Error("could not rejoin the cluster; retrying", "err", err, "attempt", attempt, "in", wait.Round(time.Millisecond))
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+			continue
 		}
-		return err
+		attempt = 0
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "timeout", cfg.Node.ShutdownTimeout)
+			if err := stopNode(n, cfg); err != nil {
+				return err
+			}
+			log.Info("stopped")
+			return nil
+		case <-n.Ejected():
+			log.Warn("the cluster dropped this member; restarting it as a new member")
+			if err := stopNode(n, cfg); err != nil {
+				log.Error("stop of the dropped member", "err", err)
+			}
+			rejoining = true
+		}
 	}
-	<-ctx.Done()
-	log.Info("shutting down", "timeout", cfg.Node.ShutdownTimeout)
-	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
+}
+
+func stopNode(n *node.Node, cfg config.Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Node.ShutdownTimeout)
 	defer cancel()
-	if err := n.Stop(stopCtx); err != nil {
-		return err
-	}
-	log.Info("stopped")
-	return nil
+	return n.Stop(ctx)
 }

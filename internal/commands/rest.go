@@ -43,6 +43,17 @@ type Discord struct {
 // NewDiscord wraps a disgo REST client.
 func NewDiscord(r rest.Rest) *Discord { return &Discord{rest: r} }
 
+// BotUserID asks Discord who the bot is (GET /users/@me): a cluster
+// member that holds no shard gets no READY, and needs the bot user ID for
+// Lavalink all the same.
+func (d *Discord) BotUserID(ctx context.Context) (string, error) {
+	u, err := d.rest.GetCurrentUser("", rest.WithCtx(ctx))
+	if err != nil {
+		return "", fmt.Errorf("get current user: %w", err)
+	}
+	return u.ID.String(), nil
+}
+
 // Respond answers an interaction with a message (callback type 4).
 func (d *Discord) Respond(ctx context.Context, interactionID, token string, r *clusterpb.Reply) error {
 	return d.callback(ctx, "respond", interactionID, token, discord.InteractionResponse{

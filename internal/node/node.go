@@ -66,8 +66,13 @@ type Node struct {
 	// gateway's events in ordered.
 	playerEvents *ecluster.Ordered
 
-	shardMu    sync.Mutex
-	shardReady []bool
+	shardMu sync.Mutex
+	// shardReady is, for each shard this member runs, whether its gateway
+	// is up. A single member runs every shard; a member of a cluster runs
+	// those the cluster placed on it, maybe none.
+	shardReady map[int]bool
+	// identified: Discord answered GET /users/@me (members of a cluster).
+	identified bool
 
 	// readyMu guards the IDs of the first READY, and stopping: once it is
 	// set, no READY starts anything (bg is not added to after Stop waits).
@@ -178,7 +183,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	if err != nil {
 		return nil, err
 	}
-	n.shardReady = make([]bool, cfg.Discord.ShardCount)
+	n.shardReady = make(map[int]bool, cfg.Discord.ShardCount)
 	kinds := []*cluster.Kind{
 		session.NewKind(session.Deps{
 			Store:       n.store,
@@ -225,6 +230,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			Admit:    inFlight.Acquire,
 			Refuse:   replies.Refuse,
 			OnStatus: n.shardStatus,
+			OnActive: n.shardActive,
 			OnReady:  n.discordReady,
 		}),
 	}
@@ -237,17 +243,65 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	n.ready.Set(compCluster, true, fmt.Sprintf("%s member %s", cfg.Cluster.Provider, n.member.System.Address()))
 
 	runCtx := n.runCtx
+	placement := ecluster.NewPlacement(c)
 	n.done = make(chan struct{})
 	go func() {
 		defer close(n.done)
+		defer placement.Close()
 		if discord == nil {
 			<-runCtx.Done()
 			return
 		}
-		go n.wakeSessions(runCtx, c)
-		shard.Keep(runCtx, c, cfg.Discord.ShardCount, time.Second, log)
+		if n.multiMember() {
+			n.bg.Add(1)
+			go n.identifyBot(runCtx)
+		}
+		n.bg.Add(1)
+		go n.own(runCtx, placement)
+		shard.Keeper{
+			Cluster: c, ShardCount: cfg.Discord.ShardCount, Interval: time.Second, Log: log,
+			Owns:    func(id string) bool { return placement.Owns(shard.Kind, id) },
+			Changed: placement.Watch(),
+		}.Run(runCtx)
 	}()
 	return n, nil
+}
+
+// Ejected is closed when the cluster has dropped this member (see
+// cluster.Member.Ejected): the node must be stopped and a new one started.
+func (n *Node) Ejected() <-chan struct{} { return n.member.Ejected() }
+
+// multiMember: other members may run this cluster's shards.
+func (n *Node) multiMember() bool { return n.cfg.Cluster.Provider != config.ProviderSingle }
+
+// identifyBotBackoff spaces the tries of GET /users/@me.
+var identifyBotBackoff = supervisor.Backoff{Base: time.Second, Max: 30 * time.Second, Jitter: 0.5}
+
+// identifyBot learns the bot user ID over REST and starts Lavalink with
+// it, for a member of a cluster that runs no shard and so gets no READY.
+// A READY on this member may come first; the first start wins.
+func (n *Node) identifyBot(ctx context.Context) {
+	defer n.bg.Done()
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		id, err := n.discord.BotUserID(c)
+		cancel()
+		if err == nil {
+			n.log.Info("Discord named the bot user", "bot", id)
+			n.startAudio(id)
+			n.shardMu.Lock()
+			n.identified = true
+			n.reportShards()
+			n.shardMu.Unlock()
+			return
+		}
+		n.log.Warn("ask Discord for the bot user", "err", err, "attempt", attempt+1)
+		wait, _ := identifyBotBackoff.Delay(attempt, rand.Float64())
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
 }
 
 // AdminAddr is the bound admin HTTP address.
@@ -260,16 +314,48 @@ func (n *Node) Readiness() *admin.Readiness { return n.ready }
 func (n *Node) shardStatus(id int, ok bool) {
 	n.shardMu.Lock()
 	defer n.shardMu.Unlock()
-	if id >= 0 && id < len(n.shardReady) {
+	if _, runs := n.shardReady[id]; runs {
 		n.shardReady[id] = ok
 	}
+	n.reportShards()
+}
+
+// shardActive is told when a shard starts or stops on this member.
+func (n *Node) shardActive(id int, active bool) {
+	n.shardMu.Lock()
+	defer n.shardMu.Unlock()
+	if id < 0 || id >= n.cfg.Discord.ShardCount {
+		return
+	}
+	if active {
+		n.shardReady[id] = false
+	} else {
+		delete(n.shardReady, id)
+	}
+	// A single member runs every shard: its readiness changes with their
+	// status only ("connecting" until the first one reports).
+	if n.multiMember() {
+		n.reportShards()
+	}
+}
+
+// reportShards sets the Discord readiness; shardMu is held.
+func (n *Node) reportShards() {
 	up := 0
 	for _, s := range n.shardReady {
 		if s {
 			up++
 		}
 	}
-	n.ready.Set(compDiscord, up == len(n.shardReady), fmt.Sprintf("%d/%d shards ready", up, len(n.shardReady)))
+	if !n.multiMember() {
+		n.ready.Set(compDiscord, up == n.cfg.Discord.ShardCount, fmt.Sprintf("%d/%d shards ready", up, n.cfg.Discord.ShardCount))
+		return
+	}
+	// In a cluster the member answers for the shards it runs; which those
+	// are is the cluster's choice. One that runs none is ready once Discord
+	// has named the bot (its REST client works).
+	ready := up == len(n.shardReady) && (len(n.shardReady) > 0 || n.identified)
+	n.ready.Set(compDiscord, ready, fmt.Sprintf("%d/%d shards of this member ready (%d in the cluster)", up, len(n.shardReady), n.cfg.Discord.ShardCount))
 }
 
 // discordReady is the shards' OnReady. The first READY that names both
@@ -365,11 +451,48 @@ func (n *Node) registerCommands(ctx context.Context, appID string) {
 	}
 }
 
-// wakeSessions activates every stored session once the node is up, so the
-// music that was playing when a node died resumes without waiting for a
-// user. In a cluster each member wakes them all; the calls land on each
-// session's owner, and waking an active session does nothing.
-func (n *Node) wakeSessions(ctx context.Context, c *cluster.Cluster) {
+// own runs while the node runs. At start, it wakes the stored sessions
+// this member owns, so the music that was playing when a node died
+// resumes without waiting for a user; after each change of the
+// membership, it first hands over the sessions and shards the cluster now
+// places on another member (stopped here after storing what they have;
+// their new owner restores them), then wakes the sessions this member now
+// owns (those of a member that died or left). Each member does the work
+// of what it owns only.
+func (n *Node) own(ctx context.Context, p *ecluster.Placement) {
+	defer n.bg.Done()
+	changed := p.Watch()
+	for first := true; ; first = false {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		if !first {
+			n.handOver(ctx, p)
+		}
+		n.wakeSessions(ctx, p)
+	}
+}
+
+// handOver stops the shards and sessions this member no longer owns.
+func (n *Node) handOver(ctx context.Context, p *ecluster.Placement) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Node.ShutdownTimeout)
+	defer cancel()
+	sys := n.member.System
+	shards, err := shard.StopLocalIf(ctx, sys, func(id string) bool { return !p.Owns(shard.Kind, id) })
+	if shards > 0 || err != nil {
+		n.log.Info("shards handed over", "count", shards, "err", err)
+	}
+	sessions, err := session.StopLocalIf(ctx, sys, func(guild string) bool { return !p.Owns(session.Kind, guild) })
+	if sessions > 0 || err != nil {
+		n.log.Info("sessions handed over", "count", sessions, "err", err)
+	}
+}
+
+// wakeSessions activates the stored sessions this member owns; waking an
+// active session does nothing.
+func (n *Node) wakeSessions(ctx context.Context, p *ecluster.Placement) {
 	// Give Lavalink a moment to connect so restored players start at once;
 	// sessions retry by themselves if it takes longer.
 	for i := 0; i < 100 && ctx.Err() == nil; i++ {
@@ -385,9 +508,13 @@ func (n *Node) wakeSessions(ctx context.Context, c *cluster.Cluster) {
 		n.log.Warn("list stored sessions", "err", err)
 		return
 	}
+	c, woken := n.member.Cluster, 0
 	for _, g := range guilds {
 		if ctx.Err() != nil {
 			return
+		}
+		if !p.Owns(session.Kind, g) {
+			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		_, err := ecluster.Call(wctx, 3, func(opts ...cluster.GrainCallOption) (*clusterpb.Ack, error) {
@@ -396,10 +523,12 @@ func (n *Node) wakeSessions(ctx context.Context, c *cluster.Cluster) {
 		cancel()
 		if err != nil {
 			n.log.Warn("wake session", "guild", g, "err", err)
+			continue
 		}
+		woken++
 	}
-	if len(guilds) > 0 {
-		n.log.Info("stored sessions woken", "count", len(guilds))
+	if woken > 0 {
+		n.log.Info("stored sessions woken", "count", woken, "stored", len(guilds))
 	}
 }
 
