@@ -42,6 +42,8 @@ func (l *lockedBuffer) String() string {
 // guilds' sessions spread over both members, each shard has one gateway
 // connection, and when one node is killed (SIGKILL) the other restores
 // its sessions by itself, at their position, and answers their commands.
+// Then a rolling restart: a third node joins and the second is stopped
+// (SIGTERM); the third plays and answers for every guild.
 func TestTwoNodesShareTheGuildsAndFailOver(t *testing.T) {
 	bin := buildNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -233,10 +235,50 @@ limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
 			t.Fatalf("/queue in %s after failover: %s", g.ID, q)
 		}
 	}
+
+	// A rolling restart: a new node joins, then the survivor is stopped
+	// (SIGTERM): it leaves the membership first, hands its shards and
+	// sessions over and exits 0; the new node plays every guild on.
+	c := start()
+	waitReady(t, c.admin, "discord")
+	waitReady(t, c.admin, "lavalink")
 	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.cmd.Wait(); err != nil {
-		t.Fatalf("surviving node exit: %v", err)
+		t.Fatalf("stopped node exit: %v", err)
+	}
+	drained := time.Now()
+	// Playing on a Lavalink session whose websocket is up: the new node's
+	// (the stopped nodes' sessions have dropped).
+	waitFor(t, "every guild playing on the new node", func() bool {
+		live := map[string]bool{}
+		for _, s := range lava.Sessions() {
+			live[s.ID] = s.Connected
+		}
+		on := players()
+		for _, g := range guilds {
+			found := false
+			for _, p := range on[uint64(g.ID)] {
+				found = found || live[p.SessionID]
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("every guild playing on the new node %s after the drain", time.Since(drained).Round(time.Millisecond))
+	shardsUp()
+	for _, g := range guilds {
+		if q := answer(g, "queue"); !strings.Contains(q, "song") {
+			t.Fatalf("/queue in %s after the rolling restart: %s", g.ID, q)
+		}
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("last node exit: %v", err)
 	}
 }
