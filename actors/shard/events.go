@@ -233,6 +233,7 @@ func (g *grain) onInteraction(at time.Time, i discord.Interaction, payload io.Re
 	}
 	guilds, log := g.deps.Guilds, g.log
 	late := func() { g.refuseLate(at, i) }
+	failed := func() { g.refuse(at, i, commands.BusyMessage) }
 	accepted := g.deps.Ordered.Submit(in.GetGuildId(), func() {
 		// Behind this guild's earlier deliveries for too long: a fast
 		// "busy" beats an answer after Discord's deadline.
@@ -240,10 +241,14 @@ func (g *grain) onInteraction(at time.Time, i discord.Interaction, payload io.Re
 			late()
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
+		// The delivery ends in time for a busy answer if it fails: the
+		// guild grain unreachable (its member just died, say) must not
+		// leave the interaction unanswered.
+		ctx, cancel := context.WithDeadline(context.Background(), at.Add(deliverWithin))
 		defer cancel()
 		if err := guilds(ctx, in); err != nil {
-			log.Warn("deliver interaction to guild grain", "err", err, "guild", in.GetGuildId(), "command", in.GetName())
+			log.Warn("deliver interaction to guild grain; answering busy", "err", err, "guild", in.GetGuildId(), "command", in.GetName())
+			failed()
 		}
 	})
 	if !accepted {

@@ -44,6 +44,10 @@ const (
 	// deliverTimeout bounds one delivery to a guild or session grain:
 	// later deliveries for that guild wait behind it.
 	deliverTimeout = 5 * time.Second
+	// deliverWithin bounds an interaction's delivery to its guild grain,
+	// from its arrival: a failed delivery is answered busy in the rest of
+	// Discord's 3 s.
+	deliverWithin = 2500 * time.Millisecond
 	// deliverBudget is how long an interaction may wait for its guild's
 	// earlier deliveries: past it, it is answered busy at once, within
 	// Discord's 3 s, instead of late or never.

@@ -707,6 +707,33 @@ func TestGuildBacklogIsAnsweredBusy(t *testing.T) {
 	}
 }
 
+// TestFailedDeliveryIsAnsweredBusy: a guild grain that cannot be reached
+// (its member just died, say) leaves no interaction unanswered, and the
+// delivery gives up in time for the busy answer to make Discord's 3 s.
+func TestFailedDeliveryIsAnsweredBusy(t *testing.T) {
+	g, _, s := newTestGrain(t, 0, 1)
+	deadlines := make(chan time.Time, 1)
+	g.deps.Guilds = func(ctx context.Context, in *clusterpb.Interaction) error {
+		d, _ := ctx.Deadline()
+		deadlines <- d
+		return errors.New("member unreachable")
+	}
+	bot, alice, guild, text := snowflake.ID(1000), snowflake.ID(2000), snowflake.ID(discordemu.SnowflakeForShard(0, 1)), snowflake.ID(10)
+	g.handle(time.Now(), ready(bot, guild))
+	at := time.Now()
+	g.handle(at, interaction(t, interactionJSON(911, guild, text, alice, "queue")))
+	if d := recv(t, deadlines); d.After(at.Add(answerWithin)) || !d.After(at) {
+		t.Fatalf("delivery deadline %v after arrival, want within Discord's %v", d.Sub(at), answerWithin)
+	}
+	r := recv(t, s.refused)
+	if r.id != "911" || !commands.IsBusy(r.message) {
+		t.Fatalf("refusal %+v, want 911 answered busy", r)
+	}
+	if !r.deadline.Equal(at.Add(answerWithin)) {
+		t.Fatalf("busy answer deadline %v after arrival, want %v", r.deadline.Sub(at), answerWithin)
+	}
+}
+
 // TestUpdateVoiceNeverWaits: with the sender's queue full, a voice update
 // is refused at once instead of waiting on the gateway.
 func TestUpdateVoiceNeverWaits(t *testing.T) {
