@@ -24,6 +24,7 @@ import (
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/ensemble-bot/ensemble/cluster/membership"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/testserver"
 )
@@ -160,11 +161,15 @@ func TestEtcdMemberToldWhenEjected(t *testing.T) {
 	a := startEtcdMember(t, e.Endpoint)
 	b := startEtcdMember(t, e.Endpoint)
 	waitMembers(t, a, a, b)
-	admin := etcdAdmin(t, e.Endpoint)
+	admin, err := membership.EtcdClient([]string{e.Endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	p := b.Cluster.Config.ClusterProvider.(*etcdProvider)
-	if _, err := admin.Revoke(ctx, p.membership.lease); err != nil {
+	if _, err := admin.Revoke(ctx, p.membership.Lease()); err != nil {
 		t.Fatal(err)
 	}
 	select {

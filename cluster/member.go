@@ -15,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/ensemble-bot/ensemble/cluster/membership"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/telemetry"
 )
@@ -58,7 +59,7 @@ func New(cfg config.Cluster, opts Options) (*Member, error) {
 		provider = singleProvider{}
 	case config.ProviderEtcd:
 		m.ejected = make(chan struct{})
-		p := &etcdProvider{ejected: m.ejected, opts: etcdOptions{
+		p := &etcdProvider{ejected: m.ejected, opts: membership.EtcdOptions{
 			Endpoints:   cfg.EtcdEndpoints,
 			Prefix:      cfg.EtcdPrefix + "/" + cfg.Name + "/members/",
 			LeaseTTL:    cfg.EtcdLeaseTTL,

@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 import (
 	"context"
@@ -24,7 +24,7 @@ type view struct {
 
 func newView() *view { return &view{changed: make(chan struct{})} }
 
-func (v *view) publish(members []memberRecord) {
+func (v *view) publish(members []Record) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.ids = v.ids[:0]
@@ -103,7 +103,7 @@ func (l *logLines) waitFor(t *testing.T, msg string) {
 }
 
 type testMember struct {
-	*etcdMembership
+	*Etcd
 	view    *view
 	log     *logLines
 	ejected chan struct{}
@@ -112,16 +112,16 @@ type testMember struct {
 func joinTest(t *testing.T, endpoint, id string) *testMember {
 	t.Helper()
 	tm := &testMember{view: newView(), log: newLogLines(), ejected: make(chan struct{})}
-	opts := etcdOptions{
+	opts := EtcdOptions{
 		Endpoints: []string{endpoint}, Prefix: "/test/ensemble/members/",
 		LeaseTTL: 2 * time.Second, CallTimeout: time.Second, Log: slog.New(tm.log),
 	}
-	m, err := joinEtcd(context.Background(), opts, memberRecord{ID: id, Host: "127.0.0.1", Port: 1, Kinds: []string{"Guild"}}, tm.view.publish, tm.ejected)
+	m, err := JoinEtcd(context.Background(), opts, Record{ID: id, Host: "127.0.0.1", Port: 1, Kinds: []string{"Guild"}}, tm.view.publish, tm.ejected)
 	if err != nil {
 		t.Fatalf("join %s: %v", id, err)
 	}
-	tm.etcdMembership = m
-	t.Cleanup(m.leave)
+	tm.Etcd = m
+	t.Cleanup(m.Leave)
 	return tm
 }
 
@@ -147,7 +147,7 @@ func isEjected(m *testMember) bool {
 
 func etcdAdmin(t *testing.T, endpoint string) *clientv3.Client {
 	t.Helper()
-	c, err := etcdClient([]string{endpoint})
+	c, err := EtcdClient([]string{endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestEtcdMembershipJoinAndLeave(t *testing.T) {
 
 	// A member that leaves revokes its lease: the others are told now, and
 	// nothing of it stays in etcd.
-	b.leave()
+	b.Leave()
 	a.view.waitFor(t, "a", "c")
 	c.view.waitFor(t, "a", "c")
 	admin := etcdAdmin(t, e.Endpoint)
@@ -281,11 +281,11 @@ func TestEtcdOutageEjectsNoOne(t *testing.T) {
 
 func TestEtcdJoinWithoutEtcdFailsClearly(t *testing.T) {
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d", testserver.FreePort(t))
-	opts := etcdOptions{
+	opts := EtcdOptions{
 		Endpoints: []string{endpoint}, Prefix: "/test/ensemble/members/",
 		LeaseTTL: 2 * time.Second, CallTimeout: 500 * time.Millisecond, Log: slog.New(newLogLines()),
 	}
-	_, err := joinEtcd(context.Background(), opts, memberRecord{ID: "a"}, func([]memberRecord) {}, make(chan struct{}))
+	_, err := JoinEtcd(context.Background(), opts, Record{ID: "a"}, func([]Record) {}, make(chan struct{}))
 	if !errors.Is(err, ErrEtcdUnavailable) {
 		t.Fatalf("join without etcd: %v, want ErrEtcdUnavailable", err)
 	}
