@@ -57,6 +57,10 @@ type Timing struct {
 	// DestroyTimeout bounds the best-effort destroy of a moved player on
 	// its old node [500ms].
 	DestroyTimeout time.Duration
+	// ClaimLinger is how long a session resumed to take over its players
+	// (TakeOver) stays resumed after its last takeover, for the takeovers
+	// of its other guilds that follow [1s].
+	ClaimLinger time.Duration
 	// Reconnect is the backoff between connection attempts
 	// [500ms doubling to 30s, half jitter, no limit].
 	Reconnect supervisor.Backoff
@@ -81,6 +85,7 @@ func (t Timing) withDefaults(request time.Duration) Timing {
 	def(&t.UpdateSilence, 20*time.Second)
 	def(&t.StallThreshold, 12*time.Second)
 	def(&t.DestroyTimeout, 500*time.Millisecond)
+	def(&t.ClaimLinger, time.Second)
 	if t.Reconnect.Base <= 0 {
 		t.Reconnect = supervisor.Backoff{Base: 500 * time.Millisecond, Max: 30 * time.Second, Factor: 2, Jitter: 0.5}
 	}
@@ -153,6 +158,11 @@ type Client struct {
 	newNode func(config.LavalinkNode) actor.Actor
 	// dial connects a node (tests replace it with a fake Lavalink).
 	dial func(ctx context.Context, l *link, cfg config.LavalinkNode) (*link, error)
+	// claims are the other sessions resumed for takeovers, by node and
+	// session; resume makes one (tests replace it).
+	claimMu sync.Mutex
+	claims  map[string]*sessionClaim
+	resume  func(ctx context.Context, cfg config.LavalinkNode, sessionID string) (close func(), resumed bool, err error)
 }
 
 // guildPlayer is what the client knows of one guild's player.
@@ -206,6 +216,7 @@ func New(o Options) (*Client, error) {
 	}
 	c.newNode = func(cfg config.LavalinkNode) actor.Actor { return &nodeActor{cfg: cfg, c: c} }
 	c.dial = c.dialDisgolink
+	c.claims, c.resume = map[string]*sessionClaim{}, c.resumeSession
 	if c.onEvent == nil {
 		c.onEvent = func(*clusterpb.PlayerEvent) {}
 	}
@@ -273,6 +284,7 @@ func (c *Client) Close() {
 	c.closing.Store(true)
 	c.life.Unlock()
 	close(c.stop)
+	c.closeClaims()
 	_ = c.sys.Root.PoisonFuture(c.pool).Wait()
 	c.wg.Wait() // the watchdog, forwarder, nudges, destroys, sweeps and connection attempts
 	if c.ownSys {
@@ -521,14 +533,16 @@ func playUpdate(p audio.PlayRequest, filters *lavalink.Filters) (lavalink.Player
 // on the guild's node while that node is healthy; otherwise it goes to the
 // least-loaded healthy node, and a player left on a lost node is moved:
 // removed from that node's client (destroyed there too if the node still
-// answers), created on the new node at the requested position.
-func (c *Client) Play(ctx context.Context, guild string, p audio.PlayRequest) (string, error) {
+// answers), created on the new node at the requested position. It returns
+// the node and the Lavalink session (this member's, on that node) that
+// hold the player.
+func (c *Client) Play(ctx context.Context, guild string, p audio.PlayRequest) (audio.Holder, error) {
 	if err := c.enter(); err != nil {
-		return "", err
+		return audio.Holder{}, err
 	}
 	gid, err := guildID(guild)
 	if err != nil {
-		return "", err
+		return audio.Holder{}, err
 	}
 	gp := c.guild(guild, true)
 	gp.op.Lock()
@@ -536,11 +550,14 @@ func (c *Client) Play(ctx context.Context, guild string, p audio.PlayRequest) (s
 	return c.play(ctx, gid, gp, p)
 }
 
-func (c *Client) play(ctx context.Context, gid snowflake.ID, gp *guildPlayer, p audio.PlayRequest) (string, error) {
+func (c *Client) play(ctx context.Context, gid snowflake.ID, gp *guildPlayer, p audio.PlayRequest) (audio.Holder, error) {
 	res, err := c.place(ctx, gid.String())
 	if err != nil {
-		return "", err
+		return audio.Holder{}, err
 	}
+	// The session the update goes to: disgolink's node sends it with the
+	// session ID it has now (a reconnection that resumed keeps it).
+	holder := audio.Holder{Node: res.node, Session: res.link.sessionID()}
 	gp.mu.Lock()
 	old, oldLink, filters := gp.node, gp.link, gp.filters
 	gp.pending = res.node
@@ -548,7 +565,7 @@ func (c *Client) play(ctx context.Context, gid snowflake.ID, gp *guildPlayer, p 
 	gp.mu.Unlock()
 	upd, err := playUpdate(p, filters)
 	if err != nil {
-		return "", err
+		return audio.Holder{}, err
 	}
 	if old != "" && old != res.node && oldLink != nil {
 		c.detach(old, oldLink, gid, gp)
@@ -569,7 +586,7 @@ func (c *Client) play(ctx context.Context, gid snowflake.ID, gp *guildPlayer, p 
 			// (c.pool stays valid after Close: a send to a stopped PID is
 			// a dead letter.)
 		}
-		return "", fmt.Errorf("lavalink: play on %s: %w", res.node, refused(err))
+		return audio.Holder{}, fmt.Errorf("lavalink: play on %s: %w", res.node, refused(err))
 	}
 	gp.req, gp.track, gp.paused = p, true, p.Paused
 	if pl != nil && !isZeroFilters(pl.Filters) {
@@ -586,7 +603,7 @@ func (c *Client) play(ctx context.Context, gid snowflake.ID, gp *guildPlayer, p 
 			c.m.migrationSeconds.Observe(now.Sub(lostAt).Seconds())
 		}
 	}
-	return res.node, nil
+	return holder, nil
 }
 
 // detach removes the guild's player from the node it leaves. disgolink has
@@ -638,8 +655,7 @@ func (c *Client) destroyStray(node string, l *link, guild string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), c.t.DestroyTimeout)
 	defer cancel()
 	err = l.api.DestroyPlayer(ctx, gid)
-	var le lavalink.Error
-	if err == nil || (errors.As(err, &le) && le.Status == http.StatusNotFound) {
+	if err == nil || notFound(err) {
 		return true
 	}
 	c.log.Debug("destroy old player", "node", node, "guild", guild, "err", err)
@@ -754,8 +770,7 @@ func (c *Client) Destroy(ctx context.Context, guild string) error {
 	}
 	err = l.api.DestroyPlayer(ctx, gid)
 	c.report(node, err)
-	var le lavalink.Error
-	destroyed = err == nil || (errors.As(err, &le) && le.Status == http.StatusNotFound)
+	destroyed = err == nil || notFound(err)
 	if err != nil && !destroyed && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("lavalink: destroy on %s: %w", node, refused(err))
 	}

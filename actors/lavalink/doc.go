@@ -35,6 +35,19 @@
 // Created on the new node with one update carrying voice, track,
 // position, volume, pause and filters.
 //
+// Takeover: Play returns the node and this member's Lavalink session that
+// hold the player (audio.Holder), which the session stores. A later
+// activation elsewhere calls TakeOver with it: through its own link to
+// that node (Lavalink addresses any connected session's players with the
+// node's password) it reads the old player and destroys it, so a dead or
+// departed member's player does not play on beside the new one. A dead
+// member's session waits for a resume, which Lavalink does not address
+// over REST (404 "Session not found"): TakeOver resumes it over a
+// websocket of its own (a claim, shared by the takeovers of its guilds and
+// closed a linger after the last, leaving the session waiting again). The
+// old player's events go to the session's own websocket, never to this
+// client's listeners.
+//
 // Watchdog: a playing player whose position stops (or that reports
 // TrackStuck) is nudged, then moved, then given up on (the session skips).
 // A nudge decided before the session acted on the player is dropped; a

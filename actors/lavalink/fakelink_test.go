@@ -35,11 +35,85 @@ type fakeServer struct {
 	players  map[snowflake.ID]string // guild → last update's track JSON
 	updates  map[snowflake.ID]int
 	destroys map[snowflake.ID]int
+	// foreign holds the players of other sessions on the server (another
+	// member's, or a dead process's waiting for a resume), which only
+	// SessionPlayer and DestroySessionPlayer reach. foreignCalls counts
+	// their calls ("GET sid" or "DELETE sid"); failForeign answers them
+	// with that status instead.
+	foreign      map[string]map[snowflake.ID]lavalink.Player
+	foreignCalls []string
+	failForeign  int
+	// waiting lists the foreign sessions waiting for a resume (their
+	// member died): REST does not reach them (404 "Session not found")
+	// until a claim resumes them; resumes counts the claims that did.
+	waiting map[string]bool
+	resumes int
 }
 
 func newFakeServer(name string) *fakeServer {
 	return &fakeServer{session: name + "-s1", players: map[snowflake.ID]string{},
-		updates: map[snowflake.ID]int{}, destroys: map[snowflake.ID]int{}}
+		updates: map[snowflake.ID]int{}, destroys: map[snowflake.ID]int{},
+		foreign: map[string]map[snowflake.ID]lavalink.Player{}, waiting: map[string]bool{}}
+}
+
+// resume is Client.resume against the fake: a waiting session is resumed
+// (connected to the claim until it closes), any other answered with a new
+// session.
+func (s *fakeServer) resume(sid string) (func(), bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return nil, false, err
+	}
+	if !s.waiting[sid] {
+		return func() {}, false, nil
+	}
+	s.waiting[sid] = false
+	s.resumes++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.waiting[sid] = true
+		})
+	}, true, nil
+}
+
+// isWaiting reports whether session sid waits for a resume (no claim
+// holds it), and how many claims resumed sessions.
+func (s *fakeServer) isWaiting(sid string) (bool, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waiting[sid], s.resumes
+}
+
+// addForeign puts a player of session sid on the server.
+func (s *fakeServer) addForeign(sid string, p lavalink.Player) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.foreign[sid] == nil {
+		s.foreign[sid] = map[snowflake.ID]lavalink.Player{}
+	}
+	s.foreign[sid][p.GuildID] = p
+}
+
+func (s *fakeServer) hasForeign(sid string, g snowflake.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.foreign[sid][g]
+	return ok
+}
+
+func (s *fakeServer) foreignLog() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.foreignCalls...)
+}
+
+// notFoundErr is Lavalink's 404 body as disgolink returns it.
+func notFoundErr(path, msg string) error {
+	return lavalink.Error{Status: 404, StatusError: "Not Found", Message: msg, Path: path}
 }
 
 var errRefused = errors.New("dial tcp: connection refused")
@@ -91,6 +165,64 @@ func (f fakeAPI) DestroyPlayer(_ context.Context, g snowflake.ID) error {
 	}
 	f.s.destroys[g]++
 	delete(f.s.players, g)
+	return nil
+}
+
+// foreignLocked finds a player of session sid as Lavalink does: an
+// unknown session and a session without the player are both 404s.
+func (f fakeAPI) foreignLocked(method, sid string, g snowflake.ID) (lavalink.Player, error) {
+	f.s.foreignCalls = append(f.s.foreignCalls, method+" "+sid)
+	if err := f.s.check(); err != nil {
+		return lavalink.Player{}, err
+	}
+	path := "/v4/sessions/" + sid + "/players/" + g.String()
+	if f.s.waiting[sid] {
+		return lavalink.Player{}, notFoundErr(path, "Session not found")
+	}
+	if f.s.failForeign != 0 {
+		return lavalink.Player{}, lavalink.Error{Status: f.s.failForeign, Message: "injected", Path: path}
+	}
+	if sid == f.s.session {
+		if _, ok := f.s.players[g]; ok {
+			return lavalink.Player{GuildID: g}, nil
+		}
+		return lavalink.Player{}, notFoundErr(path, "Player not found")
+	}
+	ps, ok := f.s.foreign[sid]
+	if !ok {
+		return lavalink.Player{}, notFoundErr(path, "Session not found")
+	}
+	p, ok := ps[g]
+	if !ok {
+		return lavalink.Player{}, notFoundErr(path, "Player not found")
+	}
+	return p, nil
+}
+func (f fakeAPI) SessionPlayer(_ context.Context, sid string, g snowflake.ID) (*lavalink.Player, error) {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	p, err := f.foreignLocked("GET", sid, g)
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+func (f fakeAPI) DestroySessionPlayer(_ context.Context, sid string, g snowflake.ID) error {
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	if _, err := f.foreignLocked("DELETE", sid, g); err != nil {
+		var le lavalink.Error
+		if errors.As(err, &le) && le.Message == "Player not found" {
+			return nil // Lavalink's destroy does not care whether the player existed (204)
+		}
+		return err // an unknown session is a 404
+	}
+	if sid == f.s.session {
+		f.s.destroys[g]++
+		delete(f.s.players, g)
+		return nil
+	}
+	delete(f.s.foreign[sid], g)
 	return nil
 }
 func (f fakeAPI) Stats(context.Context) (*lavalink.Stats, error) {
@@ -164,6 +296,9 @@ func newFakeLinkClientWith(t *testing.T, br config.Breaker, tm Timing, setup fun
 		}
 		return &link{name: cfg.Name, api: fakeAPI{s: s}}, nil
 	}
+	c.resume = func(_ context.Context, cfg config.LavalinkNode, sid string) (func(), bool, error) {
+		return servers[cfg.Name].resume(sid)
+	}
 	c.Start(context.Background())
 	t.Cleanup(c.Close)
 	waitUntil(t, "both nodes usable", func() bool { return c.isUsable("a") && c.isUsable("b") })
@@ -183,6 +318,9 @@ func realTrack(t testing.TB) music.Track {
 		Length: time.Duration(tr.Info.Length) * time.Millisecond, SourceName: tr.Info.SourceName}
 }
 
+// playNode is the node of a Play's holder.
+func playNode(h audio.Holder, err error) (string, error) { return h.Node, err }
+
 func playReq(t testing.TB) audio.PlayRequest {
 	return audio.PlayRequest{Track: realTrack(t), Volume: 80,
 		Voice: audio.Voice{ChannelID: "800000000000000001", SessionID: "vs", Token: "tok", Endpoint: "ep"}}
@@ -197,7 +335,7 @@ func TestFakeLinkMoveOffOpenBreaker(t *testing.T) {
 	ctx := context.Background()
 	g := "900000000000000001"
 	gid := snowflake.MustParse(g)
-	from, err := c.Play(ctx, g, playReq(t))
+	from, err := playNode(c.Play(ctx, g, playReq(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +343,7 @@ func TestFakeLinkMoveOffOpenBreaker(t *testing.T) {
 		c.report(from, lavalink.Error{Status: 500})
 	}
 	waitUntil(t, "NODE_LOST", func() bool { return rec.lostFor(from)[g] })
-	to, err := c.Play(ctx, g, playReq(t))
+	to, err := playNode(c.Play(ctx, g, playReq(t)))
 	if err != nil || to == from {
 		t.Fatalf("moved to %q (%v)", to, err)
 	}
@@ -227,14 +365,14 @@ func TestFakeLinkSweepAfterOutage(t *testing.T) {
 	ctx := context.Background()
 	g := "900000000000000002"
 	gid := snowflake.MustParse(g)
-	from, err := c.Play(ctx, g, playReq(t))
+	from, err := playNode(c.Play(ctx, g, playReq(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	servers[from].setDown(true)
 	c.sendNode(from, wsClosed{})
 	waitUntil(t, "NODE_LOST", func() bool { return rec.lostFor(from)[g] })
-	to, err := c.Play(ctx, g, playReq(t))
+	to, err := playNode(c.Play(ctx, g, playReq(t)))
 	if err != nil || to == from {
 		t.Fatalf("moved to %q (%v)", to, err)
 	}
@@ -269,7 +407,7 @@ func TestFakeLinkWatchdog(t *testing.T) {
 	ctx := context.Background()
 	g := "900000000000000003"
 	gid := snowflake.MustParse(g)
-	node, err := c.Play(ctx, g, playReq(t))
+	node, err := playNode(c.Play(ctx, g, playReq(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -192,7 +192,7 @@ func TestBreakerOn5xx(t *testing.T) {
 	for i := range 5 {
 		g := strconv.Itoa(700000000000000000 + i)
 		s := &fakeSession{guild: g, track: ss[0].track, voice: audio.Voice{ChannelID: "1", SessionID: "s" + g, Token: "t", Endpoint: "e"}}
-		node, err := h.c.Play(ctx, g, audio.PlayRequest{Track: s.track, Voice: s.voice, Volume: 100})
+		node, err := playNode(h.c.Play(ctx, g, audio.PlayRequest{Track: s.track, Voice: s.voice, Volume: 100}))
 		if err != nil || node != "n1" {
 			t.Fatalf("new session placed on %q (%v) while n0 is open", node, err)
 		}
@@ -431,7 +431,7 @@ func TestNoNodeUntilOneAppears(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := h.c.Play(ctx, "42", audio.PlayRequest{Track: loaded.Tracks[0], Voice: voice, Volume: 100})
+	node, err := playNode(h.c.Play(ctx, "42", audio.PlayRequest{Track: loaded.Tracks[0], Voice: voice, Volume: 100}))
 	if err != nil || node != "n0" {
 		t.Fatalf("Play after the node appeared: %q %v", node, err)
 	}

@@ -206,7 +206,7 @@ func (h *harness) resume(s *fakeSession, attempt int) {
 	h.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	node, err := h.c.Play(ctx, s.guild, audio.PlayRequest{Track: s.track, Position: pos, Volume: 80, Voice: s.voice})
+	node, err := playNode(h.c.Play(ctx, s.guild, audio.PlayRequest{Track: s.track, Position: pos, Volume: 80, Voice: s.voice}))
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {
@@ -239,7 +239,7 @@ func (h *harness) start(n int) []*fakeSession {
 		h.mu.Lock()
 		h.sessions[g] = s
 		h.mu.Unlock()
-		node, err := h.c.Play(ctx, g, audio.PlayRequest{Track: s.track, Volume: 80, Voice: s.voice})
+		node, err := playNode(h.c.Play(ctx, g, audio.PlayRequest{Track: s.track, Volume: 80, Voice: s.voice}))
 		if err != nil {
 			h.t.Fatalf("play %s: %v", g, err)
 		}

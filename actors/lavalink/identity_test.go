@@ -30,7 +30,7 @@ func TestFakeLinkPlayIDTravelsWithTheTrack(t *testing.T) {
 	gid := snowflake.MustParse(g)
 	req := playReq(t)
 	req.PlayID = "12.3"
-	node, err := c.Play(context.Background(), g, req)
+	node, err := playNode(c.Play(context.Background(), g, req))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestFakeLinkNodeWithoutResuming(t *testing.T) {
 	ctx := context.Background()
 	nodes := map[string]string{}
 	for _, g := range []string{"900000000000000021", "900000000000000022"} {
-		n, err := c.Play(ctx, g, playReq(t))
+		n, err := playNode(c.Play(ctx, g, playReq(t)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ type metrics struct {
 	migrations         *prometheus.CounterVec
 	migrationSeconds   prometheus.Histogram
 	watchdog           *prometheus.CounterVec
+	takeovers          *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -64,12 +65,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ensemble_lavalink_watchdog_actions_total",
 			Help: "Watchdog actions on stalled players: nudge, move, give_up.",
 		}, []string{"action"}),
+		takeovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ensemble_lavalink_takeovers_total",
+			Help: "Players of a previous session activation (another member's or a dead process's Lavalink session) taken over, by node and result: taken (read if it had a track, and destroyed), gone (already), failed.",
+		}, []string{"node", "result"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.breakerState, m.breakerTransitions, m.nodeUp, m.resuming, m.loadScore, m.failures,
-		m.reconnects, m.migrations, m.migrationSeconds, m.watchdog} {
+		m.reconnects, m.migrations, m.migrationSeconds, m.watchdog, m.takeovers} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("lavalink: register metrics: %w", err)
 		}

@@ -60,6 +60,14 @@ type lavalinkAPI interface {
 	Untrack(gid snowflake.ID)
 	UpdatePlayer(ctx context.Context, gid snowflake.ID, u lavalink.PlayerUpdate) (*lavalink.Player, error)
 	DestroyPlayer(ctx context.Context, gid snowflake.ID) error
+	// SessionPlayer and DestroySessionPlayer address the guild's player
+	// in another session on the node, not only this link's: Lavalink takes
+	// the ID of any connected session with the node's password (not of one
+	// waiting for a resume: 404 "Session not found"). They are how a new
+	// activation takes over the player of a previous one
+	// (Client.TakeOver).
+	SessionPlayer(ctx context.Context, sessionID string, gid snowflake.ID) (*lavalink.Player, error)
+	DestroySessionPlayer(ctx context.Context, sessionID string, gid snowflake.ID) error
 	Stats(ctx context.Context) (*lavalink.Stats, error)
 	LoadTracks(ctx context.Context, identifier string) (*lavalink.LoadResult, error)
 	UpdateSession(ctx context.Context, u lavalink.SessionUpdate) error
@@ -92,6 +100,12 @@ func (d dgAPI) UpdatePlayer(ctx context.Context, gid snowflake.ID, u lavalink.Pl
 }
 func (d dgAPI) DestroyPlayer(ctx context.Context, gid snowflake.ID) error {
 	return d.node.Rest().DestroyPlayer(ctx, d.node.SessionID(), gid)
+}
+func (d dgAPI) SessionPlayer(ctx context.Context, sessionID string, gid snowflake.ID) (*lavalink.Player, error) {
+	return d.node.Rest().Player(ctx, sessionID, gid)
+}
+func (d dgAPI) DestroySessionPlayer(ctx context.Context, sessionID string, gid snowflake.ID) error {
+	return d.node.Rest().DestroyPlayer(ctx, sessionID, gid)
 }
 func (d dgAPI) Stats(ctx context.Context) (*lavalink.Stats, error) { return d.node.Rest().Stats(ctx) }
 func (d dgAPI) LoadTracks(ctx context.Context, id string) (*lavalink.LoadResult, error) {

@@ -17,8 +17,18 @@ type Audio interface {
 	Load(ctx context.Context, identifier string) (audio.Loaded, error)
 	// Play creates or replaces the guild's player with one update: voice,
 	// track, position, volume and pause state together, which is what
-	// migration and restore need. It returns the node that plays it.
-	Play(ctx context.Context, guildID string, p audio.PlayRequest) (node string, err error)
+	// migration and restore need. It returns the node and the Lavalink
+	// session that hold the player.
+	Play(ctx context.Context, guildID string, p audio.PlayRequest) (audio.Holder, error)
+	// TakeOver reads and destroys the guild's player held by from, a
+	// previous activation's (another member's, or a dead process's,
+	// Lavalink session), so that it stops playing and the next Play can
+	// start where it was. ok reports that a player with a track was read
+	// (state is then set, even when err says the destroy failed). A
+	// holder that is this member's own session, or a player already gone,
+	// is no error: ok is false. An unknown or unreachable node fails
+	// with audio.ErrNoNode.
+	TakeOver(ctx context.Context, guildID string, from audio.Holder) (state audio.PlayerState, ok bool, err error)
 	Pause(ctx context.Context, guildID string, paused bool) error
 	Seek(ctx context.Context, guildID string, pos time.Duration) error
 	Volume(ctx context.Context, guildID string, volume int) error

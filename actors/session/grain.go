@@ -68,8 +68,11 @@ type state struct {
 	// textChannelID is where the now-playing message lives.
 	textChannelID string
 	nowPlayingID  string
-	node          string
-	recent        []string
+	// holder is the Lavalink player of the last successful play (its node
+	// and Lavalink session) and member the cluster member that made it.
+	holder audio.Holder
+	member string
+	recent []string
 }
 
 // Grain is one activation of session/<guildID>. All of it is touched
@@ -109,6 +112,15 @@ type Grain struct {
 	// playPending that a play of it is on its way.
 	playerLive  bool
 	playPending bool
+	// takeover is the previous activation's player (the snapshot's
+	// holder), to take over before this activation's first play: read
+	// where it was, and destroy it. takingOver: the takeover runs, and
+	// plays wait for it (resumePlayer returns meanwhile; the takeover's
+	// result calls it). A takeover that failed for want of the node stays
+	// in takeover and is tried again before the next play, until a play
+	// succeeds.
+	takeover   *audio.Holder
+	takingOver bool
 	// playID names the current play of the current track (see about);
 	// playSeq numbers the plays of this activation.
 	playID  string
@@ -269,12 +281,22 @@ func (g *Grain) restore(data []byte) {
 	g.st = st
 	g.log.Info("session restored", "epoch", g.epoch, "queue", st.queue.Len(), "playing", st.current != nil)
 	if st.current != nil {
-		// Resume where the track would be now: the saved position plus
-		// the time since it was saved, unless paused.
+		// Where the track would be now: the saved position plus the time
+		// since it was saved, unless paused. A takeover of the previous
+		// player replaces the estimate with where that player was.
 		st.position = st.positionNow(g.deps.Now())
 		st.positionAt = g.deps.Now()
-		g.resumePlayer()
 	}
+	if st.holder.Session != "" {
+		// The previous activation's player may still play (Lavalink keeps
+		// a dropped session's players until its resume timeout): take it
+		// over before anything plays, whether or not a track is current
+		// (an idle player still holds the voice connection).
+		h := st.holder
+		g.takeover = &h
+		g.takeOver()
+	}
+	g.resumePlayer() // after the takeover, if one runs
 	// Claim the epoch in the store at once: an older activation still
 	// running is fenced off from its next write.
 	g.save(nil)

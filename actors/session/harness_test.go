@@ -44,6 +44,12 @@ type fakeAudio struct {
 	failAt map[string]error
 	panics bool
 	delay  time.Duration
+	// holder is what Play answers ({node-a session-1} when zero).
+	holder audio.Holder
+	// takeOver answers TakeOver (nothing to take over when nil); the
+	// holders asked for are in takeovers.
+	takeOver  func(ctx context.Context, from audio.Holder) (audio.PlayerState, bool, error)
+	takeovers []audio.Holder
 }
 
 func (a *fakeAudio) record(call string) error {
@@ -105,14 +111,33 @@ func emuTrack(t testing.TB, id, title, author string, length time.Duration) musi
 	return music.Track{Encoded: enc, Identifier: id, Title: title, Author: author, URI: uri, SourceName: "youtube", Length: length}
 }
 
-func (a *fakeAudio) Play(_ context.Context, _ string, p audio.PlayRequest) (string, error) {
+func (a *fakeAudio) Play(_ context.Context, _ string, p audio.PlayRequest) (audio.Holder, error) {
 	if err := a.record("play"); err != nil {
-		return "", err
+		return audio.Holder{}, err
 	}
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.plays = append(a.plays, p)
+	if a.holder == (audio.Holder{}) {
+		return audio.Holder{Node: "node-a", Session: "session-1"}, nil
+	}
+	return a.holder, nil
+}
+
+func (a *fakeAudio) TakeOver(ctx context.Context, _ string, from audio.Holder) (audio.PlayerState, bool, error) {
+	if err := a.record("takeover"); err != nil {
+		return audio.PlayerState{}, false, err
+	}
+	a.mu.Lock()
+	a.takeovers = append(a.takeovers, from)
+	f := a.takeOver
 	a.mu.Unlock()
-	return "node-a", nil
+	if f == nil {
+		return audio.PlayerState{}, false, nil
+	}
+	st, ok, err := f(ctx, from)
+	a.record("takeover done")
+	return st, ok, err
 }
 
 func (a *fakeAudio) Pause(context.Context, string, bool) error         { return a.record("pause") }

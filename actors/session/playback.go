@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -15,18 +16,30 @@ import (
 
 // playResult is the outcome of an Audio.Play.
 type playResult struct {
-	node string
-	err  error
+	holder audio.Holder
+	err    error
 }
 
 // resumePlayer gives Lavalink the current track at the current position,
 // with voice, volume and pause state in one update. Without complete voice
-// facts it waits: voice calls it again when they arrive.
+// facts it waits: voice calls it again when they arrive. While the
+// previous activation's player is being taken over it waits too (the
+// takeover's result calls it), and a takeover still to do comes first.
 func (g *Grain) resumePlayer() {
 	st := g.st
-	if st.current == nil || !st.voice.Complete() {
+	if st.current == nil || !st.voice.Complete() || g.takingOver {
 		return
 	}
+	if g.takeover != nil && !g.playPending {
+		g.takeOver()
+		return
+	}
+	g.startPlay()
+}
+
+// startPlay sends the play resumePlayer decided on.
+func (g *Grain) startPlay() {
+	st := g.st
 	now := g.deps.Now()
 	st.position, st.positionAt = st.positionNow(now), now
 	// Every play gets a new ID: Lavalink replaces the track even when it
@@ -38,9 +51,76 @@ func (g *Grain) resumePlayer() {
 	req := audio.PlayRequest{Track: *st.current, Position: st.position, Volume: st.volume, Paused: st.paused, Voice: st.voice, PlayID: g.playID}
 	id, a, guild := g.playID, g.deps.Audio, g.guildID
 	g.do(laneAudio, func(c context.Context) any {
-		node, err := a.Play(c, guild, req)
-		return playResult{node: node, err: err}
+		h, err := a.Play(c, guild, req)
+		return playResult{holder: h, err: err}
 	}, func(res any) { g.played(id, res.(playResult)) })
+}
+
+// takeoverResult is the outcome of an Audio.TakeOver; at is when it
+// returned, for a state that carries no time.
+type takeoverResult struct {
+	state audio.PlayerState
+	ok    bool
+	err   error
+	at    time.Time
+}
+
+// takeOver takes over g.takeover, the player a previous activation
+// created, on the audio lane: every play waits for it (takingOver), so
+// none can start at the stored estimate, nor beside the old player.
+func (g *Grain) takeOver() {
+	from, member := *g.takeover, g.st.member
+	g.takingOver = true
+	track, at := g.st.current, g.st.positionAt
+	a, guild, now := g.deps.Audio, g.guildID, g.deps.Now
+	g.do(laneAudio, func(c context.Context) any {
+		st, ok, err := a.TakeOver(c, guild, from)
+		return takeoverResult{state: st, ok: ok, err: err, at: now()}
+	}, func(res any) { g.tookOver(from, member, track, at, res.(takeoverResult)) })
+}
+
+// tookOver applies a takeover's outcome, then plays. The old player's
+// position replaces the estimate only if it played the current track and
+// nothing moved the track meanwhile (a skip, a seek, a pause: track is the
+// current track and at its position's time when the takeover started). A
+// failed takeover falls back to the estimate; one that failed for want of
+// the node is tried again before the next play if this one fails too (a
+// member whose Lavalink client is still connecting must not leave the old
+// player playing).
+func (g *Grain) tookOver(from audio.Holder, member string, track *music.Track, at time.Time, r takeoverResult) {
+	g.takingOver = false
+	if g.fenced || g.stopped {
+		return
+	}
+	st := g.st
+	log := g.log.With("node", from.Node, "lavalink_session", from.Session, "member", member)
+	switch {
+	case r.err != nil && errors.Is(r.err, audio.ErrNoNode) && !r.ok:
+		log.Warn("cannot take over the previous player now; playing at the stored position, and trying again before a retry", "err", r.err)
+	case r.err != nil:
+		g.takeover = nil
+		log.Warn("taking over the previous player failed; playing at the stored position", "err", r.err, "read", r.ok)
+	default:
+		g.takeover = nil
+	}
+	if r.ok {
+		cur := st.current
+		if cur != nil && cur == track && st.positionAt.Equal(at) && r.state.Identifier == cur.Identifier {
+			stamp := r.state.At
+			if stamp.IsZero() {
+				stamp = r.at
+			}
+			log.Info("took over the previous player", "track", cur.Identifier, "position", r.state.Position,
+				"estimate", st.positionNow(stamp))
+			st.position, st.positionAt = r.state.Position, stamp
+		} else {
+			log.Info("took over the previous player; its position does not apply", "its_track", r.state.Identifier)
+		}
+	}
+	if st.current == nil || !st.voice.Complete() {
+		return
+	}
+	g.startPlay() // not resumePlayer: a takeover kept for later waits for a retry
 }
 
 // played applies the outcome of the play id. A newer play decides by its
@@ -58,8 +138,11 @@ func (g *Grain) played(id string, r playResult) {
 		return
 	}
 	g.playerLive, g.playFailures = true, 0
-	if g.st.node != r.node {
-		g.st.node = r.node
+	// The player plays: any earlier one is this play's to replace, or out
+	// of reach.
+	g.takeover = nil
+	if member := g.sys.ID; g.st.holder != r.holder || g.st.member != member {
+		g.st.holder, g.st.member = r.holder, member
 		g.save(nil)
 	}
 	g.armTrackEnd()
@@ -273,7 +356,7 @@ func (g *Grain) player(ev *clusterpb.PlayerEvent) {
 		// or move, describes a position we already replaced.
 		at := unixMs(ev.GetTimeUnixMs())
 		stale := ev.GetTimeUnixMs() <= 0 || st.positionAt.IsZero() || at.Before(st.positionAt) ||
-			(ev.GetNode() != "" && st.node != "" && ev.GetNode() != st.node)
+			(ev.GetNode() != "" && st.holder.Node != "" && ev.GetNode() != st.holder.Node)
 		if !stale && !st.paused {
 			st.position, st.positionAt = msDuration(ev.GetPositionMs()), at
 		}
@@ -284,7 +367,7 @@ func (g *Grain) player(ev *clusterpb.PlayerEvent) {
 	case clusterpb.PlayerEventKind_PLAYER_EVENT_KIND_NODE_LOST:
 		// Move: the same track, at the position it has reached, with
 		// volume, pause state and voice, on whatever node Audio picks.
-		if ev.GetNode() != "" && ev.GetNode() != st.node {
+		if ev.GetNode() != "" && ev.GetNode() != st.holder.Node {
 			return // an old node; we moved already
 		}
 		g.playerLive = false

@@ -44,7 +44,9 @@ func (s *state) snapshot(guildID string, epoch uint64) *clusterpb.SessionSnapsho
 		VoiceEndpoint:       s.voice.Endpoint,
 		TextChannelId:       s.textChannelID,
 		NowPlayingMessageId: s.nowPlayingID,
-		LavalinkNode:        s.node,
+		LavalinkNode:        s.holder.Node,
+		LavalinkSessionId:   s.holder.Session,
+		MemberId:            s.member,
 		Epoch:               epoch,
 		Recent:              append([]string(nil), s.recent...),
 	}
@@ -78,7 +80,8 @@ func restore(snap *clusterpb.SessionSnapshot, queueMax int) (*state, error) {
 		modes:         music.PlaybackModes{Loop: loop, Autoplay: snap.GetAutoplay() && loop == music.LoopOff},
 		textChannelID: snap.GetTextChannelId(),
 		nowPlayingID:  snap.GetNowPlayingMessageId(),
-		node:          snap.GetLavalinkNode(),
+		holder:        audio.Holder{Node: snap.GetLavalinkNode(), Session: snap.GetLavalinkSessionId()},
+		member:        snap.GetMemberId(),
 		recent:        snap.GetRecent(),
 		voice: audio.Voice{
 			ChannelID: snap.GetVoiceChannelId(), SessionID: snap.GetVoiceSessionId(),

@@ -1490,7 +1490,17 @@ type SessionSnapshot struct {
 	Epoch               uint64 `protobuf:"varint,17,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// Identifiers of recently played tracks, newest last, so autoplay does
 	// not repeat them.
-	Recent        []string `protobuf:"bytes,18,rep,name=recent,proto3" json:"recent,omitempty"`
+	Recent []string `protobuf:"bytes,18,rep,name=recent,proto3" json:"recent,omitempty"`
+	// The Lavalink session (of one member's websocket to lavalink_node) that
+	// holds the player, as of the last successful play. A new activation
+	// whose own link to that node has another session takes that player
+	// over before its first play: it reads the player's position and
+	// destroys it, so the previous activation's player (which Lavalink keeps
+	// playing for a dropped session until its resume timeout) does not play
+	// on beside the new one.
+	LavalinkSessionId string `protobuf:"bytes,19,opt,name=lavalink_session_id,json=lavalinkSessionId,proto3" json:"lavalink_session_id,omitempty"`
+	// The cluster member (actor system ID) that made that play, for logs.
+	MemberId      string `protobuf:"bytes,20,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1649,6 +1659,20 @@ func (x *SessionSnapshot) GetRecent() []string {
 		return x.Recent
 	}
 	return nil
+}
+
+func (x *SessionSnapshot) GetLavalinkSessionId() string {
+	if x != nil {
+		return x.LavalinkSessionId
+	}
+	return ""
+}
+
+func (x *SessionSnapshot) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
 }
 
 // GuildSettings is what a guild grain stores.
@@ -2002,7 +2026,7 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\vShardStatus\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x16\n" +
 	"\x06guilds\x18\x02 \x01(\x05R\x06guilds\x12\x16\n" +
-	"\x06member\x18\x03 \x01(\tR\x06member\"\xbd\a\n" +
+	"\x06member\x18\x03 \x01(\tR\x06member\"\x8a\b\n" +
 	"\x0fSessionSnapshot\x12\x19\n" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x125\n" +
 	"\x05queue\x18\x02 \x03(\v2\x1f.ensemble.SessionSnapshot.TrackR\x05queue\x129\n" +
@@ -2024,7 +2048,9 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x16now_playing_message_id\x18\x0f \x01(\tR\x13nowPlayingMessageId\x12#\n" +
 	"\rlavalink_node\x18\x10 \x01(\tR\flavalinkNode\x12\x14\n" +
 	"\x05epoch\x18\x11 \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06recent\x18\x12 \x03(\tR\x06recent\x1a\xa0\x02\n" +
+	"\x06recent\x18\x12 \x03(\tR\x06recent\x12.\n" +
+	"\x13lavalink_session_id\x18\x13 \x01(\tR\x11lavalinkSessionId\x12\x1b\n" +
+	"\tmember_id\x18\x14 \x01(\tR\bmemberId\x1a\xa0\x02\n" +
 	"\x05Track\x12\x18\n" +
 	"\aencoded\x18\x01 \x01(\tR\aencoded\x12\x1e\n" +
 	"\n" +

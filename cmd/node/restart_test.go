@@ -174,6 +174,21 @@ limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
 			if after.Track.Info.Identifier != before.Track.Info.Identifier {
 				t.Fatalf("after restart playing %s, want %s", after.Track.Info.Identifier, before.Track.Info.Identifier)
 			}
+			// The killed process's session waits for a resume (until its
+			// timeout) with its player playing on: the new activation took
+			// that player over (destroyed it) before creating its own, so
+			// the guild has one player, not two fighting over the voice
+			// connection.
+			var guildPlayers []lavalinkemu.PlayerInfo
+			for _, p := range lava.Players("") {
+				if p.GuildID == uint64(guild) {
+					guildPlayers = append(guildPlayers, p)
+				}
+			}
+			if len(guildPlayers) != 1 || guildPlayers[0].SessionID != after.SessionID {
+				t.Fatalf("players of the guild after the restart: %+v (the new one is in session %s, the killed process's in %s)",
+					guildPlayers, after.SessionID, before.SessionID)
+			}
 			expected := before.Position + time.Since(killedAt).Milliseconds()
 			diff := after.Position - expected
 			t.Logf("resumed at %d ms, expected about %d ms (error %+d ms)", after.Position, expected, diff)

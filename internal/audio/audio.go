@@ -50,6 +50,31 @@ type PlayRequest struct {
 	PlayID string
 }
 
+// Holder names the Lavalink player a play created or replaced: the node
+// and the Lavalink session that holds it. A session is one member's
+// websocket to the node (a restarted process gets a new one), and Lavalink
+// keeps a dropped session's players playing until its resume timeout: the
+// session grain stores the holder so that a later activation, wherever it
+// runs, can take that player over (see PlayerState).
+type Holder struct {
+	Node    string
+	Session string
+}
+
+// PlayerState is what a taken-over player was doing when it was read.
+type PlayerState struct {
+	// Identifier is its track's identifier and PlayID the play ID the
+	// backend sent with the track (PlayRequest.PlayID; "" when the server
+	// did not echo it).
+	Identifier string
+	PlayID     string
+	// Position is the track's position at At (the reader's clock, when
+	// the answer arrived).
+	Position time.Duration
+	At       time.Time
+	Paused   bool
+}
+
 // ErrNoNode is what a backend returns (wrapped) when no audio node can
 // take the call; users get a clear reply instead of a timeout.
 var ErrNoNode = errors.New("no audio node available")

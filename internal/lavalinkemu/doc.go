@@ -13,7 +13,9 @@
 // player response about its track; an empty load result has "data": null;
 // /v4/stats has no frameStats key (the websocket stats message has it, null
 // without players); a track identifier that fails to load inside a player
-// update answers 400. The version reported is DefaultVersion unless
+// update answers 400; REST reaches any connected session with the password,
+// but not one waiting for a resume (404 "Session not found" until a
+// websocket resumes it). The version reported is DefaultVersion unless
 // Config.Version says otherwise. Config.NoResume turns the node into a
 // Lavalink-compatible server without session resuming (NodeLink).
 //

@@ -136,11 +136,15 @@ func decodedTrack(enc string, info TrackInfo) Track {
 	return Track{Encoded: enc, Info: info, PluginInfo: emptyObject, UserData: emptyObject}
 }
 
-// sessionLocked mirrors util.socketContext: any session ID the node knows,
-// connected or waiting for a resume, is addressable with the password.
+// sessionLocked mirrors util.socketContext: any connected session is
+// addressable with the password, whoever's it is. A session waiting for a
+// resume is not: SocketServer.afterConnectionClosed moves it from
+// `sessions` (where socketContext looks) to `resumableSessions`, so REST
+// calls about it (its players, PATCH of the session) answer 404 "Session
+// not found" until a websocket resumes it, while its players play on.
 func (e *Emulator) sessionLocked(w http.ResponseWriter, r *http.Request) *session {
 	s := e.sessions[r.PathValue("sid")]
-	if s == nil || s.dead {
+	if s == nil || s.dead || s.paused {
 		writeError(w, r, http.StatusNotFound, "Session not found")
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -88,8 +89,18 @@ func TestWSResume(t *testing.T) {
 		ss := e.Sessions()
 		return len(ss) == 1 && ss[0].Resumable
 	})
-	// REST keeps working on a disconnected session.
-	patch(t, e, sid, "11", map[string]any{"volume": 77}, 200)
+	// REST does not reach a session waiting for a resume: Lavalink's
+	// socketContext looks in `sessions`, which the closed socket's session
+	// left for `resumableSessions` (SocketServer.afterConnectionClosed).
+	if code, raw := doREST(t, e, "PATCH", "/v4/sessions/"+sid+"/players/11", map[string]any{"volume": 77}, nil); code != 404 || !strings.Contains(string(raw), `"message":"Session not found"`) {
+		t.Fatalf("PATCH player of a session waiting for a resume: %d %s, want 404 Session not found", code, raw)
+	}
+	if code, _ := doREST(t, e, "GET", "/v4/sessions/"+sid+"/players/11", nil, nil); code != 404 {
+		t.Fatalf("GET player of a session waiting for a resume: %d, want 404", code)
+	}
+	if code, _ := doREST(t, e, "PATCH", "/v4/sessions/"+sid, map[string]any{"resuming": false}, nil); code != 404 {
+		t.Fatalf("PATCH a session waiting for a resume: %d, want 404", code)
+	}
 	if err := e.FailTrack(11, "while away"); err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +139,8 @@ func TestWSResume(t *testing.T) {
 	if s := onlySession(t, e); s.ID != sid || !s.Connected {
 		t.Fatalf("session %+v", s)
 	}
+	// Resumed, the session is addressable again.
+	patch(t, e, sid, "11", map[string]any{"volume": 77}, 200)
 	if ps := e.Players(sid); len(ps) != 1 || ps[0].Volume != 77 {
 		t.Fatalf("players %+v", ps)
 	}

@@ -249,12 +249,22 @@ func (a *lateAudio) Load(ctx context.Context, identifier string) (audio.Loaded, 
 	return c.Load(ctx, identifier)
 }
 
-func (a *lateAudio) Play(ctx context.Context, guildID string, p audio.PlayRequest) (string, error) {
+func (a *lateAudio) Play(ctx context.Context, guildID string, p audio.PlayRequest) (audio.Holder, error) {
 	c, err := a.get()
 	if err != nil {
-		return "", err
+		return audio.Holder{}, err
 	}
 	return c.Play(ctx, guildID, p)
+}
+
+// TakeOver before READY fails like Play (audio.ErrNoNode): the session
+// tries it again before its next play.
+func (a *lateAudio) TakeOver(ctx context.Context, guildID string, from audio.Holder) (audio.PlayerState, bool, error) {
+	c, err := a.get()
+	if err != nil {
+		return audio.PlayerState{}, false, err
+	}
+	return c.TakeOver(ctx, guildID, from)
 }
 
 func (a *lateAudio) Pause(ctx context.Context, guildID string, paused bool) error {

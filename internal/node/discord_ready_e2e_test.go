@@ -65,11 +65,14 @@ func (f *fakeAudio) Load(context.Context, string) (audio.Loaded, error) {
 	return audio.Loaded{Search: true}, nil
 }
 
-func (f *fakeAudio) Play(context.Context, string, audio.PlayRequest) (string, error) {
+func (f *fakeAudio) Play(context.Context, string, audio.PlayRequest) (audio.Holder, error) {
 	f.mu.Lock()
 	f.plays++
 	f.mu.Unlock()
-	return "fake", nil
+	return audio.Holder{Node: "fake", Session: "fake-session"}, nil
+}
+func (f *fakeAudio) TakeOver(context.Context, string, audio.Holder) (audio.PlayerState, bool, error) {
+	return audio.PlayerState{}, false, nil
 }
 func (f *fakeAudio) Pause(context.Context, string, bool) error         { return nil }
 func (f *fakeAudio) Seek(context.Context, string, time.Duration) error { return nil }
@@ -89,8 +92,12 @@ func TestLateAudioBeforeAndAfterReady(t *testing.T) {
 	// Before READY every call that needs Lavalink says there is no audio
 	// node (sessions retry those); stopping or destroying nothing is fine.
 	for name, err := range map[string]error{
-		"load":   func() error { _, err := a.Load(ctx, "ytsearch:x"); return err }(),
-		"play":   func() error { _, err := a.Play(ctx, "1", audio.PlayRequest{}); return err }(),
+		"load": func() error { _, err := a.Load(ctx, "ytsearch:x"); return err }(),
+		"play": func() error { _, err := a.Play(ctx, "1", audio.PlayRequest{}); return err }(),
+		"takeover": func() error {
+			_, _, err := a.TakeOver(ctx, "1", audio.Holder{Node: "emu", Session: "old"})
+			return err
+		}(),
 		"pause":  a.Pause(ctx, "1", true),
 		"seek":   a.Seek(ctx, "1", time.Second),
 		"volume": a.Volume(ctx, "1", 50),
@@ -117,7 +124,7 @@ func TestLateAudioBeforeAndAfterReady(t *testing.T) {
 	if started, err := a.start(ctx, newClient); started || err != nil || made != 1 {
 		t.Fatalf("second start = %v, %v (%d clients made)", started, err, made)
 	}
-	if n, err := a.Play(ctx, "1", audio.PlayRequest{}); err != nil || n != "fake" || fake.plays != 1 {
+	if n, err := a.Play(ctx, "1", audio.PlayRequest{}); err != nil || n.Node != "fake" || fake.plays != 1 {
 		t.Fatalf("play after READY = %q, %v", n, err)
 	}
 	if ns, err := a.Nodes(ctx); err != nil || len(ns) != 1 {
