@@ -3,7 +3,7 @@
 // gRPC remote, disthash identity lookup and the membership provider chosen
 // in cluster.yaml.
 //
-// Two providers are wired, both our own:
+// Three providers are wired, all our own:
 //   - "single": a one-member topology published at start, with no network
 //     discovery and no expiry, so a single node pays nothing for
 //     membership;
@@ -12,8 +12,17 @@
 //     see it at once; a killed member is seen gone a TTL later. An etcd
 //     outage ejects no one (the last membership stands); a member whose
 //     lease or key etcd has dropped is told through Member.Ejected, since
-//     the others now refuse its ID and only a new member can rejoin.
+//     the others now refuse its ID and only a new member can rejoin
+//     (the membership itself is package cluster/membership);
+//   - "automanaged": a fixed list of members (cluster.members), each
+//     answering "who are you" on its own cluster.automanaged_addr; a member
+//     silent for cluster.automanaged_refresh is dropped, and one that finds
+//     itself dropped by another is told through Member.Ejected.
 //
-// "automanaged" and "k8s" are validated in configuration but refused at
-// start (ErrProviderNotWired).
+// Placement tells a member which identities it owns (disthash's rendezvous
+// hashing) and when the membership changes, so each member keeps only its
+// own shards and wakes only its own sessions.
+//
+// "k8s" is validated in configuration but refused at start
+// (ErrProviderNotWired).
 package cluster

@@ -77,6 +77,24 @@ func waitMembers(t *testing.T, m *Member, ids ...*Member) {
 	}
 }
 
+// waitApplied waits until m's topology holds exactly the members ids and
+// protoactor has finished applying it. waitMembers alone is not enough:
+// protoactor's UpdateClusterTopology sets the member list
+// (cluster/member_list.go:147) before it tells the remote (:152, which
+// spawns an endpoint to the departed address just to stop it,
+// remote/endpoint_manager.go:253, tens of ms) and then publishes the
+// topology that clears the PID cache (cluster/cluster.go:60-63) and moves
+// disthash's owners (identitylookup/disthash/manager.go:69). A call in
+// between still goes to the departed member and times out (seen in 2 of
+// about 30 runs). The update holds the member list's lock throughout
+// (member_list.go:129-130) and GetActivatorMember takes it (:108-110):
+// once that returns, the update is complete.
+func waitApplied(t *testing.T, m *Member, ids ...*Member) {
+	t.Helper()
+	waitMembers(t, m, ids...)
+	m.Cluster.MemberList.GetActivatorMember("where", "")
+}
+
 func where(t *testing.T, m *Member, identity string) (member string, seen string) {
 	t.Helper()
 	res, err := m.Cluster.Request(identity, "where", wrapperspb.String("?"))
@@ -91,8 +109,8 @@ func TestEtcdMembersShareGrains(t *testing.T) {
 	e := testserver.StartEtcd(t)
 	a := startEtcdMember(t, e.Endpoint)
 	b := startEtcdMember(t, e.Endpoint)
-	waitMembers(t, a, a, b)
-	waitMembers(t, b, a, b)
+	waitApplied(t, a, a, b)
+	waitApplied(t, b, a, b)
 
 	// Guilds spread over both members, and both agree where each lives:
 	// the second call, from the other member, reaches the same activation.
@@ -122,7 +140,7 @@ func TestEtcdMembersShareGrains(t *testing.T) {
 	changed := pb.Watch()
 	<-changed // the signal for the membership as it was
 	a.Stop()
-	waitMembers(t, b, b)
+	waitApplied(t, b, b)
 	select {
 	case <-changed:
 	case <-time.After(30 * time.Second):
@@ -145,7 +163,7 @@ func TestEtcdMembersShareGrains(t *testing.T) {
 	if a2.System.ID == a.System.ID {
 		t.Fatal("a restarted member kept its ID")
 	}
-	waitMembers(t, b, a2, b)
+	waitApplied(t, b, a2, b)
 	hosts = map[string]int{}
 	for i := range 20 {
 		host, _ := where(t, b, "guild-"+string(rune('a'+i)))
@@ -160,7 +178,7 @@ func TestEtcdMemberToldWhenEjected(t *testing.T) {
 	e := testserver.StartEtcd(t)
 	a := startEtcdMember(t, e.Endpoint)
 	b := startEtcdMember(t, e.Endpoint)
-	waitMembers(t, a, a, b)
+	waitApplied(t, a, a, b)
 	admin, err := membership.EtcdClient([]string{e.Endpoint})
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +195,7 @@ func TestEtcdMemberToldWhenEjected(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("b was not told it was dropped")
 	}
-	waitMembers(t, a, a)
+	waitApplied(t, a, a)
 	select {
 	case <-a.Ejected():
 		t.Fatal("a was told it was dropped")

@@ -67,6 +67,17 @@ func New(cfg config.Cluster, opts Options) (*Member, error) {
 			Log:         opts.Log.With("provider", "etcd"),
 		}}
 		provider, m.leave = p, func() { _ = p.Shutdown(false) }
+	case config.ProviderAutomanaged:
+		m.ejected = make(chan struct{})
+		p := newAutomanagedProvider(automanagedOptions{
+			Cluster: cfg.Name,
+			Addr:    cfg.AutomanagedAddr,
+			Members: cfg.Members,
+			Refresh: cfg.AutomanagedRefresh,
+			Ejected: m.ejected,
+			Log:     opts.Log.With("provider", "automanaged"),
+		})
+		provider, m.leave = p, func() { _ = p.Shutdown(false) }
 	default:
 		return nil, fmt.Errorf("%w: %s", ErrProviderNotWired, cfg.Provider)
 	}

@@ -224,6 +224,22 @@ limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
 		}
 	}
 	t.Logf("%d sessions failed over within %s", moved, time.Since(killedAt).Round(time.Millisecond))
+	// The survivor took the killed member's players over (it resumed the
+	// dead Lavalink session to reach them) and destroyed them: one player
+	// per guild, not the old one playing on beside the new.
+	onePlayerEach := func(when string) {
+		t.Helper()
+		waitFor(t, "one player per guild "+when, func() bool {
+			on := players()
+			for _, g := range guilds {
+				if len(on[uint64(g.ID)]) != 1 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	onePlayerEach("after the failover")
 	// The shards the killed member held connect again from the survivor.
 	// Until they do, Discord has no connection to send their guilds'
 	// interactions to (a shard that moves identifies again: resuming its
@@ -269,6 +285,7 @@ limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
 		return true
 	})
 	t.Logf("every guild playing on the new node %s after the drain", time.Since(drained).Round(time.Millisecond))
+	onePlayerEach("after the rolling restart")
 	shardsUp()
 	for _, g := range guilds {
 		if q := answer(g, "queue"); !strings.Contains(q, "song") {

@@ -65,8 +65,20 @@ type Cluster struct {
 	// RequestTimeout is the deadline of grain calls no user waits on
 	// (Lavalink events to sessions).
 	RequestTimeout time.Duration `yaml:"request_timeout"`
-	// Members lists host:port of the automanaged provider's members.
+	// Members lists the automanaged provider's address
+	// (cluster.automanaged_addr, as the others reach it) of every member;
+	// this member's own may be listed too, so all members can share the
+	// list.
 	Members []string `yaml:"members"`
+	// AutomanagedAddr is this member's listener for the automanaged
+	// provider (host:port): the others ask it who this member is. Each
+	// member on a machine needs its own port.
+	AutomanagedAddr string `yaml:"automanaged_addr"`
+	// AutomanagedRefresh is how soon the others drop a member that stopped
+	// answering: each address is asked three times per refresh, a member
+	// silent for a whole refresh is dropped, and one whose address refuses
+	// connections (stopped, or left) is dropped at the next ask.
+	AutomanagedRefresh time.Duration `yaml:"automanaged_refresh"`
 	// EtcdEndpoints lists the etcd servers of the etcd provider.
 	EtcdEndpoints []string `yaml:"etcd_endpoints"`
 	// EtcdLeaseTTL is how long a member's key outlives its last keepalive:
@@ -181,12 +193,13 @@ func Default() Config {
 	return Config{
 		Node: Node{AdminAddr: "127.0.0.1:9090", ShutdownTimeout: 5 * time.Second},
 		Cluster: Cluster{
-			Name:           "ensemble",
-			Provider:       ProviderSingle,
-			BindAddr:       "127.0.0.1:0",
-			RequestTimeout: 5 * time.Second,
-			EtcdLeaseTTL:   3 * time.Second,
-			EtcdPrefix:     "/ensemble",
+			Name:               "ensemble",
+			Provider:           ProviderSingle,
+			BindAddr:           "127.0.0.1:0",
+			RequestTimeout:     5 * time.Second,
+			AutomanagedRefresh: 3 * time.Second,
+			EtcdLeaseTTL:       3 * time.Second,
+			EtcdPrefix:         "/ensemble",
 		},
 		Store: Store{
 			Kind:  StoreBbolt,
@@ -346,9 +359,33 @@ func (c *Config) validateCluster() error {
 	if cl.Provider == ProviderAutomanaged && len(cl.Members) == 0 {
 		return fieldErr("cluster.members", cl.Members, "must list at least one host:port for the automanaged provider")
 	}
+	seen := make(map[string]int, len(cl.Members))
 	for i, m := range cl.Members {
-		if err := checkHostPort(fmt.Sprintf("cluster.members[%d]", i), m, false); err != nil {
+		field := fmt.Sprintf("cluster.members[%d]", i)
+		if err := checkHostPort(field, m, false); err != nil {
 			return err
+		}
+		if j, dup := seen[m]; dup {
+			return fieldErr(field, m, fmt.Sprintf("duplicates cluster.members[%d]", j))
+		}
+		seen[m] = i
+	}
+	if cl.Provider == ProviderAutomanaged && cl.AutomanagedAddr == "" {
+		return fieldErr("cluster.automanaged_addr", cl.AutomanagedAddr, "must be set for the automanaged provider: this member's own host:port, one the others list in cluster.members")
+	}
+	if cl.AutomanagedAddr != "" {
+		if err := checkHostPort("cluster.automanaged_addr", cl.AutomanagedAddr, false); err != nil {
+			return err
+		}
+	}
+	if cl.AutomanagedRefresh < 500*time.Millisecond || cl.AutomanagedRefresh > time.Minute {
+		return fieldErr("cluster.automanaged_refresh", cl.AutomanagedRefresh, "must be from 500ms to 1m")
+	}
+	if cl.Provider == ProviderAutomanaged {
+		// The others reach this member's grains at bind_addr's host.
+		host, _, _ := net.SplitHostPort(cl.BindAddr)
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			return fieldErr("cluster.bind_addr", cl.BindAddr, "must name an address the other members can reach (not 0.0.0.0 or ::) with the automanaged provider")
 		}
 	}
 	if cl.Provider == ProviderEtcd && len(cl.EtcdEndpoints) == 0 {

@@ -54,6 +54,13 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"negative request timeout", "cluster: {request_timeout: -5s}", "cluster.request_timeout"},
 		{"automanaged without members", "cluster: {provider: automanaged}\nstore: {kind: redis}", "cluster.members"},
 		{"automanaged bad member", "cluster: {provider: automanaged, members: ['x']}\nstore: {kind: redis}", "cluster.members[0]"},
+		{"automanaged duplicate member", "cluster: {provider: automanaged, automanaged_addr: '127.0.0.1:6330', members: ['127.0.0.1:6330', '127.0.0.1:6330']}\nstore: {kind: redis}", "cluster.members[1]"},
+		{"automanaged without its own address", "cluster: {provider: automanaged, members: ['127.0.0.1:6330']}\nstore: {kind: redis}", "cluster.automanaged_addr"},
+		{"automanaged address on port 0", "cluster: {provider: automanaged, automanaged_addr: '127.0.0.1:0', members: ['127.0.0.1:6330']}\nstore: {kind: redis}", "cluster.automanaged_addr"},
+		{"automanaged address without host", "cluster: {automanaged_addr: ':6330'}", "cluster.automanaged_addr"},
+		{"automanaged refresh too short", "cluster: {automanaged_refresh: 100ms}", "cluster.automanaged_refresh"},
+		{"automanaged refresh too long", "cluster: {automanaged_refresh: 2m}", "cluster.automanaged_refresh"},
+		{"automanaged on an unspecified bind address", "cluster: {provider: automanaged, automanaged_addr: '127.0.0.1:6330', members: ['127.0.0.1:6330'], bind_addr: '0.0.0.0:0'}\nstore: {kind: redis}", "cluster.bind_addr"},
 		{"etcd without endpoints", "cluster: {provider: etcd}\nstore: {kind: redis}", "cluster.etcd_endpoints"},
 		{"etcd bad endpoint", "cluster: {provider: etcd, etcd_endpoints: ['http://127.0.0.1']}\nstore: {kind: redis}", "cluster.etcd_endpoints[0]"},
 		{"etcd lease below etcd's minimum", "cluster: {provider: etcd, etcd_endpoints: ['127.0.0.1:2379'], etcd_lease_ttl: 1s}\nstore: {kind: redis}", "cluster.etcd_lease_ttl"},
@@ -115,7 +122,8 @@ func TestValidBaseAndAlternatives(t *testing.T) {
 	for _, y := range []string{
 		validYAML,
 		validYAML + "cluster: {provider: etcd, etcd_endpoints: ['http://127.0.0.1:2379']}\nstore: {kind: redis}\n",
-		validYAML + "cluster: {provider: automanaged, members: ['127.0.0.1:6330', '127.0.0.1:6331']}\nstore: {kind: redis}\n",
+		validYAML + "cluster: {provider: automanaged, automanaged_addr: '127.0.0.1:6330', members: ['127.0.0.1:6330', '127.0.0.1:6331']}\nstore: {kind: redis}\n",
+		validYAML + "cluster: {provider: automanaged, automanaged_addr: '0.0.0.0:6330', bind_addr: '192.168.1.5:7000', members: ['192.168.1.5:6330', '192.168.1.6:6330'], automanaged_refresh: 500ms}\nstore: {kind: redis}\n",
 		validYAML + "discord: {shard_count: 16, dev_guild_id: '81384788765712384'}\n",
 	} {
 		cfg, err := Decode(strings.NewReader(y))
