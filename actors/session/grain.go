@@ -121,6 +121,9 @@ type Grain struct {
 	// succeeds.
 	takeover   *audio.Holder
 	takingOver bool
+	// takeoverWaits counts the plays held back for want of the previous
+	// player's node (see maxTakeoverWaits).
+	takeoverWaits int
 	// playID names the current play of the current track (see about);
 	// playSeq numbers the plays of this activation.
 	playID  string

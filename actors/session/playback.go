@@ -79,6 +79,11 @@ func (g *Grain) takeOver() {
 	}, func(res any) { g.tookOver(from, member, track, at, res.(takeoverResult)) })
 }
 
+// maxTakeoverWaits bounds the play retries spent waiting for the previous
+// player's node (about 1 + 2 + 4 s): a node gone for good (removed from
+// the configuration, down) must not keep the music off.
+const maxTakeoverWaits = 3
+
 // tookOver applies a takeover's outcome, then plays. The old player's
 // position replaces the estimate only if it played the current track and
 // nothing moved the track meanwhile (a skip, a seek, a pause: track is the
@@ -95,8 +100,17 @@ func (g *Grain) tookOver(from audio.Holder, member string, track *music.Track, a
 	st := g.st
 	log := g.log.With("node", from.Node, "lavalink_session", from.Session, "member", member)
 	switch {
+	case r.err != nil && errors.Is(r.err, audio.ErrNoNode) && !r.ok && g.takeoverWaits < maxTakeoverWaits:
+		// The node is not reachable from here yet (this member's Lavalink
+		// client still connecting, say): a play now could start beside
+		// the old player, so wait for the node a little, with the play
+		// retries' backoff.
+		g.takeoverWaits++
+		log.Warn("cannot reach the previous player's node yet; waiting for it before playing", "err", r.err, "attempt", g.takeoverWaits)
+		g.schedulePlayRetry()
+		return
 	case r.err != nil && errors.Is(r.err, audio.ErrNoNode) && !r.ok:
-		log.Warn("cannot take over the previous player now; playing at the stored position, and trying again before a retry", "err", r.err)
+		log.Warn("cannot take over the previous player; playing at the stored position, and trying again before a retry", "err", r.err)
 	case r.err != nil:
 		g.takeover = nil
 		log.Warn("taking over the previous player failed; playing at the stored position", "err", r.err, "read", r.ok)

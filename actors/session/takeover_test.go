@@ -171,8 +171,6 @@ func TestTakeoverFallsBackToTheEstimate(t *testing.T) {
 		calls  int
 	}{
 		{name: "refused", holder: oldHolder, err: refused, want: estimate, warn: "taking over the previous player failed", calls: 1},
-		{name: "node unreachable", holder: oldHolder, err: fmt.Errorf("lavalink: take over on node-a: not connected: %w", audio.ErrNoNode),
-			want: estimate, warn: "cannot take over the previous player now", calls: 1},
 		{name: "gone", holder: oldHolder, want: estimate, calls: 1},
 		{name: "another track", holder: oldHolder, state: audio.PlayerState{Identifier: "other-0", Position: 95 * time.Second}, ok: true,
 			want: estimate, calls: 1},
@@ -256,9 +254,9 @@ func TestVoiceDuringTakeoverWaitsForIt(t *testing.T) {
 }
 
 // TestTakeoverRetriedWhileNoNode: a member whose Lavalink client cannot
-// reach the holder's node yet (still connecting) plays at the estimate;
-// when that play fails too, the takeover is tried again before the retry,
-// and its position is used.
+// reach the holder's node yet (still connecting) does not play beside the
+// old player: it waits for a play retry, takes the old player over then,
+// and plays at its position.
 func TestTakeoverRetriedWhileNoNode(t *testing.T) {
 	h := newHarness(t, nil)
 	r := h.seedRestored(oldHolder, true)
@@ -272,20 +270,37 @@ func TestTakeoverRetriedWhileNoNode(t *testing.T) {
 		}
 		return audio.PlayerState{Identifier: r.current.Identifier, Position: 95 * time.Second, At: time.Now()}, true, nil
 	})
-	h.audio.setFail("play", noNode)
 	h.wake()
-	h.waitFor("a failed play", func() bool { return strings.Contains(h.callLog(), "play") })
-	h.audio.setFail("play", nil)
 	p := h.firstPlay()
 	if n := len(h.takeovers()); n != 2 {
 		t.Fatalf("%d takeovers, want 2 (the first failed for want of the node)", n)
 	}
-	if calls := h.callLog(); !strings.HasPrefix(calls, "takeover,takeover done,play,takeover,takeover done,play") {
-		t.Fatalf("audio calls %s", calls)
+	if calls := h.callLog(); !strings.HasPrefix(calls, "takeover,takeover done,takeover,takeover done,play") {
+		t.Fatalf("audio calls %s: want no play before the takeover succeeded", calls)
 	}
-	// The retry's backoff is about a second; the old player went on
-	// meanwhile, and its position is read just before the retry.
-	near(t, "position of the retried play", p.Position, 95*time.Second, 3*time.Second)
+	near(t, "position of the play", p.Position, 95*time.Second, 3*time.Second)
+}
+
+// TestTakeoverGivesUpOnAMissingNode: a node that stays unreachable keeps
+// the music off for a few play retries only; then the session plays at
+// the stored position.
+func TestTakeoverGivesUpOnAMissingNode(t *testing.T) {
+	h := newHarness(t, nil)
+	h.seedRestored(oldHolder, true)
+	noNode := fmt.Errorf("lavalink: %w", audio.ErrNoNode)
+	h.setTakeOver(func(context.Context, audio.Holder) (audio.PlayerState, bool, error) {
+		return audio.PlayerState{}, false, noNode
+	})
+	h.wake()
+	h.firstPlay()
+	if n := len(h.takeovers()); n != maxTakeoverWaits+1 {
+		t.Fatalf("%d takeovers before playing, want %d", n, maxTakeoverWaits+1)
+	}
+	logs := h.logged()
+	if strings.Count(logs, `msg="cannot reach the previous player's node yet`) != maxTakeoverWaits ||
+		!strings.Contains(logs, `level=WARN msg="cannot take over the previous player; playing at the stored position`) {
+		t.Fatalf("logs:\n%s", logs)
+	}
 }
 
 // TestIdlePreviousPlayerIsTakenOver: a session restored with nothing
