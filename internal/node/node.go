@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
@@ -65,6 +66,11 @@ type Node struct {
 	// playerEvents orders Lavalink events per guild, apart from the
 	// gateway's events in ordered.
 	playerEvents *ecluster.Ordered
+	// draining is set when the node starts to stop: Lavalink events are
+	// no longer delivered.
+	draining atomic.Bool
+	// placement says which guilds' sessions this member owns.
+	placement *ecluster.Placement
 
 	shardMu sync.Mutex
 	// shardReady is, for each shard this member runs, whether its gateway
@@ -244,6 +250,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 
 	runCtx := n.runCtx
 	placement := ecluster.NewPlacement(c)
+	n.placement = placement
 	n.done = make(chan struct{})
 	go func() {
 		defer close(n.done)
@@ -539,6 +546,17 @@ func (n *Node) wakeSessions(ctx context.Context, p *ecluster.Placement) {
 // restart a looped one), and a lost player update is replaced by the next.
 func (n *Node) forwardPlayer(c *cluster.Cluster, ev *clusterpb.PlayerEvent) {
 	accepted := n.playerEvents.Submit(ev.GetGuildId(), func() {
+		// This member's Lavalink players belong to sessions this member
+		// ran. Once the session is placed elsewhere (or the member is
+		// leaving and has stopped its sessions), its new owner has taken
+		// the player over, and the event is stale: delivered, it would
+		// only cost a call across members (one that hangs for the whole
+		// timeout once the others have dropped a leaving member), or
+		// activate the session here again, which would take the player
+		// back.
+		if n.draining.Load() || !n.placement.Owns(session.Kind, ev.GetGuildId()) {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Cluster.RequestTimeout)
 		defer cancel()
 		_, err := ecluster.Call(ctx, 1, func(opts ...cluster.GrainCallOption) (*clusterpb.Ack, error) {
@@ -553,10 +571,10 @@ func (n *Node) forwardPlayer(c *cluster.Cluster, ev *clusterpb.PlayerEvent) {
 	}
 }
 
-// Stop stops the node within ctx: the keeper and background work, the
-// shard grains (their gateways close), the cluster, Lavalink, the event
-// workers, the store, then the admin server and telemetry. Sessions need
-// no flush: every change was stored when it happened.
+// Stop stops the node within ctx: the keeper and background work; then it
+// leaves the membership, stops its shard grains (their gateways close) and
+// sessions (they store what they have not yet); then Lavalink, the event
+// workers, the cluster, the store, the admin server and telemetry.
 func (n *Node) Stop(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() { done <- n.stopParts(ctx) }()
@@ -582,6 +600,7 @@ func (n *Node) stopParts(ctx context.Context) error {
 		<-n.done
 	}
 	n.bg.Wait()
+	n.draining.Store(true)
 	running := n.member != nil && n.member.Running()
 	if running {
 		// Out of the membership first: the other members place new
@@ -604,13 +623,16 @@ func (n *Node) stopParts(ctx context.Context) error {
 	if n.audio != nil {
 		n.audio.close()
 	}
-	if running {
-		n.member.Stop()
-	}
+	// The workers before the cluster: a delivery under way finishes
+	// against a running actor system instead of waiting out its timeout
+	// against a stopped one.
 	for _, o := range []*ecluster.Ordered{n.ordered, n.playerEvents} {
 		if o != nil {
 			o.Close()
 		}
+	}
+	if running {
+		n.member.Stop()
 	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
