@@ -116,6 +116,9 @@ func (g *Grain) tookOver(from audio.Holder, member string, track *music.Track, a
 		log.Warn("taking over the previous player failed; playing at the stored position", "err", r.err, "read", r.ok)
 	default:
 		g.takeover = nil
+		if !r.ok {
+			log.Info("no previous player to take over")
+		}
 	}
 	if r.ok {
 		cur := st.current
