@@ -217,10 +217,23 @@ func TestPoolBreakerLifecycle(t *testing.T) {
 		return len(rec.transitions()) >= 3
 	})
 	healthy["a"].Store(true)
-	waitUntil(t, "a closed", func() bool { return c.isUsable("a") })
+	// The node becomes usable before the pool's subscribers hear of the
+	// transition: wait for the transition itself.
+	waitUntil(t, "a closed", func() bool {
+		got := rec.transitions()
+		return c.isUsable("a") && len(got) > 0 && got[len(got)-1] == "a:half-open->closed"
+	})
+	// A machine that stalls past the reset timeout before the node heals
+	// lets one more probe fail: more open/half-open rounds in the middle.
+	got := rec.transitions()
 	want := []string{"a:closed->open", "a:open->half-open", "a:half-open->open", "a:open->half-open", "a:half-open->closed"}
-	if got := rec.transitions(); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("transitions %v; want %v", got, want)
+	ok := len(got) >= len(want) && (len(got)-len(want))%2 == 0 &&
+		fmt.Sprint(got[:3]) == fmt.Sprint(want[:3]) && fmt.Sprint(got[len(got)-2:]) == fmt.Sprint(want[3:])
+	for i := 3; ok && i < len(got)-2; i += 2 {
+		ok = got[i] == "a:open->half-open" && got[i+1] == "a:half-open->open"
+	}
+	if !ok {
+		t.Fatalf("transitions %v; want %v (with any more failed probes in the middle)", got, want)
 	}
 	for _, tr := range [][2]string{{"closed", "open"}, {"open", "half-open"}, {"half-open", "open"}, {"half-open", "closed"}} {
 		if v := metricValue(t, reg, "ensemble_lavalink_breaker_transitions_total", "node", "a", "from", tr[0], "to", tr[1]); v < 1 {
