@@ -266,6 +266,11 @@ func TestConcurrentClientsAndFaults(t *testing.T) {
 			select {
 			case m := <-c.msgs:
 				sid = m.SessionID
+			case <-c.done:
+				// DropWebsockets, below, may close the socket before its
+				// ready message (seen under a CPU burner): one of the faults
+				// under test, not a failure.
+				return
 			case <-time.After(waitTimeout):
 				t.Error("no ready")
 				return
