@@ -8,15 +8,9 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
-
-	"github.com/asynkron/protoactor-go/actor"
-	pcluster "github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/ensemble-bot/ensemble/internal/config"
 )
@@ -28,15 +22,7 @@ func startAutomanagedMember(t *testing.T, addr string, members []string) *Member
 	cfg.Members = members
 	cfg.AutomanagedAddr = addr
 	cfg.AutomanagedRefresh = 900 * time.Millisecond
-	kind := pcluster.NewKind("where", actor.PropsFromProducer(func() actor.Actor { return &whereGrain{} }))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	m, err := Start(ctx, cfg, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Kinds: []*pcluster.Kind{kind}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Stop)
-	return m
+	return startWhereMember(t, cfg)
 }
 
 // agree calls identity from every member and checks they all reach one

@@ -46,6 +46,13 @@ func startEtcdMember(t *testing.T, endpoint string) *Member {
 	cfg.Provider = config.ProviderEtcd
 	cfg.EtcdEndpoints = []string{endpoint}
 	cfg.EtcdLeaseTTL = 2 * time.Second
+	return startWhereMember(t, cfg)
+}
+
+// startWhereMember starts a member of cfg hosting the "where" kind,
+// stopped when the test ends.
+func startWhereMember(t *testing.T, cfg config.Cluster) *Member {
+	t.Helper()
 	kind := pcluster.NewKind("where", actor.PropsFromProducer(func() actor.Actor { return &whereGrain{} }))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
