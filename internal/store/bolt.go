@@ -3,9 +3,11 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -22,6 +24,11 @@ var (
 	bucketEpochs   = []byte("epochs")
 	bucketSessions = []byte("sessions")
 	bucketSettings = []byte("settings")
+	// A shard's epoch, lease (expiry in Unix nanoseconds, then the
+	// member) and resume state, each keyed by the decimal shard ID.
+	bucketShardEpochs = []byte("shard-epochs")
+	bucketShardLeases = []byte("shard-leases")
+	bucketShardResume = []byte("shard-resume")
 )
 
 // OpenBolt opens (or creates) the file, and its directory. A file locked
@@ -37,7 +44,7 @@ func OpenBolt(path string) (*Bolt, error) {
 		return nil, fmt.Errorf("store: open bbolt %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketEpochs, bucketSessions, bucketSettings} {
+		for _, b := range [][]byte{bucketEpochs, bucketSessions, bucketSettings, bucketShardEpochs, bucketShardLeases, bucketShardResume} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -186,4 +193,79 @@ func (b *Bolt) Sessions(ctx context.Context) ([]string, error) {
 		})
 	})
 	return out, err
+}
+
+func (b *Bolt) TakeShard(ctx context.Context, shard int, member, evict string, ttl time.Duration) (uint64, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
+	key := []byte(strconv.Itoa(shard))
+	var epoch uint64
+	var state []byte
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		now := time.Now()
+		leases := tx.Bucket(bucketShardLeases)
+		if v := leases.Get(key); len(v) >= 8 && int64(binary.BigEndian.Uint64(v)) > now.UnixNano() {
+			if holder := string(v[8:]); holder != member && holder != evict {
+				return &ShardHeldError{Shard: shard, Holder: holder}
+			}
+		}
+		epochs := tx.Bucket(bucketShardEpochs)
+		epoch = readEpoch(epochs, string(key)) + 1
+		if err := epochs.Put(key, binary.BigEndian.AppendUint64(nil, epoch)); err != nil {
+			return err
+		}
+		if v := tx.Bucket(bucketShardResume).Get(key); v != nil {
+			state = append([]byte{}, v...)
+		}
+		return leases.Put(key, lease(now.Add(ttl), member))
+	})
+	if err != nil {
+		var held *ShardHeldError
+		if errors.As(err, &held) {
+			return 0, nil, err
+		}
+		return 0, nil, fmt.Errorf("store: take shard %d: %w", shard, err)
+	}
+	return epoch, state, nil
+}
+
+func lease(expires time.Time, member string) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(expires.UnixNano())), member...)
+}
+
+func (b *Bolt) RenewShard(ctx context.Context, shard int, member string, epoch uint64, ttl time.Duration, state []byte) error {
+	return b.shardWrite(ctx, "renew", shard, epoch, state, func(leases *bolt.Bucket, key []byte) error {
+		return leases.Put(key, lease(time.Now().Add(ttl), member))
+	})
+}
+
+func (b *Bolt) ReleaseShard(ctx context.Context, shard int, epoch uint64, state []byte) error {
+	return b.shardWrite(ctx, "release", shard, epoch, state, func(leases *bolt.Bucket, key []byte) error {
+		return leases.Delete(key)
+	})
+}
+
+// shardWrite stores state (unless nil) and changes the lease, while epoch
+// is the shard's newest.
+func (b *Bolt) shardWrite(ctx context.Context, op string, shard int, epoch uint64, state []byte, change func(leases *bolt.Bucket, key []byte) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	key := []byte(strconv.Itoa(shard))
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		if cur := readEpoch(tx.Bucket(bucketShardEpochs), string(key)); cur == 0 || cur != epoch {
+			return fmt.Errorf("%w (shard %d, epoch %d, newest %d)", ErrFenced, shard, epoch, cur)
+		}
+		if state != nil {
+			if err := tx.Bucket(bucketShardResume).Put(key, state); err != nil {
+				return err
+			}
+		}
+		return change(tx.Bucket(bucketShardLeases), key)
+	})
+	if err != nil {
+		return fmt.Errorf("store: %s shard %d: %w", op, shard, err)
+	}
+	return nil
 }

@@ -186,3 +186,83 @@ func (r *Redis) Sessions(ctx context.Context) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Shard keys share a hash tag per shard, like a guild's keys. The lease
+// holds "member|epoch" and lapses by itself (PX).
+func shardKeys(shard int) []string {
+	p := "ensemble:{shard-" + strconv.Itoa(shard) + "}:"
+	return []string{p + "epoch", p + "lease", p + "resume"}
+}
+
+// takeShard: ARGV member, evict, ttl ms. Returns {epoch, resume state} or
+// {0, holder}. The holder is what precedes the last '|' of the lease.
+var takeShard = redis.NewScript(`
+local cur = redis.call('GET', KEYS[2])
+if cur then
+  local holder = string.match(cur, '^(.*)|')
+  if holder ~= ARGV[1] and holder ~= ARGV[2] then return {0, holder} end
+end
+local epoch = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1] .. '|' .. epoch, 'PX', ARGV[3])
+return {epoch, redis.call('GET', KEYS[3])}`)
+
+// renewShard: ARGV member, epoch, ttl ms, [state].
+var renewShard = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[2], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+if ARGV[4] then redis.call('SET', KEYS[3], ARGV[4]) end
+return 1`)
+
+// releaseShard: ARGV epoch, [state].
+var releaseShard = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] then redis.call('SET', KEYS[3], ARGV[2]) end
+redis.call('DEL', KEYS[2])
+return 1`)
+
+func (r *Redis) TakeShard(ctx context.Context, shard int, member, evict string, ttl time.Duration) (uint64, []byte, error) {
+	res, err := takeShard.Run(ctx, r.c, shardKeys(shard), member, evict, ttl.Milliseconds()).Slice()
+	if err != nil {
+		return 0, nil, fmt.Errorf("store: take shard %d: %w", shard, err)
+	}
+	epoch, _ := res[0].(int64)
+	if epoch == 0 {
+		holder, _ := res[1].(string)
+		return 0, nil, &ShardHeldError{Shard: shard, Holder: holder}
+	}
+	var state []byte
+	if len(res) > 1 {
+		// A missing resume key comes back as Lua false: nil here.
+		if s, ok := res[1].(string); ok {
+			state = []byte(s)
+		}
+	}
+	return uint64(epoch), state, nil
+}
+
+func (r *Redis) RenewShard(ctx context.Context, shard int, member string, epoch uint64, ttl time.Duration, state []byte) error {
+	args := []any{member, strconv.FormatUint(epoch, 10), ttl.Milliseconds()}
+	if state != nil {
+		args = append(args, state)
+	}
+	return r.shardWrite(ctx, renewShard, "renew", shard, epoch, args)
+}
+
+func (r *Redis) ReleaseShard(ctx context.Context, shard int, epoch uint64, state []byte) error {
+	args := []any{strconv.FormatUint(epoch, 10)}
+	if state != nil {
+		args = append(args, state)
+	}
+	return r.shardWrite(ctx, releaseShard, "release", shard, epoch, args)
+}
+
+func (r *Redis) shardWrite(ctx context.Context, s *redis.Script, op string, shard int, epoch uint64, args []any) error {
+	ok, err := s.Run(ctx, r.c, shardKeys(shard), args...).Int()
+	if err != nil {
+		return fmt.Errorf("store: %s shard %d: %w", op, shard, err)
+	}
+	if ok != 1 {
+		return fmt.Errorf("%w (shard %d, epoch %d)", ErrFenced, shard, epoch)
+	}
+	return nil
+}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/secret"
@@ -26,7 +27,22 @@ var (
 	ErrFenced = errors.New("store: write refused, a newer activation owns this session")
 	// ErrNotFound means nothing is stored under the key.
 	ErrNotFound = errors.New("store: not found")
+	// ErrShardHeld means another member holds a shard's lease; errors
+	// that wrap it are *ShardHeldError, which names the holder.
+	ErrShardHeld = errors.New("store: the shard's lease is held by another member")
 )
+
+// ShardHeldError is TakeShard refusing a shard another member holds.
+type ShardHeldError struct {
+	Shard  int
+	Holder string
+}
+
+func (e *ShardHeldError) Error() string {
+	return fmt.Sprintf("store: shard %d is held by member %s", e.Shard, e.Holder)
+}
+
+func (e *ShardHeldError) Is(target error) bool { return target == ErrShardHeld }
 
 // Store is the persistence contract both backends meet.
 type Store interface {
@@ -51,9 +67,37 @@ type Store interface {
 	// SaveSettings stores a guild's settings (last write wins: settings are
 	// written by the guild grain in answer to one user command).
 	SaveSettings(ctx context.Context, guildID string, settings []byte) error
+	Shards
 	// Ping checks the backend is reachable, for readiness.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Shards keeps one gateway connection per Discord shard across members:
+// a member connects a shard only while it holds the shard's lease, and the
+// lease carries the shard's resume state (its Discord session and voice
+// states, opaque bytes), so that the next holder resumes the session
+// instead of identifying again.
+//
+// Each take starts a new epoch; renewing and releasing are refused
+// (ErrFenced) once a newer take has happened, and the refused holder must
+// close its connection. A lease lapses after its TTL unless renewed, so a
+// holder that vanished without a trace blocks its shard for one TTL at
+// most; a holder the caller knows is gone (not a member any more) can be
+// evicted at once.
+type Shards interface {
+	// TakeShard makes member the shard's holder for ttl, with a new epoch,
+	// and returns that epoch and the resume state last stored (nil if
+	// none). It fails with a *ShardHeldError while another member's lease
+	// runs, unless that member is evict ("" evicts no one).
+	TakeShard(ctx context.Context, shard int, member, evict string, ttl time.Duration) (uint64, []byte, error)
+	// RenewShard extends member's lease to ttl from now and stores state
+	// (unless nil) if epoch is still the newest; else ErrFenced.
+	RenewShard(ctx context.Context, shard int, member string, epoch uint64, ttl time.Duration, state []byte) error
+	// ReleaseShard stores state (unless nil) and ends the lease if epoch is
+	// still the newest, so that the next holder need not wait for it to
+	// lapse; else ErrFenced.
+	ReleaseShard(ctx context.Context, shard int, epoch uint64, state []byte) error
 }
 
 // Guild is what a guild grain reads when it activates.
