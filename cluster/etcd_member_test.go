@@ -141,6 +141,11 @@ func TestEtcdMembersShareGrains(t *testing.T) {
 	if len(hosts) != 2 {
 		t.Fatalf("20 guilds placed on %v: want both members", hosts)
 	}
+	for _, p := range []*Placement{pa, pb} {
+		if !p.Member(a.System.Address()) || !p.Member(b.System.Address()) || p.Member("127.0.0.1:1") {
+			t.Fatalf("placement members wrong: a %v b %v other %v", p.Member(a.System.Address()), p.Member(b.System.Address()), p.Member("127.0.0.1:1"))
+		}
+	}
 
 	// A member that stops leaves at once; its guilds move to the other,
 	// whose placement says so after signalling the change.
@@ -152,6 +157,9 @@ func TestEtcdMembersShareGrains(t *testing.T) {
 	case <-changed:
 	case <-time.After(30 * time.Second):
 		t.Fatal("no change signalled")
+	}
+	if pb.Member(a.System.Address()) || !pb.Member(b.System.Address()) {
+		t.Fatal("after a left, b's placement still counts a as a member (or not b)")
 	}
 	for i := range 20 {
 		if id := "guild-" + string(rune('a'+i)); !pb.Owns("where", id) {

@@ -20,6 +20,7 @@ type Placement struct {
 
 	mu       sync.RWMutex
 	rdv      *pcluster.Rendezvous
+	members  map[string]bool // addresses
 	watchers []chan struct{}
 }
 
@@ -46,8 +47,12 @@ func NewPlacement(c *pcluster.Cluster) *Placement {
 func (p *Placement) update(members []*pcluster.Member) {
 	rdv := pcluster.NewRendezvous()
 	rdv.UpdateMembers(members)
+	addrs := make(map[string]bool, len(members))
+	for _, m := range members {
+		addrs[m.Address()] = true
+	}
 	p.mu.Lock()
-	p.rdv = rdv
+	p.rdv, p.members = rdv, addrs
 	watchers := p.watchers
 	p.mu.Unlock()
 	for _, w := range watchers {
@@ -65,6 +70,13 @@ func (p *Placement) Owns(kind, identity string) bool {
 	rdv := p.rdv
 	p.mu.RUnlock()
 	return rdv.GetByClusterIdentity(pcluster.NewClusterIdentity(identity, kind)) == p.self
+}
+
+// Member reports whether a member at address is in the cluster now.
+func (p *Placement) Member(address string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.members[address]
 }
 
 // Watch returns a channel signalled after each change of the membership

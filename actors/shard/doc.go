@@ -3,9 +3,23 @@
 // disgo's gateway package, and everything that has to sit next to it.
 //
 // Making each shard a cluster identity lets the cluster place shards on
-// members like any grain; the keeper (Keep) on every member touches every
-// shard identity each interval, so a shard lost with its member is
+// members like any grain; the keeper (Keeper) on each member touches the
+// shard identities the member owns, at once when the membership changes
+// and each interval as a backstop, so a shard lost with its member is
 // activated again elsewhere within the failure-detection time.
+//
+// During a membership change protoactor may run two activations of one
+// shard; the lease in the store (Deps.Leases, see lease.go) makes sure
+// only one is connected to Discord. An activation connects once it holds
+// the lease: it waits while a live member holds it, and evicts a holder
+// that is no longer a member. The holder renews the lease each second with
+// its resume state (session ID, sequence, resume URL, the IDs READY gave,
+// and the voice-state cache, which a RESUME does not send again), and
+// releases it with the final state when it stops, closing its connection
+// with 1012 so that Discord keeps the session. The next holder resumes
+// that session instead of identifying: Discord replays what it missed. A
+// holder whose renewal is fenced (another member took the shard) closes
+// its connection and stops.
 //
 // The grain:
 //   - keeps the voice states of its guilds (guild → user → channel, the bot

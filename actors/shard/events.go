@@ -60,6 +60,7 @@ func (g *grain) handle(at time.Time, ev gateway.EventData) {
 
 func (g *grain) onReady(ev gateway.EventReady) {
 	g.botID = ev.User.ID
+	g.sessionID, g.resumeURL, g.appID = ev.SessionID, ev.ResumeGatewayURL, idText(ev.Application.ID)
 	// A new session: every guild gets a fresh GUILD_CREATE, which replaces
 	// its entry. Guilds the bot left while the shard was away get no
 	// GUILD_DELETE, so they go now.
@@ -74,6 +75,8 @@ func (g *grain) onReady(ev gateway.EventReady) {
 	}
 	g.log.Info("gateway ready", "guilds", len(ev.Guilds), "bot", ev.User.ID.String(), "application", ev.Application.ID.String())
 	g.setReady(true)
+	g.dirty = true
+	g.saveSoon()
 	g.deps.OnReady(idText(ev.Application.ID), idText(ev.User.ID))
 }
 

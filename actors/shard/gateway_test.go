@@ -151,6 +151,12 @@ func ctxTimeout(t *testing.T) context.Context {
 // kinds; no shard is active until something calls it.
 func startFixture(t *testing.T, cfg discordemu.Config, shards int, setup func(*discordemu.Emulator), extra ...gateway.ConfigOpt) *fixture {
 	t.Helper()
+	return startFixtureWith(t, cfg, shards, setup, nil, extra...)
+}
+
+// startFixtureWith is startFixture with the shards' Deps changed by mod.
+func startFixtureWith(t *testing.T, cfg discordemu.Config, shards int, setup func(*discordemu.Emulator), mod func(*Deps), extra ...gateway.ConfigOpt) *fixture {
+	t.Helper()
 	ctx := ctxTimeout(t)
 	emu, err := discordemu.Start(context.Background(), cfg)
 	if err != nil {
@@ -205,6 +211,9 @@ func startFixture(t *testing.T, cfg discordemu.Config, shards int, setup func(*d
 			default:
 			}
 		},
+	}
+	if mod != nil {
+		mod(&deps)
 	}
 	ccfg := config.Default().Cluster
 	ccfg.RequestTimeout = 5 * time.Second

@@ -24,6 +24,7 @@ import (
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/secret"
+	"github.com/ensemble-bot/ensemble/internal/store"
 	"github.com/ensemble-bot/ensemble/internal/telemetry"
 )
 
@@ -121,6 +122,28 @@ type Deps struct {
 	// answers busy at once. Default: always room.
 	Admit func(id string) bool
 	Now   func() time.Time
+
+	// Leases, when set, keeps one gateway connection per shard across the
+	// cluster and carries the shard's Discord session from holder to
+	// holder (store.Shards): an activation connects only once it holds
+	// the shard's lease, and then resumes the session the previous holder
+	// stored instead of identifying again. Without it every activation
+	// identifies.
+	Leases store.Shards
+	// Member names this member in leases. Default: the actor system's
+	// address (what the cluster's placement names members by).
+	Member string
+	// Alive tells whether a lease holder is still a member of the
+	// cluster: one that is not (it died, or left without releasing) is
+	// evicted at once instead of after LeaseTTL. Default: every holder is.
+	Alive func(member string) bool
+	// LeaseTTL is how long a lease outlives its last renewal. Default 10 s.
+	LeaseTTL time.Duration
+	// Stopping tells whether the member is stopping: an activation then
+	// stops at once, and the request that made it fails (the caller's
+	// retry finds the shard's next member), instead of connecting a shard
+	// the member has just handed over. Default: never.
+	Stopping func() bool
 }
 
 func (d *Deps) defaults() {
@@ -171,6 +194,15 @@ func (d *Deps) defaults() {
 	if d.MaxLag <= 0 {
 		d.MaxLag = 250 * time.Millisecond
 	}
+	if d.Stopping == nil {
+		d.Stopping = func() bool { return false }
+	}
+	if d.Alive == nil {
+		d.Alive = func(string) bool { return true }
+	}
+	if d.LeaseTTL <= 0 {
+		d.LeaseTTL = defaultLeaseTTL
+	}
 }
 
 // NewKind returns the shard kind. Shards never passivate: an idle shard
@@ -201,6 +233,23 @@ type grain struct {
 	ready bool
 	botID snowflake.ID
 	cache voiceCache
+
+	// The Discord session, as the next holder of the shard needs it to
+	// resume (see lease.go): from READY, or from the previous holder.
+	sessionID, resumeURL, appID string
+	seq                         int
+	// dirty: handled events since the resume state was last stored.
+	dirty bool
+	// leaseStop ends the lease loop; leaseEpoch is the epoch it took (0
+	// before), read by Terminate to release it.
+	leaseStop  context.CancelFunc
+	leaseWG    sync.WaitGroup
+	leaseEpoch atomic.Uint64
+	saveNow    chan struct{}
+	// fenced: another member took the shard; its session is theirs now.
+	fenced bool
+	// member names this member in the lease.
+	member string
 	// sends feeds the shard's sender (sendLoop), which makes the gateway
 	// sends the grain must not wait for.
 	sends  chan gateway.MessageDataVoiceStateUpdate
@@ -220,8 +269,9 @@ type grain struct {
 type (
 	// dispatch is a gateway event as the reader goroutine saw it.
 	dispatch struct {
-		at time.Time
-		ev gateway.EventData
+		at  time.Time
+		seq int
+		ev  gateway.EventData
 	}
 	// interactionCreate is an INTERACTION_CREATE with the payload disgo
 	// parsed it from (nil when the raw event did not come), read only
@@ -252,13 +302,50 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 		ctx.Poison(ctx.Self())
 		return
 	}
+	if g.deps.Stopping() {
+		g.invalid = fmt.Errorf("shard %d: %w", id, ErrMemberStopping)
+		ctx.Poison(ctx.Self())
+		return
+	}
 	g.id = id
 	g.deps.OnActive(id, true)
 	g.root = ctx.ActorSystem().Root
 	g.self = ctx.Self()
 	g.base, g.stop = context.WithCancel(context.Background())
+	local.Add(ctx.ActorSystem(), g.self, ctx.Identity())
+	if g.deps.Leases == nil {
+		g.log.Info("shard activated; connecting", "shards", g.deps.ShardCount)
+		g.connect(nil)
+		return
+	}
+	g.member = g.deps.Member
+	if g.member == "" {
+		g.member = ctx.ActorSystem().Address()
+	}
+	var leaseCtx context.Context
+	leaseCtx, g.leaseStop = context.WithCancel(context.Background())
+	g.saveNow = make(chan struct{}, 1)
+	g.leaseWG.Add(1)
+	go g.lease(leaseCtx)
+	g.log.Info("shard activated; taking its lease", "shards", g.deps.ShardCount)
+}
 
-	root, self := g.root, g.self
+// connect makes the gateway and opens it: resuming the session in state
+// (the lease's resume state) if it holds one, else identifying.
+func (g *grain) connect(state []byte) {
+	var resume []gateway.ConfigOpt
+	if g.restore(state) {
+		resume = []gateway.ConfigOpt{gateway.WithSessionID(g.sessionID), gateway.WithSequence(g.seq)}
+		if g.resumeURL != "" {
+			resume = append(resume, gateway.WithResumeURL(g.resumeURL))
+		}
+		g.log.Info("resuming the shard's Discord session", "seq", g.seq, "guilds", len(g.cache))
+		// A RESUME brings no READY: the IDs come from the state.
+		if g.appID != "" || g.botID != 0 {
+			g.deps.OnReady(g.appID, idText(g.botID))
+		}
+	}
+	id, root, self := g.id, g.root, g.self
 	onEvent := g.eventHandler(func(m any) { root.Send(self, m) })
 	onClose := func(_ gateway.Gateway, err error, _ bool) {
 		root.Send(self, &closed{err: err})
@@ -284,12 +371,11 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 	// `channel` object; `channel_id` is in the raw payload alone. Raw
 	// events come last so that no GatewayOpts can turn them off.
 	opts = append(opts, gateway.WithEnableRawEvents(true))
+	opts = append(opts, resume...)
 	g.gw = gateway.New(g.deps.Token.Reveal(), onEvent, opts...)
 	g.sends = make(chan gateway.MessageDataVoiceStateUpdate, sendQueue)
 	g.sendWG.Add(1)
 	go sendLoop(g.base, g.gw, g.sends, g.log, &g.sendWG)
-	local.Add(ctx.ActorSystem(), g.self, ctx.Identity())
-	g.log.Info("shard activated; connecting", "shards", g.deps.ShardCount)
 	g.open()
 }
 
@@ -317,10 +403,10 @@ func (g *grain) eventHandler(send func(any)) gateway.EventHandlerFunc {
 					g.log.Info("room for interactions again", "answered_busy", n)
 				}
 			}
-			send(&dispatch{at: now(), ev: interactionCreate{ev, payload}})
+			send(&dispatch{at: now(), seq: seq, ev: interactionCreate{ev, payload}})
 		case gateway.EventReady, gateway.EventResumed, gateway.EventGuildCreate, gateway.EventGuildDelete,
 			gateway.EventVoiceStateUpdate, gateway.EventVoiceServerUpdate:
-			send(&dispatch{at: now(), ev: ev})
+			send(&dispatch{at: now(), seq: seq, ev: ev})
 		}
 	}
 }
@@ -395,25 +481,44 @@ func fatal(err error) bool {
 	return errors.As(err, &ce) && !gateway.CloseEventCodeByCode(ce.Code).Reconnect
 }
 
-// Terminate closes the gateway connection (with a close frame, so Discord
-// ends the session rather than waiting for it to time out).
+// Terminate closes the gateway connection. Without leases it closes with
+// 1000, so Discord ends the session rather than waiting for it to time
+// out. With leases the session outlives the connection (close 1012): the
+// grain stores where it stopped and releases the lease, and the shard's
+// next holder resumes the session, with the events Discord kept since.
 func (g *grain) Terminate(pcluster.GrainContext) {
-	if g.gw == nil {
-		return
+	if g.self == nil {
+		return // an invalid identity: nothing started
 	}
-	g.stop()
-	done := make(chan struct{})
-	go func() { g.openWG.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(closeTimeout):
-		g.log.Warn("open loop did not end in time")
+	if g.leaseStop != nil {
+		// Before the release: a renewal must not follow it.
+		g.leaseStop()
+		g.leaseWG.Wait() // bounded: each store call is
 	}
-	close(g.sends)
-	g.sendWG.Wait() // bounded: the base context is canceled
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	g.gw.Close(ctx)
+	g.stop()
+	if g.gw != nil {
+		done := make(chan struct{})
+		go func() { g.openWG.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(closeTimeout):
+			g.log.Warn("open loop did not end in time")
+		}
+		close(g.sends)
+		g.sendWG.Wait() // bounded: the base context is canceled
+		if g.deps.Leases != nil {
+			g.gw.CloseWithCode(ctx, websocket.CloseServiceRestart, "handing the shard over")
+		} else {
+			g.gw.Close(ctx)
+		}
+	}
+	if epoch := g.leaseEpoch.Load(); epoch != 0 && !g.fenced {
+		if err := g.deps.Leases.ReleaseShard(ctx, g.id, epoch, g.resumeState()); err != nil {
+			g.log.Warn("shard lease not released; it lapses by itself", "err", err, "ttl", g.deps.LeaseTTL)
+		}
+	}
 	g.setReady(false)
 	g.deps.OnActive(g.id, false)
 	local.Remove(g.self)
@@ -433,6 +538,9 @@ func (g *grain) ReceiveDefault(ctx pcluster.GrainContext) {
 			}
 		}()
 		g.handle(msg.at, msg.ev)
+		if msg.seq > 0 {
+			g.seq, g.dirty = msg.seq, true
+		}
 	case *closed:
 		g.setReady(false)
 		if fatal(msg.err) {
@@ -441,6 +549,19 @@ func (g *grain) ReceiveDefault(ctx pcluster.GrainContext) {
 		}
 		g.log.Warn("gateway closed; reconnecting", "err", msg.err)
 		g.open()
+	case *leased:
+		g.log.Info("shard lease taken; connecting", "epoch", msg.epoch)
+		g.connect(msg.state)
+	case *stateDue:
+		var state []byte
+		if g.dirty {
+			state, g.dirty = g.resumeState(), false
+		}
+		msg.reply <- state // buffered for one
+	case *leaseLost:
+		g.fenced = true
+		g.log.Error("another member took the shard; closing this connection", "err", msg.err)
+		ctx.Poison(ctx.Self())
 	case *openEnded:
 		g.opening = false
 		switch {
@@ -497,6 +618,9 @@ func (g *grain) UpdateVoice(req *clusterpb.VoiceRequest, _ pcluster.GrainContext
 }
 
 var errSendQueueFull = errors.New("too many gateway sends waiting")
+
+// ErrMemberStopping refuses an activation on a member that is stopping.
+var ErrMemberStopping = errors.New("the member is stopping and takes no shard")
 
 // sendLoop is the shard's sender: it sends the op 4s the grain queued, in
 // order, each within sendTimeout, until the grain closes sends.

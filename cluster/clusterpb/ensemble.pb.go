@@ -1736,6 +1736,228 @@ func (x *GuildSettings) GetAnnounceChannelId() string {
 	return ""
 }
 
+// ShardResume is what a shard grain stores with its lease in the store, so
+// that the shard's next holder (on this member or another) resumes the
+// Discord session instead of identifying again. A RESUME brings back only
+// the events missed after seq, no READY and no GUILD_CREATE: the voice
+// states and the IDs READY gave must come from here.
+type ShardResume struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The sequence number of the last dispatch the grain handled.
+	Seq           int64         `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	ResumeUrl     string        `protobuf:"bytes,3,opt,name=resume_url,json=resumeUrl,proto3" json:"resume_url,omitempty"`
+	ApplicationId string        `protobuf:"bytes,4,opt,name=application_id,json=applicationId,proto3" json:"application_id,omitempty"`
+	BotUserId     string        `protobuf:"bytes,5,opt,name=bot_user_id,json=botUserId,proto3" json:"bot_user_id,omitempty"`
+	Guilds        []*GuildVoice `protobuf:"bytes,6,rep,name=guilds,proto3" json:"guilds,omitempty"`
+	// The session was identified with this shard count and these intents:
+	// with others (the deployment changed them), the shard identifies
+	// again, or it would resume a session that gets another shard's guilds.
+	ShardCount    int32 `protobuf:"varint,7,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	Intents       int64 `protobuf:"varint,8,opt,name=intents,proto3" json:"intents,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardResume) Reset() {
+	*x = ShardResume{}
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardResume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardResume) ProtoMessage() {}
+
+func (x *ShardResume) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardResume.ProtoReflect.Descriptor instead.
+func (*ShardResume) Descriptor() ([]byte, []int) {
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ShardResume) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ShardResume) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ShardResume) GetResumeUrl() string {
+	if x != nil {
+		return x.ResumeUrl
+	}
+	return ""
+}
+
+func (x *ShardResume) GetApplicationId() string {
+	if x != nil {
+		return x.ApplicationId
+	}
+	return ""
+}
+
+func (x *ShardResume) GetBotUserId() string {
+	if x != nil {
+		return x.BotUserId
+	}
+	return ""
+}
+
+func (x *ShardResume) GetGuilds() []*GuildVoice {
+	if x != nil {
+		return x.Guilds
+	}
+	return nil
+}
+
+func (x *ShardResume) GetShardCount() int32 {
+	if x != nil {
+		return x.ShardCount
+	}
+	return 0
+}
+
+func (x *ShardResume) GetIntents() int64 {
+	if x != nil {
+		return x.Intents
+	}
+	return 0
+}
+
+// GuildVoice is a guild of the shard and who is in voice there.
+type GuildVoice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GuildId       uint64                 `protobuf:"fixed64,1,opt,name=guild_id,json=guildId,proto3" json:"guild_id,omitempty"`
+	Users         []*UserVoice           `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GuildVoice) Reset() {
+	*x = GuildVoice{}
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GuildVoice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GuildVoice) ProtoMessage() {}
+
+func (x *GuildVoice) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GuildVoice.ProtoReflect.Descriptor instead.
+func (*GuildVoice) Descriptor() ([]byte, []int) {
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GuildVoice) GetGuildId() uint64 {
+	if x != nil {
+		return x.GuildId
+	}
+	return 0
+}
+
+func (x *GuildVoice) GetUsers() []*UserVoice {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type UserVoice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        uint64                 `protobuf:"fixed64,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ChannelId     uint64                 `protobuf:"fixed64,2,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	SessionId     string                 `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserVoice) Reset() {
+	*x = UserVoice{}
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserVoice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserVoice) ProtoMessage() {}
+
+func (x *UserVoice) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserVoice.ProtoReflect.Descriptor instead.
+func (*UserVoice) Descriptor() ([]byte, []int) {
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *UserVoice) GetUserId() uint64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *UserVoice) GetChannelId() uint64 {
+	if x != nil {
+		return x.ChannelId
+	}
+	return 0
+}
+
+func (x *UserVoice) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
 type Embed_Field struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1747,7 +1969,7 @@ type Embed_Field struct {
 
 func (x *Embed_Field) Reset() {
 	*x = Embed_Field{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1981,7 @@ func (x *Embed_Field) String() string {
 func (*Embed_Field) ProtoMessage() {}
 
 func (x *Embed_Field) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +2036,7 @@ type SessionSnapshot_Track struct {
 
 func (x *SessionSnapshot_Track) Reset() {
 	*x = SessionSnapshot_Track{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[21]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1826,7 +2048,7 @@ func (x *SessionSnapshot_Track) String() string {
 func (*SessionSnapshot_Track) ProtoMessage() {}
 
 func (x *SessionSnapshot_Track) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[21]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2293,29 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\n" +
 	"dj_role_id\x18\x01 \x01(\tR\bdjRoleId\x12%\n" +
 	"\x0edefault_volume\x18\x02 \x01(\x05R\rdefaultVolume\x12.\n" +
-	"\x13announce_channel_id\x18\x03 \x01(\tR\x11announceChannelId*\x91\x01\n" +
+	"\x13announce_channel_id\x18\x03 \x01(\tR\x11announceChannelId\"\x8d\x02\n" +
+	"\vShardResume\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x1d\n" +
+	"\n" +
+	"resume_url\x18\x03 \x01(\tR\tresumeUrl\x12%\n" +
+	"\x0eapplication_id\x18\x04 \x01(\tR\rapplicationId\x12\x1e\n" +
+	"\vbot_user_id\x18\x05 \x01(\tR\tbotUserId\x12,\n" +
+	"\x06guilds\x18\x06 \x03(\v2\x14.ensemble.GuildVoiceR\x06guilds\x12\x1f\n" +
+	"\vshard_count\x18\a \x01(\x05R\n" +
+	"shardCount\x12\x18\n" +
+	"\aintents\x18\b \x01(\x03R\aintents\"R\n" +
+	"\n" +
+	"GuildVoice\x12\x19\n" +
+	"\bguild_id\x18\x01 \x01(\x06R\aguildId\x12)\n" +
+	"\x05users\x18\x02 \x03(\v2\x13.ensemble.UserVoiceR\x05users\"b\n" +
+	"\tUserVoice\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x06R\x06userId\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x02 \x01(\x06R\tchannelId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId*\x91\x01\n" +
 	"\x0fInteractionKind\x12 \n" +
 	"\x1cINTERACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18INTERACTION_KIND_COMMAND\x10\x01\x12\x1b\n" +
@@ -2110,7 +2354,7 @@ func file_cluster_clusterpb_ensemble_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_clusterpb_ensemble_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cluster_clusterpb_ensemble_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_cluster_clusterpb_ensemble_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_cluster_clusterpb_ensemble_proto_goTypes = []any{
 	(InteractionKind)(0),          // 0: ensemble.InteractionKind
 	(PlayerEventKind)(0),          // 1: ensemble.PlayerEventKind
@@ -2134,14 +2378,17 @@ var file_cluster_clusterpb_ensemble_proto_goTypes = []any{
 	(*ShardStatus)(nil),           // 19: ensemble.ShardStatus
 	(*SessionSnapshot)(nil),       // 20: ensemble.SessionSnapshot
 	(*GuildSettings)(nil),         // 21: ensemble.GuildSettings
-	(*Embed_Field)(nil),           // 22: ensemble.Embed.Field
-	(*SessionSnapshot_Track)(nil), // 23: ensemble.SessionSnapshot.Track
+	(*ShardResume)(nil),           // 22: ensemble.ShardResume
+	(*GuildVoice)(nil),            // 23: ensemble.GuildVoice
+	(*UserVoice)(nil),             // 24: ensemble.UserVoice
+	(*Embed_Field)(nil),           // 25: ensemble.Embed.Field
+	(*SessionSnapshot_Track)(nil), // 26: ensemble.SessionSnapshot.Track
 }
 var file_cluster_clusterpb_ensemble_proto_depIdxs = []int32{
 	2,  // 0: ensemble.Interaction.invoker:type_name -> ensemble.Invoker
 	0,  // 1: ensemble.Interaction.kind:type_name -> ensemble.InteractionKind
 	3,  // 2: ensemble.Interaction.options:type_name -> ensemble.Option
-	22, // 3: ensemble.Embed.fields:type_name -> ensemble.Embed.Field
+	25, // 3: ensemble.Embed.fields:type_name -> ensemble.Embed.Field
 	7,  // 4: ensemble.ButtonRow.buttons:type_name -> ensemble.Button
 	6,  // 5: ensemble.Reply.embeds:type_name -> ensemble.Embed
 	8,  // 6: ensemble.Reply.rows:type_name -> ensemble.ButtonRow
@@ -2152,27 +2399,29 @@ var file_cluster_clusterpb_ensemble_proto_depIdxs = []int32{
 	14, // 11: ensemble.VoiceEvent.state:type_name -> ensemble.VoiceState
 	15, // 12: ensemble.VoiceEvent.server:type_name -> ensemble.VoiceServer
 	1,  // 13: ensemble.PlayerEvent.kind:type_name -> ensemble.PlayerEventKind
-	23, // 14: ensemble.SessionSnapshot.queue:type_name -> ensemble.SessionSnapshot.Track
-	23, // 15: ensemble.SessionSnapshot.current:type_name -> ensemble.SessionSnapshot.Track
-	4,  // 16: ensemble.Guild.Handle:input_type -> ensemble.Interaction
-	11, // 17: ensemble.Session.Execute:input_type -> ensemble.SessionRequest
-	13, // 18: ensemble.Session.Voice:input_type -> ensemble.VoiceEvent
-	16, // 19: ensemble.Session.Player:input_type -> ensemble.PlayerEvent
-	17, // 20: ensemble.Session.Wake:input_type -> ensemble.Ack
-	18, // 21: ensemble.Shard.UpdateVoice:input_type -> ensemble.VoiceRequest
-	17, // 22: ensemble.Shard.Ensure:input_type -> ensemble.Ack
-	5,  // 23: ensemble.Guild.Handle:output_type -> ensemble.HandleReply
-	12, // 24: ensemble.Session.Execute:output_type -> ensemble.SessionReply
-	17, // 25: ensemble.Session.Voice:output_type -> ensemble.Ack
-	17, // 26: ensemble.Session.Player:output_type -> ensemble.Ack
-	17, // 27: ensemble.Session.Wake:output_type -> ensemble.Ack
-	17, // 28: ensemble.Shard.UpdateVoice:output_type -> ensemble.Ack
-	19, // 29: ensemble.Shard.Ensure:output_type -> ensemble.ShardStatus
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	26, // 14: ensemble.SessionSnapshot.queue:type_name -> ensemble.SessionSnapshot.Track
+	26, // 15: ensemble.SessionSnapshot.current:type_name -> ensemble.SessionSnapshot.Track
+	23, // 16: ensemble.ShardResume.guilds:type_name -> ensemble.GuildVoice
+	24, // 17: ensemble.GuildVoice.users:type_name -> ensemble.UserVoice
+	4,  // 18: ensemble.Guild.Handle:input_type -> ensemble.Interaction
+	11, // 19: ensemble.Session.Execute:input_type -> ensemble.SessionRequest
+	13, // 20: ensemble.Session.Voice:input_type -> ensemble.VoiceEvent
+	16, // 21: ensemble.Session.Player:input_type -> ensemble.PlayerEvent
+	17, // 22: ensemble.Session.Wake:input_type -> ensemble.Ack
+	18, // 23: ensemble.Shard.UpdateVoice:input_type -> ensemble.VoiceRequest
+	17, // 24: ensemble.Shard.Ensure:input_type -> ensemble.Ack
+	5,  // 25: ensemble.Guild.Handle:output_type -> ensemble.HandleReply
+	12, // 26: ensemble.Session.Execute:output_type -> ensemble.SessionReply
+	17, // 27: ensemble.Session.Voice:output_type -> ensemble.Ack
+	17, // 28: ensemble.Session.Player:output_type -> ensemble.Ack
+	17, // 29: ensemble.Session.Wake:output_type -> ensemble.Ack
+	17, // 30: ensemble.Shard.UpdateVoice:output_type -> ensemble.Ack
+	19, // 31: ensemble.Shard.Ensure:output_type -> ensemble.ShardStatus
+	25, // [25:32] is the sub-list for method output_type
+	18, // [18:25] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_cluster_clusterpb_ensemble_proto_init() }
@@ -2190,7 +2439,7 @@ func file_cluster_clusterpb_ensemble_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_clusterpb_ensemble_proto_rawDesc), len(file_cluster_clusterpb_ensemble_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
@@ -186,6 +187,27 @@ limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
 		})
 	}
 	shardsUp()
+	// The shards' Discord sessions: from here on, wherever a shard moves
+	// (its member killed, or stopped), its next holder resumes the same
+	// session from the lease's state, never identifies again.
+	sessionOf := map[int]string{}
+	for _, s := range dc.Sessions() {
+		if s.Connected && s.Ready {
+			sessionOf[s.Shard] = s.ID
+		}
+	}
+	sameSessions := func(when string) {
+		t.Helper()
+		all := dc.Sessions()
+		for _, s := range all {
+			if s.ID != sessionOf[s.Shard] {
+				t.Fatalf("%s: shard %d has a new Discord session (%+v); want %s resumed. Sessions: %+v", when, s.Shard, s, sessionOf[s.Shard], all)
+			}
+		}
+		if len(all) != 2 {
+			t.Fatalf("%s: sessions %+v; want one per shard", when, all)
+		}
+	}
 
 	// Each session has stored which Lavalink session holds its player
 	// (written right after the play starts): the survivor needs it to take
@@ -203,6 +225,20 @@ limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
 			data, err := st.LoadSession(ctx, g.ID.String())
 			var snap clusterpb.SessionSnapshot
 			if err != nil || proto.Unmarshal(data, &snap) != nil || snap.GetLavalinkSessionId() != before[uint64(g.ID)][0].SessionID {
+				return false
+			}
+		}
+		return true
+	})
+	// And each shard's lease holds its session to resume (stored at once
+	// after READY; the key is the Redis backend's, see internal/store).
+	rc := goredis.NewClient(&goredis.Options{Addr: redis.Addr})
+	defer rc.Close()
+	waitFor(t, "every shard's resume state stored", func() bool {
+		for shard, id := range sessionOf {
+			data, err := rc.Get(ctx, fmt.Sprintf("ensemble:{shard-%d}:resume", shard)).Bytes()
+			var st clusterpb.ShardResume
+			if err != nil || proto.Unmarshal(data, &st) != nil || st.GetSessionId() != id {
 				return false
 			}
 		}
@@ -297,11 +333,12 @@ limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
 		})
 	}
 	onePlayerEach("after the failover")
-	// The shards the killed member held connect again from the survivor.
-	// Until they do, Discord has no connection to send their guilds'
-	// interactions to (a shard that moves identifies again: resuming its
-	// session from the store is not built yet).
+	// The shards the killed member held connect again from the survivor,
+	// resuming their sessions: Discord replays what it kept for them
+	// meanwhile.
 	shardsUp()
+	sameSessions("after the failover")
+	t.Logf("shards resumed on the survivor within %s of the kill (checked after the players)", time.Since(killedAt).Round(time.Millisecond))
 	// Every guild is served, whichever member held its shard or session.
 	for _, g := range guilds {
 		if q := answer(g, "queue"); !strings.Contains(q, "song") {
@@ -345,6 +382,7 @@ limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
 	t.Logf("stopped node exited %s after SIGTERM; every guild playing on the new node %s after it", exited.Round(time.Millisecond), time.Since(drained).Round(time.Millisecond))
 	onePlayerEach("after the rolling restart")
 	shardsUp()
+	sameSessions("after the rolling restart")
 	for _, g := range guilds {
 		if q := answer(g, "queue"); !strings.Contains(q, "song") {
 			t.Fatalf("/queue in %s after the rolling restart: %s", g.ID, q)

@@ -190,6 +190,9 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 		return nil, err
 	}
 	n.shardReady = make(map[int]bool, cfg.Discord.ShardCount)
+	// Shards take their leases as soon as the member starts, before the
+	// placement exists: until then every holder counts as alive.
+	var placed atomic.Pointer[ecluster.Placement]
 	kinds := []*cluster.Kind{
 		session.NewKind(session.Deps{
 			Store:       n.store,
@@ -232,7 +235,13 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 				})
 				return err
 			},
-			MaxLag:   cfg.Limits.ShardMaxLag,
+			MaxLag: cfg.Limits.ShardMaxLag,
+			Leases: n.store,
+			Alive: func(member string) bool {
+				p := placed.Load()
+				return p == nil || p.Member(member)
+			},
+			Stopping: n.draining.Load,
 			Admit:    inFlight.Acquire,
 			Refuse:   replies.Refuse,
 			OnStatus: n.shardStatus,
@@ -251,6 +260,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	runCtx := n.runCtx
 	placement := ecluster.NewPlacement(c)
 	n.placement = placement
+	placed.Store(placement)
 	n.done = make(chan struct{})
 	go func() {
 		defer close(n.done)
@@ -603,15 +613,19 @@ func (n *Node) stopParts(ctx context.Context) error {
 	n.draining.Store(true)
 	running := n.member != nil && n.member.Running()
 	if running {
-		// Out of the membership first: the other members place new
-		// activations of this member's guilds and shards on themselves
-		// while this one stops its own.
-		n.member.Leave()
 		// protoactor's shutdown does not stop grains: stop the shards
-		// ourselves so their gateway connections close with the member.
+		// ourselves. Before leaving: each stores where its Discord
+		// session stopped and releases its lease, so the member that
+		// takes it next (once this one has left) resumes the session
+		// exactly there; no new shard activation starts here meanwhile
+		// (Stopping).
 		if _, err := shard.StopLocal(ctx, n.member.System); err != nil {
 			errs = append(errs, err)
 		}
+		// Out of the membership: the other members place new
+		// activations of this member's guilds and shards on themselves
+		// while this one stops its sessions.
+		n.member.Leave()
 		// Sessions write off their mailbox: their last changes must be
 		// stored before the store closes.
 		if _, err := session.StopLocal(ctx, n.member.System); err != nil {

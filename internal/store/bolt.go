@@ -235,20 +235,25 @@ func lease(expires time.Time, member string) []byte {
 }
 
 func (b *Bolt) RenewShard(ctx context.Context, shard int, member string, epoch uint64, ttl time.Duration, state []byte) error {
-	return b.shardWrite(ctx, "renew", shard, epoch, state, func(leases *bolt.Bucket, key []byte) error {
-		return leases.Put(key, lease(time.Now().Add(ttl), member))
+	return b.shardWrite(ctx, "renew", shard, epoch, state, func(tx *bolt.Tx, key []byte) error {
+		return tx.Bucket(bucketShardLeases).Put(key, lease(time.Now().Add(ttl), member))
 	})
 }
 
 func (b *Bolt) ReleaseShard(ctx context.Context, shard int, epoch uint64, state []byte) error {
-	return b.shardWrite(ctx, "release", shard, epoch, state, func(leases *bolt.Bucket, key []byte) error {
-		return leases.Delete(key)
+	// The epoch ends with the lease, so a renew still on its way from the
+	// releasing holder cannot bring the lease back.
+	return b.shardWrite(ctx, "release", shard, epoch, state, func(tx *bolt.Tx, key []byte) error {
+		if err := tx.Bucket(bucketShardEpochs).Put(key, binary.BigEndian.AppendUint64(nil, epoch+1)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketShardLeases).Delete(key)
 	})
 }
 
 // shardWrite stores state (unless nil) and changes the lease, while epoch
 // is the shard's newest.
-func (b *Bolt) shardWrite(ctx context.Context, op string, shard int, epoch uint64, state []byte, change func(leases *bolt.Bucket, key []byte) error) error {
+func (b *Bolt) shardWrite(ctx context.Context, op string, shard int, epoch uint64, state []byte, change func(tx *bolt.Tx, key []byte) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -262,7 +267,7 @@ func (b *Bolt) shardWrite(ctx context.Context, op string, shard int, epoch uint6
 				return err
 			}
 		}
-		return change(tx.Bucket(bucketShardLeases), key)
+		return change(tx, key)
 	})
 	if err != nil {
 		return fmt.Errorf("store: %s shard %d: %w", op, shard, err)

@@ -213,10 +213,12 @@ redis.call('SET', KEYS[2], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
 if ARGV[4] then redis.call('SET', KEYS[3], ARGV[4]) end
 return 1`)
 
-// releaseShard: ARGV epoch, [state].
+// releaseShard: ARGV epoch, [state]. It ends the epoch too, so a renew
+// still on its way from the releasing holder cannot bring the lease back.
 var releaseShard = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] then redis.call('SET', KEYS[3], ARGV[2]) end
+redis.call('INCR', KEYS[1])
 redis.call('DEL', KEYS[2])
 return 1`)
 

@@ -47,14 +47,17 @@ func TestShardLease(t *testing.T) {
 		if err := s.ReleaseShard(ctx, shard, e2, []byte{0, 1, 2}); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.RenewShard(ctx, shard, b, e2, time.Minute, nil); !errors.Is(err, ErrFenced) {
+			t.Fatalf("renew after the release = %v, want ErrFenced", err)
+		}
 		e3, state, err := s.TakeShard(ctx, shard, a, "", time.Minute)
-		if err != nil || e3 != 3 || !bytes.Equal(state, []byte{0, 1, 2}) {
-			t.Fatalf("take after release = %d, %v, %v; want epoch 3 with b's last state", e3, state, err)
+		if err != nil || e3 != 4 || !bytes.Equal(state, []byte{0, 1, 2}) {
+			t.Fatalf("take after release = %d, %v, %v; want epoch 4 (the release ended 2 and 3) with b's last state", e3, state, err)
 		}
 		// The same member takes its own shard again (a new process on the
 		// same address): a new epoch, the old one fenced.
 		e4, _, err := s.TakeShard(ctx, shard, a, "", time.Minute)
-		if err != nil || e4 != 4 {
+		if err != nil || e4 != 5 {
 			t.Fatalf("retake by the holder = %d, %v", e4, err)
 		}
 		if err := s.RenewShard(ctx, shard, a, e3, time.Minute, nil); !errors.Is(err, ErrFenced) {

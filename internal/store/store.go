@@ -94,9 +94,9 @@ type Shards interface {
 	// RenewShard extends member's lease to ttl from now and stores state
 	// (unless nil) if epoch is still the newest; else ErrFenced.
 	RenewShard(ctx context.Context, shard int, member string, epoch uint64, ttl time.Duration, state []byte) error
-	// ReleaseShard stores state (unless nil) and ends the lease if epoch is
-	// still the newest, so that the next holder need not wait for it to
-	// lapse; else ErrFenced.
+	// ReleaseShard stores state (unless nil) and ends the lease and its
+	// epoch if epoch is still the newest, so that the next holder need not
+	// wait for it to lapse; else ErrFenced.
 	ReleaseShard(ctx context.Context, shard int, epoch uint64, state []byte) error
 }
 
