@@ -30,25 +30,38 @@ type Redis struct {
 // it cannot (run `make deps` as root to install it).
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
+	r, err := NewRedis(t.TempDir())
 	if err != nil {
-		t.Fatalf("redis-server not installed (make deps installs it): %v", err)
+		t.Fatal(err)
 	}
-	r := &Redis{dir: t.TempDir()}
-	r.start(t, bin)
 	t.Cleanup(r.stop)
 	return r
 }
 
-func (r *Redis) start(t testing.TB, bin string) {
-	t.Helper()
+// NewRedis is StartRedis outside tests (load scenarios): its files go to
+// dir, and the caller stops it.
+func NewRedis(dir string) (*Redis, error) {
+	r := &Redis{dir: dir}
+	if err := r.start(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Redis) start() error {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return fmt.Errorf("redis-server not installed (make deps installs it): %w", err)
+	}
 	// A port taken between FreePort and the server's bind makes the start
 	// fail; retry with a new port a few times.
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port := r.port
 		if port == 0 || attempt > 0 {
-			port = FreePort(t)
+			if port, err = freePort(); err != nil {
+				return err
+			}
 		}
 		cmd := exec.Command(bin,
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
@@ -57,7 +70,7 @@ func (r *Redis) start(t testing.TB, bin string) {
 		)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {
-			t.Fatalf("start redis-server: %v", err)
+			return fmt.Errorf("start redis-server: %w", err)
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if err := waitRedis(addr, cmd, 10*time.Second); err != nil {
@@ -67,9 +80,9 @@ func (r *Redis) start(t testing.TB, bin string) {
 			continue
 		}
 		r.cmd, r.Addr, r.port = cmd, addr, port
-		return
+		return nil
 	}
-	t.Fatalf("redis-server did not start: %v", lastErr)
+	return fmt.Errorf("redis-server did not start: %w", lastErr)
 }
 
 // Restart kills the server (as a crash would) and starts a new one on the
@@ -77,8 +90,9 @@ func (r *Redis) start(t testing.TB, bin string) {
 func (r *Redis) Restart(t testing.TB) {
 	t.Helper()
 	r.stop()
-	bin, _ := exec.LookPath("redis-server")
-	r.start(t, bin)
+	if err := r.start(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Stop kills the server; tests of Redis outages call it.
@@ -129,23 +143,40 @@ type Etcd struct {
 // directory.
 func StartEtcd(t testing.TB) *Etcd {
 	t.Helper()
+	e, err := NewEtcd(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Stop)
+	return e
+}
+
+// NewEtcd is StartEtcd outside tests (load scenarios): its data goes to
+// dir, and the caller stops it.
+func NewEtcd(dir string) (*Etcd, error) {
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
-		t.Fatalf("etcd not installed (make deps installs etcd-server): %v", err)
+		return nil, fmt.Errorf("etcd not installed (make deps installs etcd-server): %w", err)
 	}
-	e := &Etcd{bin: bin, dir: t.TempDir()}
+	e := &Etcd{bin: bin, dir: dir}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		e.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
-		e.peer = fmt.Sprintf("http://127.0.0.1:%d", FreePort(t))
+		client, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		peer, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		e.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", client)
+		e.peer = fmt.Sprintf("http://127.0.0.1:%d", peer)
 		if lastErr = e.start(); lastErr == nil {
-			t.Cleanup(e.Stop)
-			return e
+			return e, nil
 		}
 		_ = os.RemoveAll(e.dir)
 	}
-	t.Fatalf("etcd did not start: %v", lastErr)
-	return nil
+	return nil, fmt.Errorf("etcd did not start: %w", lastErr)
 }
 
 func (e *Etcd) start() error {
@@ -213,10 +244,18 @@ func waitHTTP(url string, cmd *exec.Cmd, timeout time.Duration) error {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

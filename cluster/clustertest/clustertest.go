@@ -1,0 +1,335 @@
+// Package clustertest runs an Ensemble cluster on loopback, for the
+// multi-process tests and cmd/loadgen's cluster scenarios: a real etcd
+// (membership) and a real Redis (store), the Discord and Lavalink emulators
+// in the calling process, and cmd/node processes it starts, kills
+// (SIGKILL) and stops (SIGTERM) one by one.
+//
+// Partitioning a member (network namespaces, or blocking its ports) is
+// not built: it needs privileges the tests do not assume.
+package clustertest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ensemble-bot/ensemble/internal/discordemu"
+	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
+	"github.com/ensemble-bot/ensemble/internal/testserver"
+)
+
+// LavalinkPassword is the emulated Lavalink's password; the nodes get it
+// in their environment.
+const LavalinkPassword = "clustertest-lavalink"
+
+// Config is a cluster to start.
+type Config struct {
+	// Node is the cmd/node binary.
+	Node string
+	// Dir holds the servers' data, the configuration and the nodes' logs.
+	Dir string
+	// Shards is the Discord shard count (default 2).
+	Shards int
+	// LeaseTTL is the members' etcd lease TTL (default 2s): how long a
+	// killed member goes unnoticed.
+	LeaseTTL time.Duration
+	// Limits is the `limits:` map of cluster.yaml, in YAML flow style
+	// (default: no command cooldown and a 2.5 s shard lag allowance, so a
+	// busy test machine does not shed commands).
+	Limits string
+	// PlayerUpdateInterval is the Lavalink emulator's (default 200 ms).
+	PlayerUpdateInterval time.Duration
+}
+
+// Cluster is a running cluster.
+type Cluster struct {
+	Discord  *discordemu.Emulator
+	Lavalink *lavalinkemu.Emulator
+	Etcd     *testserver.Etcd
+	Redis    *testserver.Redis
+
+	cfg     Config
+	cfgPath string
+
+	mu    sync.Mutex
+	nodes []*Node
+}
+
+// Start starts etcd, Redis and the emulators; nodes start with StartNode.
+// Close stops everything.
+func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
+	if cfg.Node == "" || cfg.Dir == "" {
+		return nil, errors.New("clustertest: Config.Node and Config.Dir are required")
+	}
+	if cfg.Shards <= 0 {
+		cfg.Shards = 2
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 2 * time.Second
+	}
+	if cfg.Limits == "" {
+		cfg.Limits = "{command_cooldown: 0s, shard_max_lag: 2500ms}"
+	}
+	if cfg.PlayerUpdateInterval <= 0 {
+		cfg.PlayerUpdateInterval = 200 * time.Millisecond
+	}
+	c := &Cluster{cfg: cfg}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	for _, d := range []string{"etcd", "redis", "nodes"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if c.Etcd, err = testserver.NewEtcd(filepath.Join(cfg.Dir, "etcd")); err != nil {
+		return nil, err
+	}
+	if c.Redis, err = testserver.NewRedis(filepath.Join(cfg.Dir, "redis")); err != nil {
+		return nil, err
+	}
+	if c.Discord, err = discordemu.Start(ctx, discordemu.Config{Shards: cfg.Shards}); err != nil {
+		return nil, err
+	}
+	if c.Lavalink, err = lavalinkemu.Start(ctx, lavalinkemu.Config{Password: LavalinkPassword,
+		PlayerUpdateInterval: cfg.PlayerUpdateInterval, MaxRecordedRequests: 10_000, MaxRecordedEvents: 100_000}); err != nil {
+		return nil, err
+	}
+	c.cfgPath = filepath.Join(cfg.Dir, "cluster.yaml")
+	yaml := fmt.Sprintf(`node: {admin_addr: "127.0.0.1:0"}
+cluster: {provider: etcd, etcd_endpoints: [%q], etcd_lease_ttl: %s}
+store: {kind: redis, redis: {addr: %q}}
+discord: {shard_count: %d, rest_url: %q, gateway_url: %q}
+lavalink: {nodes: [{name: emu, address: %q}]}
+limits: %s
+`, c.Etcd.Endpoint, cfg.LeaseTTL, c.Redis.Addr, cfg.Shards, c.Discord.RESTURL(), c.Discord.GatewayURL(), c.Lavalink.Addr(), cfg.Limits)
+	if err := os.WriteFile(c.cfgPath, []byte(yaml), 0o600); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close kills the nodes still running and stops the servers and emulators.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	nodes := c.nodes
+	c.mu.Unlock()
+	for _, n := range nodes {
+		_ = n.Kill()
+	}
+	if c.Discord != nil {
+		c.Discord.Close()
+	}
+	if c.Lavalink != nil {
+		c.Lavalink.Close()
+	}
+	if c.Redis != nil {
+		c.Redis.Stop()
+	}
+	if c.Etcd != nil {
+		c.Etcd.Stop()
+	}
+}
+
+// Nodes returns the nodes started so far, running or not.
+func (c *Cluster) Nodes() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Node(nil), c.nodes...)
+}
+
+// Node is one cmd/node process.
+type Node struct {
+	// Admin is its admin HTTP address (/readyz, /metrics).
+	Admin string
+	cmd   *exec.Cmd
+	out   *lockedBuffer
+	log   *os.File
+	done  chan struct{}
+	err   error
+}
+
+// StartNode starts a node process; it joins the cluster by itself.
+func (c *Cluster) StartNode() (*Node, error) {
+	admin, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	i := len(c.nodes)
+	c.mu.Unlock()
+	logFile, err := os.Create(filepath.Join(c.cfg.Dir, "nodes", fmt.Sprintf("node-%d.log", i)))
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Admin: admin, out: &lockedBuffer{}, log: logFile, done: make(chan struct{})}
+	n.cmd = exec.Command(c.cfg.Node, "--config", c.cfgPath, "--admin-addr", admin)
+	n.cmd.Env = Env("DISCORD_TOKEN="+c.Discord.Token(), "LAVALINK_PASSWORD="+LavalinkPassword)
+	w := io.MultiWriter(n.out, logFile)
+	n.cmd.Stdout, n.cmd.Stderr = w, w
+	// Killed with the driver if it dies first (a backstop: it fires when
+	// the starting thread exits).
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := n.cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	go func() {
+		n.err = n.cmd.Wait()
+		logFile.Close()
+		close(n.done)
+	}()
+	c.mu.Lock()
+	c.nodes = append(c.nodes, n)
+	c.mu.Unlock()
+	return n, nil
+}
+
+// Env is the environment without anything a node would take as its own
+// credentials (a real DISCORD_TOKEN_FILE beside the emulator's token makes
+// the node refuse to start), plus extra.
+func Env(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		switch strings.SplitN(kv, "=", 2)[0] {
+		case "DISCORD_TOKEN", "DISCORD_TOKEN_FILE", "LAVALINK_PASSWORD", "LAVALINK_PASSWORD_FILE", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
+
+// Running reports whether the process has not exited.
+func (n *Node) Running() bool {
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill kills the process (SIGKILL: a crash) and waits for it.
+func (n *Node) Kill() error {
+	if !n.Running() {
+		return nil
+	}
+	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	<-n.done
+	return nil
+}
+
+// Stop sends SIGTERM and waits for the exit, at most limit: the node
+// drains (hands its shards and sessions over) and exits 0, else Stop says
+// why.
+func (n *Node) Stop(limit time.Duration) error {
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-n.done:
+	case <-time.After(limit):
+		_ = n.Kill()
+		return fmt.Errorf("node %s did not exit within %s of SIGTERM", n.Admin, limit)
+	}
+	if n.err != nil {
+		return fmt.Errorf("node %s: %w", n.Admin, n.err)
+	}
+	return nil
+}
+
+// Output is what the node wrote so far.
+func (n *Node) Output() string { return n.out.String() }
+
+// Ready reports whether /readyz says component is ready.
+func (n *Node) Ready(ctx context.Context, component string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.Admin+"/readyz", nil)
+	if err != nil {
+		return false
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return bytes.Contains(b, []byte(`"`+component+`":{"ready":true`))
+}
+
+// WaitReady waits until each component is ready on the node.
+func (n *Node) WaitReady(ctx context.Context, components ...string) error {
+	for _, comp := range components {
+		err := Poll(ctx, func() bool { return n.Ready(ctx, comp) })
+		if err != nil {
+			return fmt.Errorf("node %s: %s not ready: %w\n%s", n.Admin, comp, err, tail(n.Output(), 20))
+		}
+		if !n.Running() {
+			return fmt.Errorf("node %s exited: %v\n%s", n.Admin, n.err, tail(n.Output(), 20))
+		}
+	}
+	return nil
+}
+
+// Poll checks cond every 20 ms until it holds or ctx ends.
+func Poll(ctx context.Context, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// lockedBuffer is a node's output, written by the process while the
+// caller reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

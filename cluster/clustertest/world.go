@@ -1,0 +1,66 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ensemble-bot/ensemble/internal/discordemu"
+	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
+)
+
+// Answer invokes a slash command in guild g as its first member and
+// returns the answer's text (the edit of a deferred answer).
+func (c *Cluster) Answer(ctx context.Context, g discordemu.LoadGuild, name string, opts ...discordemu.Option) (string, error) {
+	ix, err := c.Discord.InvokeCommand(g.ID, g.Members[0], g.Text, name, opts...)
+	if err != nil {
+		return "", err
+	}
+	res, err := ix.Wait(ctx)
+	if err != nil {
+		return "", fmt.Errorf("/%s in %s: %w", name, g.ID, err)
+	}
+	if res.Type == discordemu.ResponseDeferredMessage {
+		msg, err := ix.WaitEdit(ctx)
+		if err != nil {
+			return "", fmt.Errorf("/%s in %s: the deferred answer: %w", name, g.ID, err)
+		}
+		return fmt.Sprint(msg.Content, msg.Embeds), nil
+	}
+	return fmt.Sprint(res.Content, res.Embeds), nil
+}
+
+// Players returns each guild's playing players (a track, a voice
+// connection, not paused), whatever Lavalink session holds them.
+func (c *Cluster) Players() map[uint64][]lavalinkemu.PlayerInfo {
+	out := map[uint64][]lavalinkemu.PlayerInfo{}
+	for _, s := range c.Lavalink.Sessions() {
+		for _, p := range c.Lavalink.Players(s.ID) {
+			if p.Track != nil && p.Connected && !p.Paused {
+				out[p.GuildID] = append(out[p.GuildID], p)
+			}
+		}
+	}
+	return out
+}
+
+// LiveSessions is the Lavalink sessions with a websocket attached: a
+// player of another session belongs to a member that is gone.
+func (c *Cluster) LiveSessions() map[string]bool {
+	live := map[string]bool{}
+	for _, s := range c.Lavalink.Sessions() {
+		live[s.ID] = s.Connected
+	}
+	return live
+}
+
+// ShardSessions is each shard's Discord gateway session that is connected
+// and ready.
+func (c *Cluster) ShardSessions() map[int]discordemu.SessionInfo {
+	out := map[int]discordemu.SessionInfo{}
+	for _, s := range c.Discord.Sessions() {
+		if s.Connected && s.Ready {
+			out[s.Shard] = s
+		}
+	}
+	return out
+}
