@@ -34,6 +34,9 @@ type answerSpec struct {
 	ephemeral bool
 	// deferIn is the time left before the interaction must be deferred.
 	deferIn time.Duration
+	// deferred: the interaction is deferred already (a replayed one,
+	// acknowledged before it ran).
+	deferred bool
 	// giveUpIn bounds the wait for the final reply: the interaction's token
 	// expires then, so nothing could be sent anyway. The grain hands over
 	// a final reply for every interaction long before (every piece of work
@@ -58,7 +61,7 @@ func (a *answer) finish(r *clusterpb.Reply) {
 
 func (a *answer) run(s answerSpec) {
 	var r *clusterpb.Reply
-	deferred := false
+	deferred := s.deferred
 	select {
 	case r = <-a.final:
 		// Ready at once, the common case: no timer at all.
@@ -96,6 +99,15 @@ func (a *answer) run(s answerSpec) {
 // wait waits for the final reply, deferring the interaction if the reply
 // is not ready in time. It returns nil if the interaction expires first.
 func (a *answer) wait(s answerSpec) (r *clusterpb.Reply, deferred bool) {
+	if s.deferred {
+		timer := time.NewTimer(max(s.giveUpIn, 0))
+		defer timer.Stop()
+		select {
+		case r = <-a.final:
+		case <-timer.C:
+		}
+		return r, true
+	}
 	timer := time.NewTimer(max(s.deferIn, 0))
 	defer timer.Stop()
 	select {

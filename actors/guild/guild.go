@@ -201,6 +201,9 @@ type work struct {
 	// events is sessionEvents then.
 	overlapped bool
 	events     uint32
+	// acked: a replayed interaction this grain acknowledged (deferred)
+	// before running it.
+	acked bool
 }
 
 // Self-messages.
@@ -213,6 +216,11 @@ type (
 		id    string
 		reply *clusterpb.SessionReply
 		err   error
+	}
+	// replayAcked: the acknowledgement of a replayed interaction ended.
+	replayAcked struct {
+		w  *work
+		ok bool
 	}
 	savedMsg struct {
 		id   string
@@ -264,6 +272,11 @@ func (g *Grain) ReceiveDefault(ctx cluster.GrainContext) {
 		g.onLoaded(msg)
 	case sessionDone:
 		g.onSessionDone(msg)
+	case replayAcked:
+		if msg.ok {
+			msg.w.acked = true
+			g.admit(msg.w)
+		}
 	case savedMsg:
 		g.onSaved(msg)
 	}
@@ -293,6 +306,9 @@ func (g *Grain) Handle(in *clusterpb.Interaction, _ cluster.GrainContext) (_ *cl
 	}
 	switch in.GetKind() {
 	case clusterpb.InteractionKind_INTERACTION_KIND_AUTOCOMPLETE:
+		if in.GetReplayed() {
+			break // suggestions for a keystroke long gone
+		}
 		g.autocomplete(in)
 	case clusterpb.InteractionKind_INTERACTION_KIND_BUTTON:
 		action, err := commands.ParseCustomID(in.GetName(), g.guildID())
@@ -301,13 +317,36 @@ func (g *Grain) Handle(in *clusterpb.Interaction, _ cluster.GrainContext) (_ *cl
 			g.finish(&work{in: in, button: true}, commands.Error("That button is not valid here."))
 			break
 		}
-		g.admit(&work{in: in, name: string(c.Name), button: true})
+		g.admitOnce(&work{in: in, name: string(c.Name), button: true})
 	case clusterpb.InteractionKind_INTERACTION_KIND_COMMAND:
-		g.admit(&work{in: in, name: in.GetName()})
+		g.admitOnce(&work{in: in, name: in.GetName()})
 	default:
 		g.finish(&work{in: in}, commands.Error("Unsupported interaction."))
 	}
 	return &clusterpb.HandleReply{}, nil
+}
+
+// admitOnce admits a command, a replayed one only once this grain has
+// acknowledged it: Discord takes one acknowledgement per interaction, so
+// one that another activation handled before the shard moved fails to
+// acknowledge and is dropped. Replays are rare (a shard resumed on a new
+// holder), so the extra round trip is not on the common path.
+func (g *Grain) admitOnce(w *work) {
+	if !w.in.GetReplayed() {
+		g.admit(w)
+		return
+	}
+	spec := g.answerSpec(w)
+	g.report(func() any {
+		c, cancel := context.WithTimeout(context.Background(), spec.callTimeout)
+		defer cancel()
+		err := spec.replier.Defer(c, spec.in.GetId(), spec.in.GetToken(), spec.ephemeral)
+		if err != nil {
+			spec.log.Info("replayed interaction not run: it could not be acknowledged (handled already, or expired)",
+				"err", err, "guild", spec.guild, "command", w.name)
+		}
+		return replayAcked{w: w, ok: err == nil}
+	})
 }
 
 // admit runs a command now, or keeps it until the settings are loaded.
@@ -467,6 +506,7 @@ func (g *Grain) answerSpec(w *work) answerSpec {
 		// invoker.
 		ephemeral:   !c.Public || w.button,
 		deferIn:     g.deps.AnswerBudget - elapsed,
+		deferred:    w.acked,
 		giveUpIn:    tokenLifetime - elapsed,
 		callTimeout: g.deps.CallTimeout,
 	}

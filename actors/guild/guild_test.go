@@ -51,6 +51,9 @@ type fakeReplier struct {
 	// deferGate, when set, holds every Defer until it can take a value;
 	// "defer-done" is recorded when it returns.
 	deferGate chan struct{}
+	// acknowledged lists the tokens whose Defer fails as Discord's does
+	// for an interaction answered already.
+	acknowledged map[string]bool
 }
 
 func (f *fakeReplier) add(c call) {
@@ -71,8 +74,11 @@ func (f *fakeReplier) Respond(_ context.Context, _, tok string, r *clusterpb.Rep
 func (f *fakeReplier) Defer(ctx context.Context, _, tok string, eph bool) error {
 	f.add(call{kind: "defer", token: tok, ephemeral: eph})
 	f.mu.Lock()
-	gate := f.deferGate
+	gate, acked := f.deferGate, f.acknowledged[tok]
 	f.mu.Unlock()
+	if acked {
+		return fmt.Errorf("defer: %w", commands.ErrAlreadyAcknowledged)
+	}
 	if gate != nil {
 		select {
 		case <-gate:
@@ -1053,5 +1059,36 @@ func TestStoppingGrainAnswersWhatIsOpen(t *testing.T) {
 	}
 	if r := h.answer(id); !strings.Contains(r.GetContent(), "try again") {
 		t.Fatalf("open command when the grain stopped: %+v", r)
+	}
+}
+
+// A replayed interaction (its shard resumed on a new holder) runs only
+// once this grain could acknowledge it: one the previous holder handled is
+// acknowledged already and is dropped, the others run and their answer
+// edits the deferral.
+func TestReplayedInteractionRunsOnlyIfItCanBeAcknowledged(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	replay := func(id, name string, opts ...*clusterpb.Option) *clusterpb.Interaction {
+		return &clusterpb.Interaction{Id: id, Token: tokenOf(id), ApplicationId: "42", GuildId: testGuild, ChannelId: "222",
+			Invoker: listener, Kind: clusterpb.InteractionKind_INTERACTION_KIND_COMMAND, Name: name, Options: opts,
+			ReceivedUnixNano: h.clock.Now().UnixNano(), BotVoiceChannelId: "111", Replayed: true}
+	}
+	handled, fresh := "900000000000000001", "900000000000000002"
+	h.replier.mu.Lock()
+	h.replier.acknowledged = map[string]bool{tokenOf(handled): true}
+	h.replier.mu.Unlock()
+	h.deliver(replay(handled, "play", opt("query", "twice?")))
+	h.deliver(replay(fresh, "play", opt("query", "missed")))
+	calls := h.final(fresh)
+	if kinds(calls) != "defer,edit" || calls[1].reply.GetContent() != "did play" {
+		t.Fatalf("replayed interaction that could be acknowledged: calls %s %+v; want a deferral, then the edit", kinds(calls), calls)
+	}
+	h.sessions.mu.Lock()
+	defer h.sessions.mu.Unlock()
+	if len(h.sessions.reqs) != 1 || h.sessions.reqs[0].GetRequestId() != fresh {
+		t.Fatalf("session requests %v; want only the one not handled before", h.sessions.reqs)
+	}
+	if got := of(h.replier.calls, handled); kinds(got) != "defer" {
+		t.Fatalf("handled replay: calls %s; want only the failed acknowledgement", kinds(got))
 	}
 }

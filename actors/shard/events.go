@@ -37,11 +37,13 @@ func (c voiceCache) channel(guild, user snowflake.ID) snowflake.ID {
 func (g *grain) handle(at time.Time, ev gateway.EventData) {
 	switch ev := ev.(type) {
 	case gateway.EventReady:
+		g.replaying = false
 		g.onReady(ev)
 	case gateway.EventResumed:
 		// Discord replays what was missed before RESUMED, so the cache
 		// is whole again.
-		g.log.Info("gateway resumed")
+		g.log.Info("gateway resumed", "replayed_from_another_holder", g.replaying)
+		g.replaying = false
 		g.setReady(true)
 	case gateway.EventGuildCreate:
 		g.onGuildCreate(ev)
@@ -234,6 +236,7 @@ func (g *grain) onInteraction(at time.Time, i discord.Interaction, payload io.Re
 	if ch := g.cache.channel(gid, g.botID); ch != 0 && g.botID != 0 {
 		in.BotVoiceChannelId = ch.String()
 	}
+	in.Replayed = g.replaying
 	guilds, log := g.deps.Guilds, g.log
 	late := func() { g.refuseLate(at, i) }
 	failed := func() { g.refuse(at, i, commands.BusyMessage) }

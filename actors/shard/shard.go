@@ -240,6 +240,9 @@ type grain struct {
 	seq                         int
 	// dirty: handled events since the resume state was last stored.
 	dirty bool
+	// replaying: the shard resumed a stored session and RESUMED has not
+	// come yet, so every dispatch is one Discord replays.
+	replaying bool
 	// leaseStop ends the lease loop; leaseEpoch is the epoch it took (0
 	// before), read by Terminate to release it.
 	leaseStop  context.CancelFunc
@@ -340,6 +343,7 @@ func (g *grain) connect(state []byte) {
 			resume = append(resume, gateway.WithResumeURL(g.resumeURL))
 		}
 		g.log.Info("resuming the shard's Discord session", "seq", g.seq, "guilds", len(g.cache))
+		g.replaying = true
 		// A RESUME brings no READY: the IDs come from the state.
 		if g.appID != "" || g.botID != 0 {
 			g.deps.OnReady(g.appID, idText(g.botID))

@@ -314,8 +314,14 @@ type Interaction struct {
 	// when the bot is in none. With the invoker's channel it decides the
 	// voice half of the DJ rule.
 	BotVoiceChannelId string `protobuf:"bytes,13,opt,name=bot_voice_channel_id,json=botVoiceChannelId,proto3" json:"bot_voice_channel_id,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Replayed by Discord when the shard resumed a session another holder
+	// ran: that holder may have handled it already (the stored sequence lags
+	// the last one handled by up to a second). The guild grain acknowledges
+	// it before anything runs, so a handled one finds itself acknowledged
+	// and is dropped instead of, say, queueing a track twice.
+	Replayed      bool `protobuf:"varint,14,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Interaction) Reset() {
@@ -437,6 +443,13 @@ func (x *Interaction) GetBotVoiceChannelId() string {
 		return x.BotVoiceChannelId
 	}
 	return ""
+}
+
+func (x *Interaction) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 type HandleReply struct {
@@ -2148,7 +2161,7 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x06Option\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x18\n" +
-	"\afocused\x18\x03 \x01(\bR\afocused\"\xc9\x03\n" +
+	"\afocused\x18\x03 \x01(\bR\afocused\"\xe5\x03\n" +
 	"\vInteraction\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12%\n" +
@@ -2165,7 +2178,8 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\v \x01(\tR\tmessageId\x12\x19\n" +
 	"\bshard_id\x18\f \x01(\x05R\ashardId\x12/\n" +
-	"\x14bot_voice_channel_id\x18\r \x01(\tR\x11botVoiceChannelId\"\r\n" +
+	"\x14bot_voice_channel_id\x18\r \x01(\tR\x11botVoiceChannelId\x12\x1a\n" +
+	"\breplayed\x18\x0e \x01(\bR\breplayed\"\r\n" +
 	"\vHandleReply\"\x9e\x02\n" +
 	"\x05Embed\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12 \n" +
