@@ -5,6 +5,9 @@
 //
 //	loadgen ack  --rate R --duration D --guilds G [--out FILE]
 //	loadgen idle --guilds N [--out FILE]
+//	loadgen failover-node --nodes N --guilds G [--out FILE]
+//	loadgen drain --nodes N --guilds G [--out FILE]
+//	loadgen scale-out --from N --to M --guilds G [--out FILE]
 //
 // ack sends a mix of 70 % /queue, 20 % /nowplaying and 10 % /play (searches) over G
 // guilds at R interactions per second for D, first to a bare disgo bot (a baseline that
@@ -13,6 +16,12 @@
 // busy and unanswered counts, the node's CPU and peak RSS, and Ensemble/bare for each
 // percentile. idle activates N guild grains (one /queue each) and reports the node's
 // heap, goroutines and RSS per idle guild, then again after the grains passivated.
+//
+// failover-node, drain and scale-out run node processes as one cluster (a real etcd and
+// Redis, the emulators inside loadgen): G guilds play a track with two queued, then one
+// member is killed (SIGKILL), stopped (SIGTERM) or members are added, and they report
+// how long the moved guilds took to answer and play again, position errors, lost and
+// duplicated tracks, double players and how the shards moved (failover.go, scaleout.go).
 //
 // Every run is bounded in time and count and sends only to loopback; every process it
 // starts is stopped when it ends, also on error or Ctrl-C.
@@ -50,9 +59,12 @@ func main() {
 const usage = `usage:
   loadgen ack  --rate R --duration D --guilds G [--out FILE] [flags]
   loadgen idle --guilds N [--out FILE] [flags]
-run "loadgen ack -h" or "loadgen idle -h" for the flags`
+  loadgen failover-node --nodes N --guilds G [--out FILE] [flags]
+  loadgen drain --nodes N --guilds G [--out FILE] [flags]
+  loadgen scale-out --from N --to M --guilds G [--out FILE] [flags]
+run "loadgen SCENARIO -h" for the flags`
 
-// common are the flags of both scenarios.
+// common are the flags of every scenario.
 type common struct {
 	out     string
 	binDir  string
@@ -85,6 +97,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		var o idleOptions
 		o, err = parseIdle(args[1:], stderr)
 		c, scenario = o.common, func(env *runEnv) error { return runIdle(ctx, env, o) }
+	case "failover-node", "drain":
+		var o clusterOptions
+		o, err = parseCluster(args[0], args[1:], stderr)
+		drain := args[0] == "drain"
+		c, scenario = o.common, func(env *runEnv) error { return runFailover(ctx, env, o, drain) }
+	case "scale-out":
+		var o clusterOptions
+		o, err = parseCluster(args[0], args[1:], stderr)
+		c, scenario = o.common, func(env *runEnv) error { return runScaleOut(ctx, env, o) }
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return exitOK
