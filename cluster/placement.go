@@ -1,11 +1,14 @@
 package cluster
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/eventstream"
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/remote"
 )
 
 // Placement tells which identities this member owns, as protoactor's
@@ -22,6 +25,9 @@ type Placement struct {
 	rdv      *pcluster.Rendezvous
 	members  map[string]bool // addresses
 	watchers []chan struct{}
+	// lost are members whose connection from here dropped and has not
+	// come back (remote's endpoint events), by address.
+	lost map[string]bool
 }
 
 // NewPlacement follows c's membership from now on; call it once the member
@@ -34,8 +40,13 @@ func NewPlacement(c *pcluster.Cluster) *Placement {
 	// Subscribed before reading the current members, so no change falls
 	// between the two.
 	p.sub = p.events.Subscribe(func(ev any) {
-		if t, ok := ev.(*pcluster.ClusterTopology); ok {
-			p.update(t.Members)
+		switch ev := ev.(type) {
+		case *pcluster.ClusterTopology:
+			p.update(ev.Members)
+		case *remote.EndpointTerminatedEvent:
+			p.setLost(ev.Address, true)
+		case *remote.EndpointConnectedEvent:
+			p.setLost(ev.Address, false)
 		}
 	})
 	p.update(c.MemberList.Members().Members())
@@ -53,6 +64,11 @@ func (p *Placement) update(members []*pcluster.Member) {
 	}
 	p.mu.Lock()
 	p.rdv, p.members = rdv, addrs
+	for a := range p.lost {
+		if !addrs[a] {
+			delete(p.lost, a)
+		}
+	}
 	watchers := p.watchers
 	p.mu.Unlock()
 	for _, w := range watchers {
@@ -70,6 +86,43 @@ func (p *Placement) Owns(kind, identity string) bool {
 	rdv := p.rdv
 	p.mu.RUnlock()
 	return rdv.GetByClusterIdentity(pcluster.NewClusterIdentity(identity, kind)) == p.self
+}
+
+func (p *Placement) setLost(address string, lost bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !lost {
+		delete(p.lost, address)
+		return
+	}
+	if p.lost == nil {
+		p.lost = map[string]bool{}
+	}
+	p.lost[address] = true
+}
+
+// ErrOwnerUnreachable: the member the cluster places a grain on has lost
+// its connection from this member and is not out of the membership yet.
+var ErrOwnerUnreachable = errors.New("the member that owns this grain is unreachable; it is probably leaving the cluster")
+
+// Reachable returns ErrOwnerUnreachable when the member that owns
+// kind/identity lost its connection from this one (it died, most likely,
+// and the membership will drop it within its lease TTL). A call to it now
+// would stick for protoactor's fixed 5 s activation timeout whatever the
+// caller's deadline (PITFALLS.md), holding up what is queued behind it:
+// callers answer "busy" at once instead. protoactor's gossip dials every
+// member each 300 ms, so a member that was only cut off for a moment is
+// reachable again as soon as its connection is back.
+func (p *Placement) Reachable(kind, identity string) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if len(p.lost) == 0 {
+		return nil
+	}
+	if owner := p.rdv.GetByClusterIdentity(pcluster.NewClusterIdentity(identity, kind)); p.lost[owner] {
+		return fmt.Errorf("%s/%s on %s: %w", kind, identity, owner, ErrOwnerUnreachable)
+	}
+	return nil
 }
 
 // Member reports whether a member at address is in the cluster now.

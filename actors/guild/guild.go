@@ -2,6 +2,7 @@ package guild
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -449,7 +450,12 @@ func (g *Grain) onSessionDone(msg sessionDone) {
 	}
 	g.learnSession(w, msg.reply, msg.err)
 	reply := msg.reply.GetReply()
-	if msg.err != nil {
+	switch {
+	case errors.Is(msg.err, ecluster.ErrOwnerUnreachable):
+		// The session's member just died; its new one takes over within
+		// seconds.
+		reply = commands.Busy()
+	case msg.err != nil:
 		g.logger().Warn("session call failed", "err", msg.err, "command", w.name)
 		reply = commands.Error("Something went wrong while handling that; please try again.")
 	}

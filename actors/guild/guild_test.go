@@ -179,13 +179,18 @@ type fakeSessions struct {
 	// started, when set, gets each command as it reaches the session (its
 	// buffer must hold what the test does not read).
 	started chan string
+	// fail, when set, is every Execute's error.
+	fail error
 }
 
 func (f *fakeSessions) Execute(ctx context.Context, req *clusterpb.SessionRequest) (*clusterpb.SessionReply, error) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
-	refuse, active, gate, started := f.refuse, f.active, f.gate, f.started
+	refuse, active, gate, started, fail := f.refuse, f.active, f.gate, f.started, f.fail
 	f.mu.Unlock()
+	if fail != nil {
+		return nil, fail
+	}
 	if started != nil {
 		started <- req.GetCommand()
 	}
@@ -1090,5 +1095,24 @@ func TestReplayedInteractionRunsOnlyIfItCanBeAcknowledged(t *testing.T) {
 	}
 	if got := of(h.replier.calls, handled); kinds(got) != "defer" {
 		t.Fatalf("handled replay: calls %s; want only the failed acknowledgement", kinds(got))
+	}
+}
+
+// A session whose member just died (the call fails at once) gets its user
+// a "busy, try again" rather than a generic error; any other failure is
+// an error.
+func TestUnreachableSessionIsAnsweredBusy(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.sessions.mu.Lock()
+	h.sessions.fail = fmt.Errorf("Session/%s: %w", testGuild, ecluster.ErrOwnerUnreachable)
+	h.sessions.mu.Unlock()
+	if r := h.answer(h.command(listener, "pause")); !commands.IsBusy(r.GetContent()) || !r.GetEphemeral() {
+		t.Fatalf("reply %+v; want the ephemeral busy answer", r)
+	}
+	h.sessions.mu.Lock()
+	h.sessions.fail = errors.New("request failed")
+	h.sessions.mu.Unlock()
+	if r := h.answer(h.command(listener, "resume")); commands.IsBusy(r.GetContent()) || !strings.Contains(r.GetContent(), "went wrong") {
+		t.Fatalf("reply %+v; want the error answer", r)
 	}
 }

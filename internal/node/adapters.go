@@ -127,9 +127,15 @@ func (m messages) EditMessage(ctx context.Context, channelID, messageID string, 
 }
 
 // sessions calls session grains with bounded retries.
-type sessions struct{ c *cluster.Cluster }
+type sessions struct {
+	c         *cluster.Cluster
+	reachable func(kind, identity string) error
+}
 
 func (s sessions) Execute(ctx context.Context, req *clusterpb.SessionRequest) (*clusterpb.SessionReply, error) {
+	if err := s.reachable(session.Kind, req.GetGuildId()); err != nil {
+		return nil, err
+	}
 	return ecluster.Call(ctx, 3, func(opts ...cluster.GrainCallOption) (*clusterpb.SessionReply, error) {
 		return clusterpb.GetSessionGrainClient(s.c, req.GetGuildId()).Execute(req, opts...)
 	})

@@ -193,6 +193,14 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	// Shards take their leases as soon as the member starts, before the
 	// placement exists: until then every holder counts as alive.
 	var placed atomic.Pointer[ecluster.Placement]
+	// reachable fails a call at once, instead of after protoactor's fixed
+	// 5 s, when the grain's member has just died (Placement.Reachable).
+	reachable := func(kind, identity string) error {
+		if p := placed.Load(); p != nil {
+			return p.Reachable(kind, identity)
+		}
+		return nil
+	}
 	kinds := []*cluster.Kind{
 		session.NewKind(session.Deps{
 			Store:       n.store,
@@ -208,7 +216,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 		guild.NewKind(guild.Deps{
 			Store:       n.store,
 			Replier:     replies,
-			Sessions:    sessions{c},
+			Sessions:    sessions{c: c, reachable: reachable},
 			Search:      n.audio,
 			Log:         log,
 			Cooldown:    cfg.Limits.CommandCooldown,
@@ -224,12 +232,18 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			// Retried deliveries are safe: the guild grain drops an
 			// interaction it has seen, and voice facts are idempotent.
 			Guilds: func(ctx context.Context, in *clusterpb.Interaction) error {
+				if err := reachable(guild.Kind, in.GetGuildId()); err != nil {
+					return err
+				}
 				_, err := ecluster.Call(ctx, 3, func(opts ...cluster.GrainCallOption) (*clusterpb.HandleReply, error) {
 					return clusterpb.GetGuildGrainClient(c, in.GetGuildId()).Handle(in, opts...)
 				})
 				return err
 			},
 			Voice: func(ctx context.Context, ev *clusterpb.VoiceEvent) error {
+				if err := reachable(session.Kind, ev.GetGuildId()); err != nil {
+					return err
+				}
 				_, err := ecluster.Call(ctx, 3, func(opts ...cluster.GrainCallOption) (*clusterpb.Ack, error) {
 					return clusterpb.GetSessionGrainClient(c, ev.GetGuildId()).Voice(ev, opts...)
 				})
