@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,12 +13,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
+	"github.com/ensemble-bot/ensemble/cluster/clustertest"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
 	"github.com/ensemble-bot/ensemble/internal/secret"
 	"github.com/ensemble-bot/ensemble/internal/store"
-	"github.com/ensemble-bot/ensemble/internal/testserver"
 )
 
 // lockedBuffer is a node's output, written by the process while the test
@@ -55,107 +51,54 @@ func TestTwoNodesShareTheGuildsAndFailOver(t *testing.T) {
 	bin := buildNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	etcd := testserver.StartEtcd(t)
-	redis := testserver.StartRedis(t)
-	dc, err := discordemu.Start(ctx, discordemu.Config{Shards: 2})
+	cl, err := clustertest.Start(ctx, clustertest.Config{Node: bin, Dir: t.TempDir(), Shards: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(dc.Close)
-	lava, err := lavalinkemu.Start(ctx, lavalinkemu.Config{Password: lavalinkSecret, PlayerUpdateInterval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(lava.Close)
+	t.Cleanup(func() {
+		cl.Close()
+		if t.Failed() {
+			for _, n := range cl.Nodes() {
+				t.Logf("node %s output:\n%s", n.Admin, n.Output())
+			}
+		}
+	})
+	dc, lava, redis := cl.Discord, cl.Lavalink, cl.Redis
 	// 20 guilds: the chance that rendezvous hashing puts all on one of
 	// two members is 2^-19.
 	guilds, err := dc.AddLoadGuilds(20, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	cfgPath := filepath.Join(t.TempDir(), "cluster.yaml")
-	cfg := fmt.Sprintf(`node: {admin_addr: "127.0.0.1:0"}
-cluster: {provider: etcd, etcd_endpoints: [%q], etcd_lease_ttl: 2s}
-store: {kind: redis, redis: {addr: %q}}
-discord: {shard_count: 2, rest_url: %q, gateway_url: %q}
-lavalink: {nodes: [{name: emu, address: %q}]}
-limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
-`, etcd.Endpoint, redis.Addr, dc.RESTURL(), dc.GatewayURL(), lava.Addr())
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	type node struct {
-		cmd   *exec.Cmd
-		out   *lockedBuffer
-		admin string
-	}
-	var nodes []*node
-	start := func() *node {
+	start := func() *clustertest.Node {
 		t.Helper()
-		n := &node{out: &lockedBuffer{}, admin: freeAddr(t)}
-		n.cmd = exec.Command(bin, "--config", cfgPath, "--admin-addr", n.admin)
-		n.cmd.Env = cleanEnv("DISCORD_TOKEN="+dc.Token(), "LAVALINK_PASSWORD="+lavalinkSecret)
-		n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
-		if err := n.cmd.Start(); err != nil {
+		n, err := cl.StartNode()
+		if err != nil {
 			t.Fatal(err)
 		}
-		nodes = append(nodes, n)
 		return n
 	}
-	t.Cleanup(func() {
-		for _, n := range nodes {
-			if n.cmd.ProcessState == nil {
-				_ = n.cmd.Process.Kill()
-				_ = n.cmd.Wait()
-			}
-			if t.Failed() {
-				t.Logf("node %s output:\n%s", n.admin, n.out.String())
-			}
-		}
-	})
 	a, b := start(), start()
-	for _, n := range []*node{a, b} {
-		waitReady(t, n.admin, "discord")
-		waitReady(t, n.admin, "lavalink")
+	for _, n := range []*clustertest.Node{a, b} {
+		if err := n.WaitReady(ctx, "discord", "lavalink"); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	answer := func(g discordemu.LoadGuild, name string, opts ...discordemu.Option) string {
 		t.Helper()
-		ix, err := dc.InvokeCommand(g.ID, g.Members[0], g.Text, name, opts...)
+		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer wcancel()
+		text, err := cl.Answer(wctx, g, name, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-		defer wcancel()
-		res, err := ix.Wait(wctx)
-		if err != nil {
-			t.Fatalf("/%s in %s: %v", name, g.ID, err)
-		}
-		if res.Type == discordemu.ResponseDeferredMessage {
-			msg, err := ix.WaitEdit(wctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return fmt.Sprint(msg.Content, msg.Embeds)
-		}
-		return fmt.Sprint(res.Content, res.Embeds)
+		return text
 	}
 	for i, g := range guilds {
 		answer(g, "play", discordemu.StringOption("query", fmt.Sprintf("song %d", i)))
 	}
-	// players returns each guild's playing players, by Lavalink session.
-	players := func() map[uint64][]lavalinkemu.PlayerInfo {
-		out := map[uint64][]lavalinkemu.PlayerInfo{}
-		for _, s := range lava.Sessions() {
-			for _, p := range lava.Players(s.ID) {
-				if p.Track != nil && p.Connected && !p.Paused {
-					out[p.GuildID] = append(out[p.GuildID], p)
-				}
-			}
-		}
-		return out
-	}
+	players := cl.Players
 	var before map[uint64][]lavalinkemu.PlayerInfo
 	waitFor(t, "every guild playing once", func() bool {
 		before = players()
@@ -245,10 +188,9 @@ limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
 		return true
 	})
 	killedAt := time.Now()
-	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := a.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	_ = a.cmd.Wait()
 	// A's Lavalink session is the one whose websocket closed.
 	var dead string
 	waitFor(t, "the killed member's Lavalink session to drop", func() bool {
@@ -350,23 +292,18 @@ limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
 	// (SIGTERM): it leaves the membership first, hands its shards and
 	// sessions over and exits 0; the new node plays every guild on.
 	c := start()
-	waitReady(t, c.admin, "discord")
-	waitReady(t, c.admin, "lavalink")
-	drained := time.Now()
-	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := c.WaitReady(ctx, "discord", "lavalink"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.cmd.Wait(); err != nil {
-		t.Fatalf("stopped node exit: %v", err)
+	drained := time.Now()
+	if err := b.Stop(time.Minute); err != nil {
+		t.Fatalf("stopped node: %v", err)
 	}
 	exited := time.Since(drained)
 	// Playing on a Lavalink session whose websocket is up: the new node's
 	// (the stopped nodes' sessions have dropped).
 	waitFor(t, "every guild playing on the new node", func() bool {
-		live := map[string]bool{}
-		for _, s := range lava.Sessions() {
-			live[s.ID] = s.Connected
-		}
+		live := cl.LiveSessions()
 		on := players()
 		for _, g := range guilds {
 			found := false
@@ -388,10 +325,7 @@ limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
 			t.Fatalf("/queue in %s after the rolling restart: %s", g.ID, q)
 		}
 	}
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Wait(); err != nil {
-		t.Fatalf("last node exit: %v", err)
+	if err := c.Stop(time.Minute); err != nil {
+		t.Fatalf("last node: %v", err)
 	}
 }
