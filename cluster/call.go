@@ -27,7 +27,9 @@ var callBackoff = supervisor.Backoff{Base: 20 * time.Millisecond, Jitter: 0.5}
 //
 // attempt receives the call options to pass to the generated client. An
 // error the grain itself returned (a GrainErrorResponse) is not retried:
-// the grain answered. A timed-out attempt may still run, so a retried
+// the grain answered; nor is ErrOwnerUnreachable, which an attempt should
+// return (Placement.Reachable) before a call that would stick on a member
+// that just died. A timed-out attempt may still run, so a retried
 // call must be idempotent at the grain (guild grains drop interactions
 // they have seen, sessions answer a repeated request ID from a cache);
 // calls that cannot be made so use one attempt.
@@ -51,7 +53,7 @@ func Call[T any](ctx context.Context, attempts int, attempt func(opts ...pcluste
 			return res, nil
 		}
 		var ge *pcluster.GrainErrorResponse
-		if errors.As(err, &ge) {
+		if errors.As(err, &ge) || errors.Is(err, ErrOwnerUnreachable) {
 			return zero, err
 		}
 		lastErr = err

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -65,5 +66,20 @@ func TestCallStopsAtTheDeadline(t *testing.T) {
 	})
 	if err == nil || calls >= 1000 {
 		t.Fatalf("Call ran %d attempts past its deadline (err %v)", calls, err)
+	}
+}
+
+// An attempt that finds the grain's member unreachable ends the call: the
+// next attempts would find the same until the membership drops it.
+func TestCallDoesNotRetryAnUnreachableOwner(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	calls := 0
+	_, err := Call(ctx, 3, func(...pcluster.GrainCallOption) (int, error) {
+		calls++
+		return 0, fmt.Errorf("Guild/1 on 127.0.0.1:1: %w", ErrOwnerUnreachable)
+	})
+	if !errors.Is(err, ErrOwnerUnreachable) || calls != 1 {
+		t.Fatalf("Call = %v after %d attempts; want ErrOwnerUnreachable after one", err, calls)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/cluster/clustertest"
+	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
 	"github.com/ensemble-bot/ensemble/internal/secret"
@@ -273,10 +274,7 @@ func startWorld(ctx context.Context, env *runEnv, o clusterOptions, nodes int, d
 		go func() {
 			defer func() { <-sem }()
 			for _, s := range []string{"a", "b", "c"} {
-				actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				_, err := c.Answer(actx, g, "play", discordemu.StringOption("query", fmt.Sprintf("failover song %d %s", i, s)))
-				cancel()
-				if err != nil {
+				if err := w.play(ctx, g, fmt.Sprintf("failover song %d %s", i, s)); err != nil {
 					errs <- err
 					return
 				}
@@ -291,6 +289,25 @@ func startWorld(ctx context.Context, env *runEnv, o clusterOptions, nodes int, d
 		return nil, fmt.Errorf("playing: %w", err)
 	}
 	return w, nil
+}
+
+// play queues query in g, again if the node answers busy (a moment of
+// load while thousands of plays start).
+func (w *world) play(ctx context.Context, g discordemu.LoadGuild, query string) error {
+	for try := 0; ; try++ {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		text, err := w.c.Answer(actx, g, "play", discordemu.StringOption("query", query))
+		cancel()
+		switch {
+		case err != nil:
+			return err
+		case !commands.IsBusy(text):
+			return nil
+		case try == 10:
+			return fmt.Errorf("/play in %s answered busy %d times", g.ID, try+1)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func (w *world) addNode(ctx context.Context) error {

@@ -47,10 +47,14 @@ const (
 )
 
 func main() {
-	// SIGHUP (terminal gone) and SIGPIPE (output piped into something that quit, say
-	// head) end the run like Ctrl-C, so the processes it started are stopped and its
-	// temporary directory removed rather than the driver dying on the spot.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	// SIGHUP (terminal gone) ends the run like Ctrl-C, so the processes it started are
+	// stopped and its temporary directory removed rather than the driver dying on the
+	// spot. Not SIGPIPE: once a program asks for it, Go delivers it for a write to any
+	// broken pipe or socket, and the cluster scenarios' emulators, which run in this
+	// process, write to the sockets of the members they kill. Output piped into
+	// something that quit (say head) kills the driver as Go does by default; the
+	// processes it started get SIGKILL with it (Pdeathsig).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

@@ -133,10 +133,10 @@ type sessions struct {
 }
 
 func (s sessions) Execute(ctx context.Context, req *clusterpb.SessionRequest) (*clusterpb.SessionReply, error) {
-	if err := s.reachable(session.Kind, req.GetGuildId()); err != nil {
-		return nil, err
-	}
 	return ecluster.Call(ctx, 3, func(opts ...cluster.GrainCallOption) (*clusterpb.SessionReply, error) {
+		if err := s.reachable(session.Kind, req.GetGuildId()); err != nil {
+			return nil, err
+		}
 		return clusterpb.GetSessionGrainClient(s.c, req.GetGuildId()).Execute(req, opts...)
 	})
 }

@@ -231,20 +231,23 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			Ordered:     n.ordered,
 			// Retried deliveries are safe: the guild grain drops an
 			// interaction it has seen, and voice facts are idempotent.
+			// Each attempt checks first that the grain's member is still
+			// reachable: one that dies while a call is under way must not
+			// hold the next attempt for 5 s.
 			Guilds: func(ctx context.Context, in *clusterpb.Interaction) error {
-				if err := reachable(guild.Kind, in.GetGuildId()); err != nil {
-					return err
-				}
 				_, err := ecluster.Call(ctx, 3, func(opts ...cluster.GrainCallOption) (*clusterpb.HandleReply, error) {
+					if err := reachable(guild.Kind, in.GetGuildId()); err != nil {
+						return nil, err
+					}
 					return clusterpb.GetGuildGrainClient(c, in.GetGuildId()).Handle(in, opts...)
 				})
 				return err
 			},
 			Voice: func(ctx context.Context, ev *clusterpb.VoiceEvent) error {
-				if err := reachable(session.Kind, ev.GetGuildId()); err != nil {
-					return err
-				}
 				_, err := ecluster.Call(ctx, 3, func(opts ...cluster.GrainCallOption) (*clusterpb.Ack, error) {
+					if err := reachable(session.Kind, ev.GetGuildId()); err != nil {
+						return nil, err
+					}
 					return clusterpb.GetSessionGrainClient(c, ev.GetGuildId()).Voice(ev, opts...)
 				})
 				return err
