@@ -3,6 +3,7 @@ package guild
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
@@ -49,6 +50,16 @@ type answerSpec struct {
 
 func newAnswer() *answer { return &answer{final: make(chan *clusterpb.Reply, 1)} }
 
+// inFlight counts this process's interactions taken by guild grains and
+// not yet answered (each ends with its answer's run, or unrun when a
+// replayed one could not be acknowledged).
+var inFlight atomic.Int64
+
+// InFlight is how many interactions the guild grains of this process are
+// still answering: a member that stops waits for them after leaving the
+// membership, since stopping the actor system would drop their answers.
+func InFlight() int64 { return inFlight.Load() }
+
 // finish hands over the final reply. It is called once per answer; a
 // second reply would have nowhere to go and is dropped rather than block
 // the grain.
@@ -60,6 +71,7 @@ func (a *answer) finish(r *clusterpb.Reply) {
 }
 
 func (a *answer) run(s answerSpec) {
+	defer inFlight.Add(-1)
 	var r *clusterpb.Reply
 	deferred := s.deferred
 	select {

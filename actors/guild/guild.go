@@ -277,6 +277,8 @@ func (g *Grain) ReceiveDefault(ctx cluster.GrainContext) {
 		if msg.ok {
 			msg.w.acked = true
 			g.admit(msg.w)
+		} else {
+			inFlight.Add(-1) // handled before: nothing to answer
 		}
 	case savedMsg:
 		g.onSaved(msg)
@@ -304,6 +306,9 @@ func (g *Grain) Handle(in *clusterpb.Interaction, _ cluster.GrainContext) (_ *cl
 	}
 	if _, added := g.seen.Add(in.GetId(), struct{}{}, g.now(), dedupBounds); !added {
 		return &clusterpb.HandleReply{}, nil // a retried delivery
+	}
+	if in.GetKind() != clusterpb.InteractionKind_INTERACTION_KIND_AUTOCOMPLETE {
+		inFlight.Add(1) // until its answer ends (answer.run)
 	}
 	switch in.GetKind() {
 	case clusterpb.InteractionKind_INTERACTION_KIND_AUTOCOMPLETE:

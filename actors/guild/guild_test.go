@@ -1093,8 +1093,18 @@ func TestReplayedInteractionRunsOnlyIfItCanBeAcknowledged(t *testing.T) {
 	if len(h.sessions.reqs) != 1 || h.sessions.reqs[0].GetRequestId() != fresh {
 		t.Fatalf("session requests %v; want only the one not handled before", h.sessions.reqs)
 	}
-	if got := of(h.replier.calls, handled); kinds(got) != "defer" {
+	h.replier.mu.Lock()
+	got := of(h.replier.calls, handled)
+	h.replier.mu.Unlock()
+	if kinds(got) != "defer" {
 		t.Fatalf("handled replay: calls %s; want only the failed acknowledgement", kinds(got))
+	}
+	// Neither is in flight any more: the answered one ended with its
+	// answer, the dropped one when its acknowledgement failed.
+	for deadline := time.Now().Add(10 * time.Second); InFlight() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("interactions in flight after both ended: %d", InFlight())
+		}
 	}
 }
 

@@ -120,6 +120,13 @@ type Options struct {
 	// System runs the pool and node actors (nil: a private one).
 	System *actor.ActorSystem
 	Timing Timing
+	// KeepPlayersOnClose leaves session resuming on when the client
+	// closes, so that Lavalink keeps this member's players playing for its
+	// resume timeout: in a cluster, the members that take the sessions
+	// over take those players over at their position (TakeOver) instead of
+	// starting new ones after a gap. Off, the players end with the client
+	// (a bot stopped for good goes quiet at once).
+	KeepPlayersOnClose bool
 }
 
 // Client is a member's Lavalink pool, seen by sessions as their Audio.

@@ -352,11 +352,10 @@ func (a *nodeActor) shutdown() {
 	if a.link == nil {
 		return
 	}
-	if a.up && !a.noResume {
-		// Leaving on purpose: turn resuming off first, so Lavalink ends
-		// the session and its players when the socket closes instead of
-		// playing on for ResumeTimeout beside the players our successor
-		// creates from the session snapshots.
+	if a.up && !a.noResume && !a.c.o.KeepPlayersOnClose {
+		// Leaving on purpose with no one to take the players over: turn
+		// resuming off first, so Lavalink ends the session and its players
+		// when the socket closes instead of playing on for ResumeTimeout.
 		ctx, cancel := context.WithTimeout(context.Background(), a.c.t.DestroyTimeout)
 		off := false
 		if err := a.link.api.UpdateSession(ctx, lavalink.SessionUpdate{Resuming: &off}); err != nil {

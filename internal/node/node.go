@@ -442,6 +442,9 @@ func (n *Node) startAudio(botID string) {
 			Registerer:     n.metrics.Registry,
 			Log:            n.log,
 			OnEvent:        func(ev *clusterpb.PlayerEvent) { n.forwardPlayer(c, ev) },
+			// In a cluster the members that take this one's sessions
+			// over when it stops take its players over too.
+			KeepPlayersOnClose: n.multiMember(),
 			OnReady: func(up, total int) {
 				n.ready.Set(compLavalink, up > 0, lavalink.ReadyDetail(up, total))
 			},
@@ -639,20 +642,44 @@ func (n *Node) stopParts(ctx context.Context) error {
 		if _, err := shard.StopLocal(ctx, n.member.System); err != nil {
 			errs = append(errs, err)
 		}
-		// Out of the membership: the other members place new
-		// activations of this member's guilds and shards on themselves
-		// while this one stops its sessions.
-		n.member.Leave()
 		// Sessions write off their mailbox: their last changes must be
-		// stored before the store closes.
+		// stored before the store closes, and before the members that
+		// take them over read them.
 		if _, err := session.StopLocal(ctx, n.member.System); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	// Lavalink before the cluster (its events go to session grains) and
-	// before the workers (its readers submit events until closed).
+	// before the workers (its readers submit events until closed). Before
+	// leaving, too: its players play on in their Lavalink sessions, which
+	// wait for a resume once the websockets close, and the members that
+	// take the sessions over resume those to take the players over at
+	// their position. While this member's websockets were up they could
+	// not, and would start new players from the stored position after a
+	// gap instead.
 	if n.audio != nil {
 		n.audio.close()
+	}
+	if running {
+		// Out of the membership: the other members place new
+		// activations of this member's guilds and shards on themselves.
+		// A command that re-activated a session here since it stopped
+		// only made an activation that the new owner's fences.
+		n.member.Leave()
+		// The guild grains here answer what they took before the
+		// others took over (stopping the actor system would drop those
+		// answers); Discord's 3 s bounds the wait.
+		wait, cancel := context.WithTimeout(ctx, 3*time.Second)
+		for guild.InFlight() > 0 && wait.Err() == nil {
+			select {
+			case <-wait.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		cancel()
+		if k := guild.InFlight(); k > 0 {
+			n.log.Warn("stopping with interactions still unanswered", "count", k)
+		}
 	}
 	// The workers before the cluster: a delivery under way finishes
 	// against a running actor system instead of waiting out its timeout

@@ -220,10 +220,18 @@ func (e *Etcd) Stop() {
 // (leases included: etcd renews them when it elects its leader).
 func (e *Etcd) Restart(t testing.TB) {
 	t.Helper()
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Start is Restart outside tests.
+func (e *Etcd) Start() error {
 	e.Stop()
 	if err := e.start(); err != nil {
-		t.Fatalf("restart etcd: %v", err)
+		return fmt.Errorf("restart etcd: %w", err)
 	}
+	return nil
 }
 
 func waitHTTP(url string, cmd *exec.Cmd, timeout time.Duration) error {
