@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -256,6 +257,18 @@ func (n *Node) Stop(limit time.Duration) error {
 
 // Output is what the node wrote so far.
 func (n *Node) Output() string { return n.out.String() }
+
+var lavalinkSessionRe = regexp.MustCompile(`msg="lavalink node connected".* session=(\S+)`)
+
+// LavalinkSession is the node's current Lavalink session on the emulated
+// node, from its log ("" before it connected).
+func (n *Node) LavalinkSession() string {
+	m := lavalinkSessionRe.FindAllStringSubmatch(n.Output(), -1)
+	if len(m) == 0 {
+		return ""
+	}
+	return m[len(m)-1][1]
+}
 
 // Ready reports whether /readyz says component is ready.
 func (n *Node) Ready(ctx context.Context, component string) bool {

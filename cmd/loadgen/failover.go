@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -143,7 +142,7 @@ func runFailover(ctx context.Context, env *runEnv, o clusterOptions, drain bool)
 	}
 	defer w.close()
 	victim := w.c.Nodes()[0]
-	victimLL := w.lavalinkSession(victim)
+	victimLL := victim.LavalinkSession()
 	before, err := w.stable(ctx)
 	if err != nil {
 		return err
@@ -318,17 +317,6 @@ func (w *world) addNode(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	return n.WaitReady(rctx, "discord", "lavalink", "store")
-}
-
-var lavalinkSessionRe = regexp.MustCompile(`msg="lavalink node connected".* session=(\S+)`)
-
-// lavalinkSession is the node's Lavalink session, from its log.
-func (w *world) lavalinkSession(n *clustertest.Node) string {
-	m := lavalinkSessionRe.FindAllStringSubmatch(n.Output(), -1)
-	if len(m) == 0 {
-		return ""
-	}
-	return m[len(m)-1][1]
 }
 
 // guildState is a guild as it was before the kill.

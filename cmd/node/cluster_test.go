@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
-	"github.com/ensemble-bot/ensemble/cluster/clustertest"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
@@ -51,18 +50,7 @@ func TestTwoNodesShareTheGuildsAndFailOver(t *testing.T) {
 	bin := buildNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cl, err := clustertest.Start(ctx, clustertest.Config{Node: bin, Dir: t.TempDir(), Shards: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cl.Close()
-		if t.Failed() {
-			for _, n := range cl.Nodes() {
-				t.Logf("node %s output:\n%s", n.Admin, n.Output())
-			}
-		}
-	})
+	cl := startCluster(ctx, t, bin)
 	dc, lava, redis := cl.Discord, cl.Lavalink, cl.Redis
 	// 20 guilds: the chance that rendezvous hashing puts all on one of
 	// two members is 2^-19.
@@ -70,31 +58,8 @@ func TestTwoNodesShareTheGuildsAndFailOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := func() *clustertest.Node {
-		t.Helper()
-		n, err := cl.StartNode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	a, b := start(), start()
-	for _, n := range []*clustertest.Node{a, b} {
-		if err := n.WaitReady(ctx, "discord", "lavalink"); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	answer := func(g discordemu.LoadGuild, name string, opts ...discordemu.Option) string {
-		t.Helper()
-		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-		defer wcancel()
-		text, err := cl.Answer(wctx, g, name, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return text
-	}
+	a, b := startNode(ctx, t, cl), startNode(ctx, t, cl)
+	answer := answerer(ctx, t, cl)
 	for i, g := range guilds {
 		answer(g, "play", discordemu.StringOption("query", fmt.Sprintf("song %d", i)))
 	}
@@ -291,10 +256,7 @@ func TestTwoNodesShareTheGuildsAndFailOver(t *testing.T) {
 	// A rolling restart: a new node joins, then the survivor is stopped
 	// (SIGTERM): it leaves the membership first, hands its shards and
 	// sessions over and exits 0; the new node plays every guild on.
-	c := start()
-	if err := c.WaitReady(ctx, "discord", "lavalink"); err != nil {
-		t.Fatal(err)
-	}
+	c := startNode(ctx, t, cl)
 	drained := time.Now()
 	if err := b.Stop(time.Minute); err != nil {
 		t.Fatalf("stopped node: %v", err)

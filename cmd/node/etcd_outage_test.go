@@ -21,45 +21,13 @@ func TestEtcdOutageEjectsNoOne(t *testing.T) {
 	bin := buildNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cl, err := clustertest.Start(ctx, clustertest.Config{Node: bin, Dir: t.TempDir(), Shards: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cl.Close()
-		if t.Failed() {
-			for _, n := range cl.Nodes() {
-				t.Logf("node %s output:\n%s", n.Admin, n.Output())
-			}
-		}
-	})
+	cl := startCluster(ctx, t, bin)
 	guilds, err := cl.Discord.AddLoadGuilds(10, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var nodes []*clustertest.Node
-	for range 2 {
-		n, err := cl.StartNode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, n)
-	}
-	for _, n := range nodes {
-		if err := n.WaitReady(ctx, "discord", "lavalink"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	answer := func(g discordemu.LoadGuild, name string, opts ...discordemu.Option) string {
-		t.Helper()
-		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		text, err := cl.Answer(actx, g, name, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return text
-	}
+	nodes := []*clustertest.Node{startNode(ctx, t, cl), startNode(ctx, t, cl)}
+	answer := answerer(ctx, t, cl)
 	for i, g := range guilds {
 		answer(g, "play", discordemu.StringOption("query", fmt.Sprintf("outage song %d", i)))
 	}

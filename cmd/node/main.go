@@ -44,6 +44,7 @@ type flags struct {
 	logLevel  string
 	adminAddr string
 	sandbox   bool
+	nodes     int
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -55,11 +56,15 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.adminAddr, "admin-addr", "", "admin HTTP address (overrides node.admin_addr), so several nodes can share a host")
 	fs.BoolVar(&f.sandbox, "sandbox", false, "run one node against the built-in Discord and Lavalink emulators with a scripted listener, then exit")
+	fs.IntVar(&f.nodes, "nodes", 1, "with --sandbox: run this many members (2-9) as one cluster on a throwaway etcd and Redis, and kill one mid-track")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if f.nodes != 1 && (!f.sandbox || f.nodes < 2 || f.nodes > 9) {
+		return f, fmt.Errorf("--nodes %d: only with --sandbox, and 2 to 9", f.nodes)
 	}
 	return f, nil
 }
@@ -84,6 +89,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		quiet, _ := telemetry.NewLogger(stderr, f.logFormat, "warn")
 		if f.logLevel != "info" {
 			quiet = log
+		}
+		if f.nodes > 1 {
+			self, err := os.Executable()
+			if err == nil {
+				err = sandbox.RunCluster(ctx, stdout, sandbox.ClusterOptions{Nodes: f.nodes, Node: self, Pause: 300 * time.Millisecond})
+			}
+			if err != nil {
+				log.Error("sandbox failed", "err", err)
+				return exitFailure
+			}
+			return exitOK
 		}
 		if err := sandbox.Run(ctx, stdout, sandbox.Options{Pause: 300 * time.Millisecond, Log: quiet}); err != nil {
 			log.Error("sandbox failed", "err", err)

@@ -254,6 +254,8 @@ func TestBadInvocationExits2WithOneLine(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, "log format"},
 		{"unknown flag", []string{"--nope"}, "nope"},
 		{"stray argument", []string{"extra"}, "unexpected argument"},
+		{"nodes without sandbox", []string{"--nodes", "3"}, "--nodes 3: only with --sandbox"},
+		{"too many sandbox nodes", []string{"--sandbox", "--nodes", "12"}, "--nodes 12"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -601,10 +601,11 @@ func (n *Node) forwardPlayer(c *cluster.Cluster, ev *clusterpb.PlayerEvent) {
 	}
 }
 
-// Stop stops the node within ctx: the keeper and background work; then it
-// leaves the membership, stops its shard grains (their gateways close) and
-// sessions (they store what they have not yet); then Lavalink, the event
-// workers, the cluster, the store, the admin server and telemetry.
+// Stop stops the node within ctx: the keeper and background work; then its
+// shard grains (each stores its resume state and releases its lease) and
+// sessions (they store what they have not yet), Lavalink, the membership
+// (it leaves, then waits up to 3 s for its guild grains' answers), the
+// event workers, the cluster, the store, the admin server and telemetry.
 func (n *Node) Stop(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() { done <- n.stopParts(ctx) }()
