@@ -14,9 +14,18 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
+
+// TB is what the Start functions need of a test (testing.TB has it). A
+// small interface of our own keeps the testing package out of the
+// binaries that start servers without a test (the cluster sandbox).
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	TempDir() string
+	Cleanup(func())
+}
 
 // Redis is a running redis-server.
 type Redis struct {
@@ -28,7 +37,7 @@ type Redis struct {
 
 // StartRedis starts redis-server with persistence off and fails the test if
 // it cannot (run `make deps` as root to install it).
-func StartRedis(t testing.TB) *Redis {
+func StartRedis(t TB) *Redis {
 	t.Helper()
 	r, err := NewRedis(t.TempDir())
 	if err != nil {
@@ -87,7 +96,7 @@ func (r *Redis) start() error {
 
 // Restart kills the server (as a crash would) and starts a new one on the
 // same port. Data is lost: persistence is off.
-func (r *Redis) Restart(t testing.TB) {
+func (r *Redis) Restart(t TB) {
 	t.Helper()
 	r.stop()
 	if err := r.start(); err != nil {
@@ -141,7 +150,7 @@ type Etcd struct {
 
 // StartEtcd starts a single-member etcd with its data in a temporary
 // directory.
-func StartEtcd(t testing.TB) *Etcd {
+func StartEtcd(t TB) *Etcd {
 	t.Helper()
 	e, err := NewEtcd(t.TempDir())
 	if err != nil {
@@ -218,7 +227,7 @@ func (e *Etcd) Stop() {
 
 // Restart starts the stopped server again on the same ports with its data
 // (leases included: etcd renews them when it elects its leader).
-func (e *Etcd) Restart(t testing.TB) {
+func (e *Etcd) Restart(t TB) {
 	t.Helper()
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
@@ -250,7 +259,7 @@ func waitHTTP(url string, cmd *exec.Cmd, timeout time.Duration) error {
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort(t testing.TB) int {
+func FreePort(t TB) int {
 	t.Helper()
 	p, err := freePort()
 	if err != nil {
