@@ -41,8 +41,13 @@ type (
 	// renewal): this connection must end, leaving the session to it.
 	leaseLost struct{ err error }
 	// stateDue asks for the resume state to store with the next renewal;
-	// the grain answers on reply (nil: nothing new).
-	stateDue struct{ reply chan []byte }
+	// the grain answers on reply (nil: nothing new). force: the previous
+	// answer came too late to be stored, so send the state even if
+	// nothing changed since.
+	stateDue struct {
+		reply chan []byte
+		force bool
+	}
 )
 
 // lease runs the shard's lease in a goroutine: take it (waiting while a
@@ -58,7 +63,7 @@ func (g *grain) lease(ctx context.Context) {
 	g.root.Send(g.self, &leased{epoch: epoch, state: state})
 	t := time.NewTicker(leaseRenew)
 	defer t.Stop()
-	failing := false
+	failing, missed := false, false
 	for {
 		select {
 		case <-ctx.Done():
@@ -67,14 +72,17 @@ func (g *grain) lease(ctx context.Context) {
 		case <-g.saveNow:
 		}
 		reply := make(chan []byte, 1)
-		g.root.Send(g.self, &stateDue{reply: reply})
+		g.root.Send(g.self, &stateDue{reply: reply, force: missed})
 		var state []byte
 		select {
 		case <-ctx.Done():
 			return
 		case state = <-reply:
+			missed = false
 		case <-time.After(leaseRenew):
-			// A grain this busy renews without news; the state waits.
+			// A grain this busy renews without news; the state it
+			// hands over later is asked for again next time.
+			missed = true
 		}
 		cctx, cancel := context.WithTimeout(ctx, leaseCall)
 		err := g.deps.Leases.RenewShard(cctx, g.id, g.member, epoch, g.deps.LeaseTTL, state)

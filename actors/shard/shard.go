@@ -558,7 +558,7 @@ func (g *grain) ReceiveDefault(ctx pcluster.GrainContext) {
 		g.connect(msg.state)
 	case *stateDue:
 		var state []byte
-		if g.dirty {
+		if g.dirty || msg.force {
 			state, g.dirty = g.resumeState(), false
 		}
 		msg.reply <- state // buffered for one
