@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ensemble-bot/ensemble/cluster/clustertest"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
 )
@@ -75,17 +76,7 @@ func startEmulated(ctx context.Context, t *testing.T, lavaCfg lavalinkemu.Config
 
 // cleanEnv is the test's environment without any real secret variables, so
 // the node sees exactly the ones a test sets.
-func cleanEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		switch strings.SplitN(kv, "=", 2)[0] {
-		case "DISCORD_TOKEN", "DISCORD_TOKEN_FILE", "LAVALINK_PASSWORD", "LAVALINK_PASSWORD_FILE", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
-}
+func cleanEnv(extra ...string) []string { return clustertest.Env(extra...) }
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
