@@ -4,8 +4,10 @@
 // in the calling process, and cmd/node processes it starts, kills
 // (SIGKILL) and stops (SIGTERM) one by one.
 //
-// Partitioning a member (network namespaces, or blocking its ports) is
-// not built: it needs privileges the tests do not assume.
+// With Config.Partitionable each node runs in a network namespace of its
+// own (root and iproute2 needed, see CanPartition), reaching the rest
+// only through the fixture, so Node.Partition can cut it from etcd,
+// Redis, the emulators or the other members, and Node.Heal can end that.
 package clustertest
 
 import (
@@ -51,6 +53,9 @@ type Config struct {
 	Limits string
 	// PlayerUpdateInterval is the Lavalink emulator's (default 200 ms).
 	PlayerUpdateInterval time.Duration
+	// Partitionable runs each node in a network namespace of its own, so
+	// that Node.Partition works (CanPartition says whether it can here).
+	Partitionable bool
 }
 
 // Cluster is a running cluster.
@@ -110,17 +115,22 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c.cfgPath = filepath.Join(cfg.Dir, "cluster.yaml")
+	if err := c.writeConfig(c.cfgPath, "127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// writeConfig writes a node's cluster.yaml.
+func (c *Cluster) writeConfig(path, bindAddr string) error {
 	yaml := fmt.Sprintf(`node: {admin_addr: "127.0.0.1:0"}
-cluster: {provider: etcd, etcd_endpoints: [%q], etcd_lease_ttl: %s}
+cluster: {provider: etcd, etcd_endpoints: [%q], etcd_lease_ttl: %s, bind_addr: %q}
 store: {kind: redis, redis: {addr: %q}}
 discord: {shard_count: %d, rest_url: %q, gateway_url: %q}
 lavalink: {nodes: [{name: emu, address: %q}]}
 limits: %s
-`, c.Etcd.Endpoint, cfg.LeaseTTL, c.Redis.Addr, cfg.Shards, c.Discord.RESTURL(), c.Discord.GatewayURL(), c.Lavalink.Addr(), cfg.Limits)
-	if err := os.WriteFile(c.cfgPath, []byte(yaml), 0o600); err != nil {
-		return nil, err
-	}
-	return c, nil
+`, c.Etcd.Endpoint, c.cfg.LeaseTTL, bindAddr, c.Redis.Addr, c.cfg.Shards, c.Discord.RESTURL(), c.Discord.GatewayURL(), c.Lavalink.Addr(), c.cfg.Limits)
+	return os.WriteFile(path, []byte(yaml), 0o600)
 }
 
 // Close kills the nodes still running and stops the servers and emulators.
@@ -130,6 +140,9 @@ func (c *Cluster) Close() {
 	c.mu.Unlock()
 	for _, n := range nodes {
 		_ = n.Kill()
+		if n.ns != nil {
+			n.ns.close()
+		}
 	}
 	if c.Discord != nil {
 		c.Discord.Close()
@@ -156,11 +169,14 @@ func (c *Cluster) Nodes() []*Node {
 type Node struct {
 	// Admin is its admin HTTP address (/readyz, /metrics).
 	Admin string
-	cmd   *exec.Cmd
-	out   *lockedBuffer
-	log   *os.File
-	done  chan struct{}
-	err   error
+	// Bind is its cluster (gRPC) address, set with Config.Partitionable.
+	Bind string
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	log  *os.File
+	done chan struct{}
+	err  error
+	ns   *netns
 }
 
 // StartNode starts a node process; it joins the cluster by itself.
@@ -177,7 +193,22 @@ func (c *Cluster) StartNode() (*Node, error) {
 		return nil, err
 	}
 	n := &Node{Admin: admin, out: &lockedBuffer{}, log: logFile, done: make(chan struct{})}
-	n.cmd = exec.Command(c.cfg.Node, "--config", c.cfgPath, "--admin-addr", admin)
+	args := []string{"--config", c.cfgPath, "--admin-addr", admin}
+	if c.cfg.Partitionable {
+		if err := c.isolate(n, i); err != nil {
+			logFile.Close()
+			return nil, err
+		}
+		args[1] = filepath.Join(c.cfg.Dir, "nodes", fmt.Sprintf("node-%d.yaml", i))
+		if err := c.writeConfig(args[1], n.Bind); err != nil {
+			logFile.Close()
+			n.ns.close()
+			return nil, err
+		}
+		n.cmd = n.ns.command(c.cfg.Node, args...)
+	} else {
+		n.cmd = exec.Command(c.cfg.Node, args...)
+	}
 	n.cmd.Env = Env("DISCORD_TOKEN="+c.Discord.Token(), "LAVALINK_PASSWORD="+LavalinkPassword)
 	w := io.MultiWriter(n.out, logFile)
 	n.cmd.Stdout, n.cmd.Stderr = w, w
@@ -186,6 +217,9 @@ func (c *Cluster) StartNode() (*Node, error) {
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := n.cmd.Start(); err != nil {
 		logFile.Close()
+		if n.ns != nil {
+			n.ns.close()
+		}
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	go func() {
@@ -197,6 +231,79 @@ func (c *Cluster) StartNode() (*Node, error) {
 	c.nodes = append(c.nodes, n)
 	c.mu.Unlock()
 	return n, nil
+}
+
+// isolate makes n's network namespace: forwarders out to the servers,
+// the emulators and the other members, and in to n's cluster and admin
+// addresses; the other members' namespaces get one to n's.
+func (c *Cluster) isolate(n *Node, i int) (err error) {
+	if err := CanPartition(); err != nil {
+		return err
+	}
+	if n.Bind, err = freeAddr(); err != nil {
+		return err
+	}
+	ns, err := newNetns(fmt.Sprintf("ens-%d-%d", os.Getpid(), i))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			ns.close()
+		}
+	}()
+	etcd := strings.TrimPrefix(c.Etcd.Endpoint, "http://")
+	for _, f := range []struct {
+		t    Target
+		addr string
+	}{{TargetEtcd, etcd}, {TargetRedis, c.Redis.Addr}, {TargetDiscord, c.Discord.Addr()}, {TargetLavalink, c.Lavalink.Addr()}} {
+		if err := ns.out(f.t, f.addr); err != nil {
+			return err
+		}
+	}
+	if err := ns.in(TargetPeers, n.Bind); err != nil {
+		return err
+	}
+	// The admin address is the fixture's way in: never cut.
+	if err := ns.in("", n.Admin); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range c.nodes {
+		if o.ns == nil {
+			continue
+		}
+		if err := ns.out(TargetPeers, o.Bind); err != nil {
+			return err
+		}
+		if err := o.ns.out(TargetPeers, n.Bind); err != nil {
+			return err
+		}
+	}
+	n.ns = ns
+	return nil
+}
+
+// Partition cuts the node from the targets (all of them if none given):
+// their connections close and new ones hang, as on a lost network. It
+// needs Config.Partitionable.
+func (n *Node) Partition(targets ...Target) error {
+	if n.ns == nil {
+		return errors.New("clustertest: the node is not partitionable (Config.Partitionable)")
+	}
+	if len(targets) == 0 {
+		targets = AllTargets
+	}
+	n.ns.partition(targets...)
+	return nil
+}
+
+// Heal ends the node's partition.
+func (n *Node) Heal() {
+	if n.ns != nil {
+		n.ns.heal()
+	}
 }
 
 // Env is the environment without anything a node would take as its own

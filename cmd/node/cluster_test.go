@@ -12,6 +12,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ensemble-bot/ensemble/cluster/clustertest"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
@@ -50,7 +51,7 @@ func TestTwoNodesShareTheGuildsAndFailOver(t *testing.T) {
 	bin := buildNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cl := startCluster(ctx, t, bin)
+	cl := startCluster(ctx, t, clustertest.Config{Node: bin})
 	dc, lava, redis := cl.Discord, cl.Lavalink, cl.Redis
 	// 20 guilds: the chance that rendezvous hashing puts all on one of
 	// two members is 2^-19.

@@ -9,11 +9,16 @@ import (
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
 )
 
-// startCluster starts a clustertest cluster of bin with 2 shards, closed
-// when the test ends (with the nodes' output logged if it failed).
-func startCluster(ctx context.Context, t *testing.T, bin string) *clustertest.Cluster {
+// startCluster starts a clustertest cluster (2 shards unless cfg says
+// otherwise, in a temporary directory), closed when the test ends (with
+// the nodes' output logged if it failed).
+func startCluster(ctx context.Context, t *testing.T, cfg clustertest.Config) *clustertest.Cluster {
 	t.Helper()
-	cl, err := clustertest.Start(ctx, clustertest.Config{Node: bin, Dir: t.TempDir(), Shards: 2})
+	if cfg.Shards == 0 {
+		cfg.Shards = 2
+	}
+	cfg.Dir = t.TempDir()
+	cl, err := clustertest.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

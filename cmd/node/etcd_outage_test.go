@@ -21,7 +21,7 @@ func TestEtcdOutageEjectsNoOne(t *testing.T) {
 	bin := buildNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cl := startCluster(ctx, t, bin)
+	cl := startCluster(ctx, t, clustertest.Config{Node: bin})
 	guilds, err := cl.Discord.AddLoadGuilds(10, 1)
 	if err != nil {
 		t.Fatal(err)
