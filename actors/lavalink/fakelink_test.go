@@ -48,6 +48,10 @@ type fakeServer struct {
 	// until a claim resumes them; resumes counts the claims that did.
 	waiting map[string]bool
 	resumes int
+	// dropAfterRead makes a session wait for a resume right after a read
+	// of one of its players: its member closed its websocket between a
+	// takeover's read and destroy.
+	dropAfterRead map[string]bool
 }
 
 func newFakeServer(name string) *fakeServer {
@@ -204,6 +208,10 @@ func (f fakeAPI) SessionPlayer(_ context.Context, sid string, g snowflake.ID) (*
 	p, err := f.foreignLocked("GET", sid, g)
 	if err != nil {
 		return nil, err
+	}
+	if f.s.dropAfterRead[sid] {
+		delete(f.s.dropAfterRead, sid)
+		f.s.waiting[sid] = true
 	}
 	return &p, nil
 }

@@ -69,17 +69,38 @@ func (c *Client) TakeOver(ctx context.Context, guild string, from audio.Holder) 
 		c.m.takeovers.WithLabelValues(from.Node, "failed").Inc()
 		return fmt.Errorf("lavalink: %s on %s: %w", what, from.Node, refused(err))
 	}
-	pl, err := l.api.SessionPlayer(ctx, from.Session, gid)
-	if sessionNotFound(err) {
-		release, cerr := c.claim(ctx, cfg, from.Session)
-		if cerr != nil {
-			return audio.PlayerState{}, false, failed("resume the old session to take over its player", cerr)
+	// A session that is not connected is claimed (once, held until the
+	// takeover ends) and the call made again. That can happen between the
+	// read and the destroy too: a member that drains closes its websocket
+	// (keeping its players for their takeovers) at any moment, and a
+	// destroy answered "Session not found" then would leave the player
+	// playing beside the new one.
+	var release func()
+	defer func() {
+		if release != nil {
+			release()
 		}
-		defer release() // after the destroy
-		// Resumed by this claim, or connected elsewhere (another member's
-		// claim holds it): addressable either way. Still 404: gone.
-		pl, err = l.api.SessionPlayer(ctx, from.Session, gid)
+	}()
+	onSession := func(call func() error) error {
+		err := call()
+		if !sessionNotFound(err) || release != nil {
+			return err
+		}
+		rel, cerr := c.claim(ctx, cfg, from.Session)
+		if cerr != nil {
+			return fmt.Errorf("resume the old session to reach its player: %w", cerr)
+		}
+		// Resumed by this claim, or connected elsewhere (another
+		// member's claim holds it): addressable either way. Still 404:
+		// gone.
+		release = rel
+		return call()
 	}
+	var pl *lavalink.Player
+	err = onSession(func() (err error) {
+		pl, err = l.api.SessionPlayer(ctx, from.Session, gid)
+		return err
+	})
 	c.report(from.Node, err)
 	if notFound(err) {
 		c.m.takeovers.WithLabelValues(from.Node, "gone").Inc()
@@ -94,7 +115,7 @@ func (c *Client) TakeOver(ctx context.Context, guild string, from audio.Holder) 
 		st.PlayID, st.Identifier = playOf(*pl.Track)
 		st.Position, st.Paused, st.At = time.Duration(pl.State.Position)*time.Millisecond, pl.Paused, time.Now()
 	}
-	err = l.api.DestroySessionPlayer(ctx, from.Session, gid)
+	err = onSession(func() error { return l.api.DestroySessionPlayer(ctx, from.Session, gid) })
 	c.report(from.Node, err)
 	if err != nil && !notFound(err) {
 		return st, ok, failed("destroy the old player", err)

@@ -158,6 +158,23 @@ func TestFakeLinkTakeOverDeadSession(t *testing.T) {
 		t.Fatalf("%d resumes, want 1", n)
 	}
 
+	// The session drops between the read and the destroy (its member
+	// drains): the destroy's "Session not found" is not "gone", the
+	// session is claimed and the player destroyed.
+	a.addForeign("drain-s5", oldPlayer(t, gid, "4.2", 3*time.Second))
+	a.mu.Lock()
+	a.dropAfterRead = map[string]bool{"drain-s5": true}
+	a.mu.Unlock()
+	if st, ok, err := c.TakeOver(ctx, g, audio.Holder{Node: "a", Session: "drain-s5"}); err != nil || !ok || st.PlayID != "4.2" {
+		t.Fatalf("TakeOver of a session that drops after the read = %+v, %v, %v", st, ok, err)
+	}
+	if a.hasForeign("drain-s5", gid) {
+		t.Fatal("the player of a session that dropped between the read and the destroy plays on")
+	}
+	if log := a.foreignLog(); !slices.Equal(log[len(log)-3:], []string{"GET drain-s5", "DELETE drain-s5", "DELETE drain-s5"}) {
+		t.Fatalf("calls %v: the read, a 404 for the session, then the destroy while claimed", log)
+	}
+
 	// A session no claim can resume is gone.
 	if _, ok, err := c.TakeOver(ctx, g, audio.Holder{Node: "a", Session: "expired-s4"}); ok || err != nil {
 		t.Fatalf("TakeOver in a gone session = %v, %v", ok, err)
