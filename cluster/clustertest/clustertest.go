@@ -48,8 +48,8 @@ type Config struct {
 	// killed member goes unnoticed.
 	LeaseTTL time.Duration
 	// Limits is the `limits:` map of cluster.yaml, in YAML flow style
-	// (default: no command cooldown and a 2.5 s shard lag allowance, so a
-	// busy test machine does not shed commands).
+	// (default: no command cooldown, no rate limits and a 2.5 s shard lag
+	// allowance, so a busy test machine does not shed commands).
 	Limits string
 	// PlayerUpdateInterval is the Lavalink emulator's (default 200 ms).
 	PlayerUpdateInterval time.Duration
@@ -85,7 +85,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		cfg.LeaseTTL = 2 * time.Second
 	}
 	if cfg.Limits == "" {
-		cfg.Limits = "{command_cooldown: 0s, shard_max_lag: 2500ms}"
+		cfg.Limits = "{command_cooldown: 0s, user_commands: 0, guild_commands: 0, shard_max_lag: 2500ms}"
 	}
 	if cfg.PlayerUpdateInterval <= 0 {
 		cfg.PlayerUpdateInterval = 200 * time.Millisecond

@@ -43,7 +43,7 @@ func TestProcessRestartKeepsTheMusic(t *testing.T) {
 %s
 discord: {rest_url: %q, gateway_url: %q}
 lavalink: {nodes: [{name: emu, address: %q}]}
-limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
+limits: {command_cooldown: 0s, user_commands: 0, guild_commands: 0, shard_max_lag: 2500ms}
 `, storeYAML, dc.RESTURL(), dc.GatewayURL(), lava.Addr())
 			if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 				t.Fatal(err)

@@ -74,7 +74,7 @@ func TestShutdownAtAnyMoment(t *testing.T) {
 store: {kind: bbolt, bbolt: {path: %q}}
 discord: {rest_url: %q, gateway_url: %q}
 lavalink: {nodes: [{name: hung, address: %q}, {name: closed, address: %q}, {name: emu, address: %q}]}
-limits: {command_cooldown: 0s, shard_max_lag: 2500ms}
+limits: {command_cooldown: 0s, user_commands: 0, guild_commands: 0, shard_max_lag: 2500ms}
 `, filepath.Join(t.TempDir(), "ensemble.db"), dc.RESTURL(), dc.GatewayURL(), hungServer(t), freeAddr(t), lava.Addr())
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

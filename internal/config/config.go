@@ -186,6 +186,15 @@ type Limits struct {
 	// (~2.5 s) before its first answer, so this is a backstop against a
 	// backlog inside the member, sized well above a healthy member's.
 	InteractionsInFlight int `yaml:"interactions_in_flight"`
+	// UserCommands: commands one user may run across all guilds per
+	// RateWindow; GuildCommands: commands one guild's users may run in all
+	// per RateWindow. 0 is no limit. Past them the user gets an ephemeral
+	// answer saying when to try again. Counted in Redis with the redis
+	// store (shared by the cluster; half the limits in memory while Redis
+	// fails), in memory with bbolt.
+	UserCommands  int           `yaml:"user_commands"`
+	GuildCommands int           `yaml:"guild_commands"`
+	RateWindow    time.Duration `yaml:"rate_window"`
 }
 
 // Default returns the built-in defaults that cluster.yaml documents.
@@ -225,6 +234,9 @@ func Default() Config {
 			GuildBacklog:          64,
 			ShardMaxLag:           250 * time.Millisecond,
 			InteractionsInFlight:  512,
+			UserCommands:          30,
+			GuildCommands:         120,
+			RateWindow:            time.Minute,
 		},
 	}
 }
@@ -511,6 +523,15 @@ func (c *Config) validateLimits() error {
 	}
 	if l.ShardMaxLag < 10*time.Millisecond || l.ShardMaxLag > 2500*time.Millisecond {
 		return fieldErr("limits.shard_max_lag", l.ShardMaxLag, "must be between 10ms and 2.5s (Discord's deadline is 3s)")
+	}
+	if l.UserCommands < 0 {
+		return fieldErr("limits.user_commands", l.UserCommands, "must not be negative (0 is no limit)")
+	}
+	if l.GuildCommands < 0 {
+		return fieldErr("limits.guild_commands", l.GuildCommands, "must not be negative (0 is no limit)")
+	}
+	if (l.UserCommands > 0 || l.GuildCommands > 0) && (l.RateWindow < time.Second || l.RateWindow > time.Hour) {
+		return fieldErr("limits.rate_window", l.RateWindow, "must be between 1s and 1h")
 	}
 	return nil
 }

@@ -87,6 +87,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"interactions in flight 0", "limits: {interactions_in_flight: 0}", "limits.interactions_in_flight"},
 		{"shard max lag 0", "limits: {shard_max_lag: 0s}", "limits.shard_max_lag"},
 		{"shard max lag past the deadline", "limits: {shard_max_lag: 3s}", "limits.shard_max_lag"},
+		{"user commands negative", "limits: {user_commands: -1}", "limits.user_commands"},
+		{"guild commands negative", "limits: {guild_commands: -1}", "limits.guild_commands"},
+		{"rate window too short", "limits: {rate_window: 500ms}", "limits.rate_window"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,6 +31,7 @@ import (
 	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/inflight"
+	"github.com/ensemble-bot/ensemble/internal/ratelimit"
 	"github.com/ensemble-bot/ensemble/internal/store"
 	"github.com/ensemble-bot/ensemble/internal/telemetry"
 )
@@ -53,7 +54,11 @@ type Node struct {
 	ready    *admin.Readiness
 	adminSrv *admin.Server
 	store    store.Store
-	member   *ecluster.Member
+	// limiter counts commands against limits.user_commands and
+	// guild_commands; closeLimiter releases its Redis client.
+	limiter      *ratelimit.Limiter
+	closeLimiter func()
+	member       *ecluster.Member
 	// audio is the Lavalink client once Discord's READY gave the bot user
 	// ID it needs; sessions and autocomplete see it from the start.
 	audio   *lateAudio
@@ -132,6 +137,9 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 		n.store = o.WrapStore(n.store)
 	}
 	n.ready.Set(compStore, true, string(cfg.Store.Kind))
+	if n.limiter, n.closeLimiter, err = newLimiter(cfg, n.metrics.Registry, log); err != nil {
+		return nil, err
+	}
 
 	token := cfg.Discord.Token
 	var discord *commands.Discord
@@ -235,6 +243,11 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			// reachable: one that dies while a call is under way must not
 			// hold the next attempt for 5 s.
 			Guilds: func(ctx context.Context, in *clusterpb.Interaction) error {
+				// Counted before the guild grain sees it: the grain
+				// never waits on the limiter's Redis.
+				if limited(ctx, n.limiter, replies, log, in) {
+					return nil
+				}
 				_, err := ecluster.Call(ctx, 3, func(opts ...cluster.GrainCallOption) (*clusterpb.HandleReply, error) {
 					if err := reachable(guild.Kind, in.GetGuildId()); err != nil {
 						return nil, err
@@ -695,6 +708,9 @@ func (n *Node) stopParts(ctx context.Context) error {
 	}
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
+	}
+	if n.closeLimiter != nil {
+		n.closeLimiter()
 	}
 	if n.adminSrv != nil {
 		errs = append(errs, n.adminSrv.Shutdown(ctx))

@@ -72,6 +72,9 @@ type worldOpts struct {
 	interactionsInFlight int
 	// gatewayOpts are added to the node's gateway options.
 	gatewayOpts []gateway.ConfigOpt
+	// userCommands and guildCommands, when set, are the rate limits per
+	// minute (off otherwise).
+	userCommands, guildCommands int
 }
 
 func newWorld(t testing.TB, o worldOpts) *world {
@@ -135,6 +138,9 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	cfg.Lavalink.Nodes = []config.LavalinkNode{{Name: "emu", Address: w.lava.Addr(), Password: secret.New(lavalinkPassword)}}
 	cfg.Lavalink.RequestTimeout = 5 * time.Second
 	cfg.Limits.CommandCooldown = 0
+	// A test user runs more commands a minute than a person (the rate
+	// limits have their own test).
+	cfg.Limits.UserCommands, cfg.Limits.GuildCommands = o.userCommands, o.guildCommands
 	// The tests expect each command's own answer: a stall of a busy test
 	// machine must not turn one into "busy" (shedding has its own tests).
 	cfg.Limits.ShardMaxLag = 2500 * time.Millisecond
