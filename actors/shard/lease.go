@@ -121,6 +121,7 @@ func (g *grain) saveSoon() {
 // cluster is evicted at once; a live one is waited for.
 func (g *grain) take(ctx context.Context) (uint64, []byte, bool) {
 	evict, waiting := "", ""
+	failing := false // one WARN per run of store failures, not one per try
 	for ctx.Err() == nil {
 		cctx, cancel := context.WithTimeout(ctx, leaseCall)
 		epoch, state, err := g.deps.Leases.TakeShard(cctx, g.id, g.member, evict, g.deps.LeaseTTL)
@@ -129,6 +130,9 @@ func (g *grain) take(ctx context.Context) (uint64, []byte, bool) {
 		switch {
 		case err == nil:
 			g.leaseEpoch.Store(epoch)
+			if failing {
+				g.log.Info("shard lease taken; the store answers again", "epoch", epoch)
+			}
 			if evict != "" {
 				g.log.Info("shard lease taken from a member that is gone", "member", evict, "epoch", epoch)
 			}
@@ -141,8 +145,9 @@ func (g *grain) take(ctx context.Context) (uint64, []byte, bool) {
 				g.log.Info("shard held by another member; waiting for it to hand the shard over", "member", held.Holder)
 				waiting = held.Holder
 			}
-		case ctx.Err() == nil:
-			g.log.Warn("take shard lease", "err", err)
+		case ctx.Err() == nil && !failing:
+			g.log.Warn("take shard lease; retrying until the store answers (the shard stays offline meanwhile)", "err", err)
+			failing = true
 		}
 		select {
 		case <-ctx.Done():

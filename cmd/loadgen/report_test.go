@@ -227,7 +227,7 @@ func TestNodeConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, y)
 	}
-	if cfg.Limits.CommandCooldown != 0 || cfg.Limits.UserCommands != 0 || cfg.Limits.GuildCommands != 0 || cfg.Limits.GuildIdleTimeout != 15*time.Second || cfg.Limits.SessionIdleTimeout != 20*time.Second ||
+	if cfg.Limits.CommandCooldown != 0 || cfg.Limits.UserCommands != unreachedLimit || cfg.Limits.GuildCommands != unreachedLimit || cfg.Limits.GuildIdleTimeout != 15*time.Second || cfg.Limits.SessionIdleTimeout != 20*time.Second ||
 		cfg.Discord.RESTURL != w.RESTURL || cfg.Discord.GatewayURL != w.GatewayURL || cfg.Discord.ShardCount != 1 ||
 		cfg.Store.Bbolt.Path != filepath.Join(dir, "ensemble.db") || cfg.Lavalink.Nodes[0].Address != "127.0.0.1:2" || cfg.Node.AdminAddr != "127.0.0.1:0" {
 		t.Fatalf("config %+v", cfg)

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/node"
@@ -83,6 +85,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintln(stderr, "node:", err)
 		return exitUsage
 	}
+	// go-redis prints its own lines (a pool that cannot dial, say) with
+	// the standard logger; they go through ours instead.
+	redis.SetLogger(telemetry.PrintfLogger{Log: log.With("lib", "go-redis"), Level: slog.LevelWarn})
 	if f.sandbox {
 		// The terminal shows the user's view; the node's own logs are kept
 		// to warnings.

@@ -130,13 +130,13 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	}
 	log.Info("admin HTTP listening", "addr", n.adminSrv.Addr())
 
-	if n.store, err = store.Open(ctx, cfg.Store, cfg.Store.Redis.Password); err != nil {
+	if n.store, err = openStore(ctx, cfg.Store); err != nil {
 		return nil, err
 	}
 	if o.WrapStore != nil {
 		n.store = o.WrapStore(n.store)
 	}
-	n.ready.Set(compStore, true, string(cfg.Store.Kind))
+	n.watchStore(ctx)
 	if n.limiter, n.closeLimiter, err = newLimiter(cfg, n.metrics.Registry, log); err != nil {
 		return nil, err
 	}

@@ -52,6 +52,7 @@ type world struct {
 	// wrapStore wraps the node's store (worldOpts.wrapStore).
 	wrapStore   func(store.Store) store.Store
 	gatewayOpts []gateway.ConfigOpt
+	unready     bool
 }
 
 type worldOpts struct {
@@ -75,6 +76,8 @@ type worldOpts struct {
 	// userCommands and guildCommands, when set, are the rate limits per
 	// minute (off otherwise).
 	userCommands, guildCommands int
+	// unready starts the node without waiting for it to be ready.
+	unready bool
 }
 
 func newWorld(t testing.TB, o worldOpts) *world {
@@ -168,7 +171,9 @@ func newWorld(t testing.TB, o worldOpts) *world {
 		t.Fatal(err)
 	}
 	w.cfg = cfg
+	w.unready = o.unready
 	w.start()
+	w.unready = false
 	return w
 }
 
@@ -189,6 +194,16 @@ func (w *world) start() {
 	}
 	w.node = n
 	w.t.Cleanup(func() { w.stop() })
+	if w.unready {
+		return
+	}
+	w.waitReady()
+}
+
+// waitReady waits until the node is ready and its commands registered.
+func (w *world) waitReady() {
+	w.t.Helper()
+	n := w.node
 	deadline := time.Now().Add(30 * time.Second)
 	for !n.Readiness().Snapshot().Ready {
 		if time.Now().After(deadline) {

@@ -41,24 +41,30 @@ return 1`)
 
 // OpenRedis connects and pings once, so a wrong address fails at start.
 func OpenRedis(ctx context.Context, o RedisOptions) (*Redis, error) {
+	r := ConnectRedis(o)
+	if err := r.Ping(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// ConnectRedis returns the store without waiting for Redis: its calls fail
+// until Redis answers (a node that starts while Redis is down runs, and
+// works once it comes up). Ping says when it does.
+func ConnectRedis(o RedisOptions) *Redis {
 	timeout := o.Timeout
 	if timeout <= 0 {
 		timeout = 2 * time.Second
 	}
-	c := redis.NewClient(&redis.Options{
+	return &Redis{c: redis.NewClient(&redis.Options{
 		Addr:         o.Addr,
 		DB:           o.DB,
 		Password:     o.Password.Reveal(),
 		DialTimeout:  timeout,
 		ReadTimeout:  timeout,
 		WriteTimeout: timeout,
-	})
-	r := &Redis{c: c}
-	if err := r.Ping(ctx); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return r, nil
+	})}
 }
 
 // Keys share a hash tag per guild so that, on Redis Cluster, the epoch and

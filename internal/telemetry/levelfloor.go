@@ -2,7 +2,9 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 )
 
 // WithMinLevel wraps h so records below min are dropped. Libraries that log
@@ -29,4 +31,17 @@ func (l levelFloor) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (l levelFloor) WithGroup(name string) slog.Handler {
 	return levelFloor{h: l.h.WithGroup(name), min: l.min}
+}
+
+// PrintfLogger is a library's printf-style logger (go-redis's) writing to
+// log at level, so the library's lines are structured like ours and go
+// where ours go instead of to the standard logger.
+type PrintfLogger struct {
+	Log   *slog.Logger
+	Level slog.Level
+}
+
+// Printf logs the formatted message.
+func (p PrintfLogger) Printf(ctx context.Context, format string, v ...any) {
+	p.Log.Log(ctx, p.Level, strings.TrimSpace(fmt.Sprintf(format, v...)))
 }

@@ -94,3 +94,22 @@ func TestWithMinLevel(t *testing.T) {
 		t.Fatalf("output %q", out)
 	}
 }
+
+// TestPrintfLoggerWritesThroughSlog: a library's printf line becomes one
+// structured record at the given level, with the logger's attributes.
+func TestPrintfLoggerWritesThroughSlog(t *testing.T) {
+	var b strings.Builder
+	log, err := NewLogger(&b, "json", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := PrintfLogger{Log: log.With("lib", "go-redis"), Level: slog.LevelWarn}
+	p.Printf(context.Background(), "redis: %s: connection pool: failed to dial after %d attempts\n", "pool.go:123", 5)
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &rec); err != nil {
+		t.Fatalf("not one JSON record: %q: %v", b.String(), err)
+	}
+	if rec["level"] != "WARN" || rec["lib"] != "go-redis" || rec["msg"] != "redis: pool.go:123: connection pool: failed to dial after 5 attempts" {
+		t.Fatalf("record %v", rec)
+	}
+}

@@ -1,0 +1,69 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/store"
+)
+
+// storeProbe is how often the node asks the store whether it answers, and
+// how long it waits for the answer.
+const storeProbe = time.Second
+
+// openStore opens the configured store. Redis is not waited for: a node
+// started while Redis is down runs (watchStore says so in /readyz) and
+// works once Redis answers, instead of exiting and waiting for someone to
+// start it again. A bbolt file that cannot be opened is an error.
+func openStore(ctx context.Context, cfg config.Store) (store.Store, error) {
+	if cfg.Kind != config.StoreRedis {
+		return store.Open(ctx, cfg, cfg.Redis.Password)
+	}
+	return store.ConnectRedis(store.RedisOptions{Addr: cfg.Redis.Addr, DB: cfg.Redis.DB,
+		Password: cfg.Redis.Password, Timeout: cfg.Redis.Timeout}), nil
+}
+
+// watchStore pings the store once now and then every storeProbe until the
+// node stops, keeping the store's readiness true to it: one WARN when it
+// stops answering, one INFO when it answers again.
+func (n *Node) watchStore(ctx context.Context) {
+	kind := string(n.cfg.Store.Kind)
+	ping := func(ctx context.Context) error {
+		c, cancel := context.WithTimeout(ctx, storeProbe)
+		defer cancel()
+		return n.store.Ping(c)
+	}
+	up := true
+	check := func(err error) {
+		switch {
+		case err == nil && !up:
+			n.log.Info("store answers again", "store", kind)
+		case err != nil && up:
+			n.log.Warn("store unreachable; commands that need it are answered 'try again' until it answers", "store", kind, "err", err)
+		}
+		up = err == nil
+		if up {
+			n.ready.Set(compStore, true, kind)
+		} else {
+			n.ready.Set(compStore, false, kind+" unreachable: "+err.Error())
+		}
+	}
+	check(ping(ctx))
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		t := time.NewTicker(storeProbe)
+		defer t.Stop()
+		for {
+			select {
+			case <-n.runCtx.Done():
+				return
+			case <-t.C:
+				if err := ping(n.runCtx); n.runCtx.Err() == nil {
+					check(err)
+				}
+			}
+		}
+	}()
+}
