@@ -168,15 +168,18 @@ func TestGatewayMissedHeartbeatCloses4009(t *testing.T) {
 }
 
 func TestGatewayHeartbeatsKeepConnectionAlive(t *testing.T) {
-	emu := startEmu(t, Config{HeartbeatInterval: 100 * time.Millisecond})
+	// A 1 s interval: the session times out 1.5 s after its last
+	// heartbeat, and a heartbeat every 250 ms leaves 1.25 s for a busy
+	// machine's stalls (a 100 ms interval failed under load).
+	emu := startEmu(t, Config{HeartbeatInterval: time.Second})
 	c := dial(t, emu, CompressionNone)
 	c.identify(emu.Token(), 0, 1, allTestIntents)
-	for i := 0; i < 8; i++ { // 8 × 50 ms is well past 1.5 intervals
+	for i := 0; i < 8; i++ { // 8 × 250 ms is past 1.5 intervals
 		c.send(opHeartbeat, 1)
 		if m := c.next(); m.Op != opHeartbeatACK {
 			t.Fatalf("got op %d", m.Op)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
 	if s := emu.Sessions(); len(s) != 1 || !s[0].Connected {
 		t.Fatalf("session dropped: %+v", s)
