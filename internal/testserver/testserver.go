@@ -33,6 +33,9 @@ type Redis struct {
 	cmd  *exec.Cmd
 	dir  string
 	port int
+	// durable: every write is on disk before Redis answers it, so a
+	// Restart keeps the data (an outage, not a loss).
+	durable bool
 }
 
 // StartRedis starts redis-server with persistence off and fails the test if
@@ -41,6 +44,18 @@ func StartRedis(t TB) *Redis {
 	t.Helper()
 	r, err := NewRedis(t.TempDir())
 	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+// StartDurableRedis is StartRedis with an append-only file synced on
+// every write: Stop and Restart make an outage that loses nothing.
+func StartDurableRedis(t TB) *Redis {
+	t.Helper()
+	r := &Redis{dir: t.TempDir(), durable: true}
+	if err := r.start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.stop)
@@ -72,11 +87,15 @@ func (r *Redis) start() error {
 				return err
 			}
 		}
-		cmd := exec.Command(bin,
+		appendOnly := []string{"--appendonly", "no"}
+		if r.durable {
+			appendOnly = []string{"--appendonly", "yes", "--appendfsync", "always"}
+		}
+		cmd := exec.Command(bin, append([]string{
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", r.dir,
+			"--save", "", "--dir", r.dir,
 			"--protected-mode", "yes", "--loglevel", "warning",
-		)
+		}, appendOnly...)...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start redis-server: %w", err)
