@@ -71,6 +71,13 @@ func (g *grain) lease(ctx context.Context) {
 		case <-t.C:
 		case <-g.saveNow:
 		}
+		if epoch == 0 {
+			// Connected without a lease (a single node whose store was
+			// down): take it now the store may answer.
+			if epoch = g.takeLate(ctx); epoch == 0 {
+				continue
+			}
+		}
 		reply := make(chan []byte, 1)
 		g.root.Send(g.self, &stateDue{reply: reply, force: missed})
 		var state []byte
@@ -145,6 +152,12 @@ func (g *grain) take(ctx context.Context) (uint64, []byte, bool) {
 				g.log.Info("shard held by another member; waiting for it to hand the shard over", "member", held.Holder)
 				waiting = held.Holder
 			}
+		case ctx.Err() == nil && g.deps.Solo:
+			// No other member can hold the shard: a store that is down
+			// must not keep the bot offline. Without the stored session
+			// the shard identifies anew.
+			g.log.Warn("take shard lease: the store does not answer; connecting without a lease (single node), taking it once the store answers", "err", err)
+			return 0, nil, true
 		case ctx.Err() == nil && !failing:
 			g.log.Warn("take shard lease; retrying until the store answers (the shard stays offline meanwhile)", "err", err)
 			failing = true
@@ -155,6 +168,26 @@ func (g *grain) take(ctx context.Context) (uint64, []byte, bool) {
 		}
 	}
 	return 0, nil, false
+}
+
+// takeLate takes the lease of a shard that connected without one (Solo):
+// its epoch, or 0 while the store does not answer. Another process holding
+// it (a second node started on the same store) wins: this connection ends.
+func (g *grain) takeLate(ctx context.Context) uint64 {
+	cctx, cancel := context.WithTimeout(ctx, leaseCall)
+	epoch, _, err := g.deps.Leases.TakeShard(cctx, g.id, g.member, "", g.deps.LeaseTTL)
+	cancel()
+	var held *store.ShardHeldError
+	switch {
+	case err == nil:
+		g.leaseEpoch.Store(epoch)
+		g.log.Info("shard lease taken; the store answers again", "epoch", epoch)
+		return epoch
+	case errors.As(err, &held):
+		g.root.Send(g.self, &leaseLost{err: err})
+		<-ctx.Done()
+	}
+	return 0
 }
 
 // resumeState encodes what the next holder needs to resume the session;

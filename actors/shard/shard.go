@@ -139,6 +139,11 @@ type Deps struct {
 	Alive func(member string) bool
 	// LeaseTTL is how long a lease outlives its last renewal. Default 10 s.
 	LeaseTTL time.Duration
+	// Solo says no other member can hold the shards (the single
+	// provider): when the store does not answer, a shard connects without
+	// its lease (identifying anew) and takes it once the store answers,
+	// instead of leaving the bot offline.
+	Solo bool
 	// Stopping tells whether the member is stopping: an activation then
 	// stops at once, and the request that made it fails (the caller's
 	// retry finds the shard's next member), instead of connecting a shard

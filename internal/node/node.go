@@ -271,6 +271,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 				p := placed.Load()
 				return p == nil || p.Member(member)
 			},
+			Solo:     cfg.Cluster.Provider == config.ProviderSingle,
 			Stopping: n.draining.Load,
 			Admit:    inFlight.Acquire,
 			Refuse:   replies.Refuse,
