@@ -30,14 +30,15 @@ func (c *Cluster) Answer(ctx context.Context, g discordemu.LoadGuild, name strin
 }
 
 // Players returns each guild's playing players (a track, a voice
-// connection, not paused), whatever Lavalink session holds them.
+// connection, not paused), whatever Lavalink session holds them. It is one
+// snapshot of every session: a scan session by session could see a
+// player that a takeover destroyed and, a moment later, the one it
+// created, and count two players that never played at once.
 func (c *Cluster) Players() map[uint64][]lavalinkemu.PlayerInfo {
 	out := map[uint64][]lavalinkemu.PlayerInfo{}
-	for _, s := range c.Lavalink.Sessions() {
-		for _, p := range c.Lavalink.Players(s.ID) {
-			if p.Track != nil && p.Connected && !p.Paused {
-				out[p.GuildID] = append(out[p.GuildID], p)
-			}
+	for _, p := range c.Lavalink.Players("") {
+		if p.Track != nil && p.Connected && !p.Paused {
+			out[p.GuildID] = append(out[p.GuildID], p)
 		}
 	}
 	return out

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -143,6 +144,17 @@ func partitionAMember(t *testing.T, bin string, targets []clustertest.Target) {
 		defer mu.Unlock()
 		if len(violations) > 0 {
 			t.Errorf("%d invariant violations, the first ones:\n%s", len(violations), strings.Join(violations[:min(len(violations), 20)], "\n"))
+			// What Lavalink saw of the first guild with two players.
+			if m := regexp.MustCompile(`guild (\d+) has`).FindStringSubmatch(violations[0]); m != nil {
+				for _, ev := range cl.Lavalink.PlayerEvents(mustUint(m[1])) {
+					t.Logf("guild %s event at %s %s %s %s play %s pos %d", m[1], ev.Time.Format("15:04:05.000"), ev.SessionID, ev.Type, ev.Reason, ev.UserData, ev.Position)
+				}
+				for _, r := range cl.Lavalink.Requests() {
+					if strings.Contains(r.Path, m[1]) {
+						t.Logf("guild %s request at %s %s %s %.120s", m[1], r.Time.Format("15:04:05.000"), r.Method, r.Path, r.Body)
+					}
+				}
+			}
 		}
 	}()
 
@@ -213,4 +225,12 @@ func partitionAMember(t *testing.T, bin string, targets []clustertest.Target) {
 			t.Fatalf("/queue in %s after the heal: %s; want split %d queued or playing once", g.ID, q, i)
 		}
 	}
+}
+
+func mustUint(s string) uint64 {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		panic(err)
+	}
+	return n
 }
