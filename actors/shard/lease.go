@@ -171,13 +171,23 @@ func (g *grain) take(ctx context.Context) (uint64, []byte, bool) {
 }
 
 // takeLate takes the lease of a shard that connected without one (Solo):
-// its epoch, or 0 while the store does not answer. Another process holding
-// it (a second node started on the same store) wins: this connection ends.
+// its epoch, or 0 while the store does not answer. A holder that is no
+// member (this node's previous process) is evicted; another live process
+// holding it (a second node started on the same store) wins: this
+// connection ends.
 func (g *grain) takeLate(ctx context.Context) uint64 {
-	cctx, cancel := context.WithTimeout(ctx, leaseCall)
-	epoch, _, err := g.deps.Leases.TakeShard(cctx, g.id, g.member, "", g.deps.LeaseTTL)
-	cancel()
+	take := func(evict string) (uint64, error) {
+		cctx, cancel := context.WithTimeout(ctx, leaseCall)
+		defer cancel()
+		epoch, _, err := g.deps.Leases.TakeShard(cctx, g.id, g.member, evict, g.deps.LeaseTTL)
+		return epoch, err
+	}
+	epoch, err := take("")
 	var held *store.ShardHeldError
+	if errors.As(err, &held) && !g.deps.Alive(held.Holder) {
+		// Left by this node's previous process (it died holding it).
+		epoch, err = take(held.Holder)
+	}
 	switch {
 	case err == nil:
 		g.leaseEpoch.Store(epoch)

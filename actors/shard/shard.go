@@ -559,7 +559,9 @@ func (g *grain) ReceiveDefault(ctx pcluster.GrainContext) {
 		g.log.Warn("gateway closed; reconnecting", "err", msg.err)
 		g.open()
 	case *leased:
-		g.log.Info("shard lease taken; connecting", "epoch", msg.epoch)
+		if msg.epoch != 0 {
+			g.log.Info("shard lease taken; connecting", "epoch", msg.epoch)
+		}
 		g.connect(msg.state)
 	case *stateDue:
 		var state []byte
