@@ -117,6 +117,9 @@ type Redis struct {
 	DB       int           `yaml:"db"`
 	Timeout  time.Duration `yaml:"timeout"`
 	Password secret.String `yaml:"-"`
+	// Breaker fails store calls at once while Redis fails or hangs,
+	// instead of each waiting out Timeout.
+	Breaker Breaker `yaml:"breaker"`
 }
 
 // Discord configures the gateway connection. The token comes from
@@ -213,7 +216,11 @@ func Default() Config {
 		Store: Store{
 			Kind:  StoreBbolt,
 			Bbolt: Bbolt{Path: "data/ensemble.db"},
-			Redis: Redis{Addr: "127.0.0.1:6379", Timeout: 2 * time.Second},
+			Redis: Redis{Addr: "127.0.0.1:6379", Timeout: 2 * time.Second,
+				// The original design's 50 % over a window; its 30 s
+				// reset shortened: a user is answered "try again" until
+				// the probe after the reset finds Redis back.
+				Breaker: Breaker{Window: 30 * time.Second, FailureRatio: 0.5, MinRequests: 10, ResetTimeout: 5 * time.Second}},
 		},
 		Discord: Discord{ShardCount: 1},
 		Lavalink: Lavalink{
@@ -439,6 +446,9 @@ func (c *Config) validateStore() error {
 		if err := positive("store.redis.timeout", s.Redis.Timeout); err != nil {
 			return err
 		}
+		if err := validateBreaker("store.redis.breaker", s.Redis.Breaker); err != nil {
+			return err
+		}
 	default:
 		return fieldErr("store.kind", s.Kind, "must be bbolt or redis")
 	}
@@ -485,17 +495,20 @@ func (c *Config) validateLavalink() error {
 	if err := positive("lavalink.request_timeout", l.RequestTimeout); err != nil {
 		return err
 	}
-	b := l.Breaker
-	if err := positive("lavalink.breaker.window", b.Window); err != nil {
+	return validateBreaker("lavalink.breaker", l.Breaker)
+}
+
+func validateBreaker(prefix string, b Breaker) error {
+	if err := positive(prefix+".window", b.Window); err != nil {
 		return err
 	}
 	if b.FailureRatio <= 0 || b.FailureRatio > 1 {
-		return fieldErr("lavalink.breaker.failure_ratio", b.FailureRatio, "must be in (0, 1]")
+		return fieldErr(prefix+".failure_ratio", b.FailureRatio, "must be in (0, 1]")
 	}
 	if b.MinRequests < 1 {
-		return fieldErr("lavalink.breaker.min_requests", b.MinRequests, "must be at least 1")
+		return fieldErr(prefix+".min_requests", b.MinRequests, "must be at least 1")
 	}
-	return positive("lavalink.breaker.reset_timeout", b.ResetTimeout)
+	return positive(prefix+".reset_timeout", b.ResetTimeout)
 }
 
 func (c *Config) validateLimits() error {

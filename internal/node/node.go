@@ -54,6 +54,8 @@ type Node struct {
 	ready    *admin.Readiness
 	adminSrv *admin.Server
 	store    store.Store
+	// breaker guards the Redis store (nil with bbolt).
+	breaker *store.Guarded
 	// limiter counts commands against limits.user_commands and
 	// guild_commands; closeLimiter releases its Redis client.
 	limiter      *ratelimit.Limiter
@@ -130,7 +132,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	}
 	log.Info("admin HTTP listening", "addr", n.adminSrv.Addr())
 
-	if n.store, err = openStore(ctx, cfg.Store); err != nil {
+	if n.store, err = n.openStore(ctx, cfg.Store); err != nil {
 		return nil, err
 	}
 	if o.WrapStore != nil {

@@ -3,15 +3,19 @@
 package node
 
 import (
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
+	"github.com/ensemble-bot/ensemble/internal/store"
 	"github.com/ensemble-bot/ensemble/internal/testserver"
 )
 
@@ -62,4 +66,51 @@ func TestRedisOutageKeepsTheMusic(t *testing.T) {
 		t.Fatalf("queue after the outage and a new activation:\n%s", q)
 	}
 	w.player(playing("first song"))
+}
+
+// TestHungRedisOpensTheStoreBreaker: store calls that time out on a hung
+// Redis open the store's breaker; once Redis answers pings again /readyz
+// says the store is ready but degraded (the breaker still open), and the
+// first store call after the reset probes and closes it.
+func TestHungRedisOpensTheStoreBreaker(t *testing.T) {
+	srv := testserver.StartRedis(t)
+	w := newWorld(t, worldOpts{store: config.StoreRedis, redis: srv})
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Resume()
+	// min_requests (10) calls, all at once, each waits out its timeout.
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = w.node.store.LoadGuild(w.ctx, w.guild.String())
+		}()
+	}
+	wg.Wait()
+	if _, err := w.node.store.LoadGuild(w.ctx, w.guild.String()); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("a store call after ten timeouts: %v; want ErrUnavailable at once", err)
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the store ready but degraded", func() bool {
+		c := w.node.Readiness().Snapshot().Components[compStore]
+		return c.Ready && strings.Contains(c.Detail, "circuit breaker")
+	})
+	// After the reset (5 s) a command's store call is the probe.
+	poll(t, "the breaker closed by a probe", func() bool {
+		if _, err := w.node.store.LoadGuild(w.ctx, w.guild.String()); err != nil {
+			return false
+		}
+		return w.node.breaker.State() == supervisor.Closed
+	})
+	poll(t, "the store ready, not degraded", func() bool {
+		c := w.node.Readiness().Snapshot().Components[compStore]
+		return c.Ready && c.Detail == "redis"
+	})
+	if m := metricsText(t, w); !strings.Contains(m, `ensemble_store_breaker_transitions_total{to="open"} 1`) {
+		t.Fatalf("/metrics:\n%s", grepLines(m, "ensemble_store"))
+	}
 }

@@ -64,6 +64,11 @@ func ConnectRedis(o RedisOptions) *Redis {
 		DialTimeout:  timeout,
 		ReadTimeout:  timeout,
 		WriteTimeout: timeout,
+		// No retries inside go-redis: its default three, with a hung
+		// Redis, made one call wait 16 s (measured) instead of the
+		// timeout. Callers retry with their own backoff, and the breaker
+		// counts each failure.
+		MaxRetries: -1,
 	})}
 }
 

@@ -8,12 +8,14 @@ package testserver
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -125,6 +127,20 @@ func (r *Redis) Restart(t TB) {
 
 // Stop kills the server; tests of Redis outages call it.
 func (r *Redis) Stop() { r.stop() }
+
+// Pause freezes the server (SIGSTOP): it keeps its connections and
+// answers nothing, a hung Redis. Resume thaws it.
+func (r *Redis) Pause() error { return r.signal(syscall.SIGSTOP) }
+
+// Resume thaws a paused server (SIGCONT).
+func (r *Redis) Resume() error { return r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) error {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return errors.New("redis-server is not running")
+	}
+	return r.cmd.Process.Signal(sig)
+}
 
 func (r *Redis) stop() {
 	if r.cmd == nil || r.cmd.Process == nil {
