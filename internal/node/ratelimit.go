@@ -22,8 +22,8 @@ const limiterTimeout = 250 * time.Millisecond
 // newLimiter is the command rate limiter cluster.yaml asks for: in Redis
 // with the redis store, on a client of its own (short timeouts, no
 // retries: a failure goes to the fallback, not to a second wait), in
-// memory with bbolt. close releases the client.
-func newLimiter(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (l *ratelimit.Limiter, close func(), err error) {
+// memory with bbolt. release closes the client.
+func newLimiter(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (l *ratelimit.Limiter, release func(), err error) {
 	rc := ratelimit.Config{
 		User:       ratelimit.Rule{Limit: cfg.Limits.UserCommands, Window: cfg.Limits.RateWindow},
 		Guild:      ratelimit.Rule{Limit: cfg.Limits.GuildCommands, Window: cfg.Limits.RateWindow},
@@ -31,7 +31,7 @@ func newLimiter(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) 
 		Registerer: reg,
 		Log:        log.With("component", "ratelimit"),
 	}
-	close = func() {}
+	release = func() {}
 	if cfg.Store.Kind == config.StoreRedis {
 		c := redis.NewClient(&redis.Options{
 			Addr:         cfg.Store.Redis.Addr,
@@ -42,13 +42,13 @@ func newLimiter(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) 
 			WriteTimeout: limiterTimeout,
 			MaxRetries:   -1,
 		})
-		rc.Redis, close = c, func() { _ = c.Close() }
+		rc.Redis, release = c, func() { _ = c.Close() }
 	}
 	if l, err = ratelimit.New(rc); err != nil {
-		close()
+		release()
 		return nil, nil, err
 	}
-	return l, close, nil
+	return l, release, nil
 }
 
 // limited counts an interaction against the rate limits and, past them,

@@ -213,8 +213,10 @@ if tonumber(ARGV[3]) > 0 and hit(KEYS[2], ARGV[4]) > tonumber(ARGV[3]) then
 end
 return {0, 0}`)
 
-// UserKey and GuildKey are the Redis counters' keys.
-func UserKey(id string) string  { return "ensemble:ratelimit:user:" + id }
+// UserKey is a user's counter in Redis.
+func UserKey(id string) string { return "ensemble:ratelimit:user:" + id }
+
+// GuildKey is a guild's counter in Redis.
 func GuildKey(id string) string { return "ensemble:ratelimit:guild:" + id }
 
 func (l *Limiter) redis(ctx context.Context, guildID, userID string) (Decision, error) {
