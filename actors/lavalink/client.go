@@ -51,6 +51,14 @@ type Timing struct {
 	// UpdateSilence replaces StatsSilence while players with a track are
 	// on the node (Lavalink sends their playerUpdates every 5 s) [20s].
 	UpdateSilence time.Duration
+	// LiveInterval and LiveTimeout: while players with a track are on the
+	// node, a REST call (stats) every LiveInterval; one unanswered for
+	// LiveTimeout means the node hangs (it accepts connections and says
+	// nothing), and its websocket is closed: the resume try fails and its
+	// players move. Lavalink's playerUpdates come only every 5 s, too
+	// rarely to tell a hang within 3 s [1s, 2s].
+	LiveInterval time.Duration
+	LiveTimeout  time.Duration
 	// StallThreshold: a playing player whose position has not moved for
 	// this long is nudged, then moved, then given up on [12s].
 	StallThreshold time.Duration
@@ -83,6 +91,8 @@ func (t Timing) withDefaults(request time.Duration) Timing {
 	def(&t.HealthInterval, 5*time.Second)
 	def(&t.StatsSilence, 90*time.Second)
 	def(&t.UpdateSilence, 20*time.Second)
+	def(&t.LiveInterval, time.Second)
+	def(&t.LiveTimeout, 2*time.Second)
 	def(&t.StallThreshold, 12*time.Second)
 	def(&t.DestroyTimeout, 500*time.Millisecond)
 	def(&t.ClaimLinger, time.Second)

@@ -469,3 +469,39 @@ func TestHungNodeMoves(t *testing.T) {
 	t.Logf("%d sessions moved %v after the hang (silence limit 800ms + resume try 500ms)", len(onN0), time.Since(hungAt).Round(time.Millisecond))
 	h.emus["n0"].Hang(false)
 }
+
+// TestHungNodeFoundByTheLivenessCall: with the websocket's silence limit
+// far away (a minute), a node that stops answering while it has players
+// is found by the liveness call (one stats call a second, 2 s to answer)
+// and its players move.
+func TestHungNodeFoundByTheLivenessCall(t *testing.T) {
+	h := newHarness(t, harnessOpts{nodes: 2, timing: Timing{UpdateSilence: time.Minute, StatsSilence: time.Minute, ResumeGrace: 500 * time.Millisecond}})
+	h.waitUsable(2)
+	ss := h.start(6)
+	h.waitFor("playing", 10*time.Second, func() bool { return len(h.players()) == 6 })
+	h.waitFor("the watchdog counting the tracks per node", 10*time.Second, func() bool { return h.tracksCounted(ss) })
+	var onN0 []*fakeSession
+	for _, s := range ss {
+		if h.nodeOf(s) == "n0" {
+			onN0 = append(onN0, s)
+		}
+	}
+	if len(onN0) == 0 {
+		t.Fatal("no session on n0")
+	}
+	hungAt := time.Now()
+	h.emus["n0"].Hang(true)
+	defer h.emus["n0"].Hang(false)
+	h.waitFor("n0's sessions moved", 30*time.Second, func() bool {
+		for _, s := range onN0 {
+			if h.nodeOf(s) != "n1" {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d sessions moved %v after the hang (liveness 1 s + 2 s, resume try 500ms)", len(onN0), time.Since(hungAt).Round(time.Millisecond))
+	if v := h.metric("ensemble_lavalink_node_failures_total", "node", "n0", "kind", "hung"); v < 1 {
+		t.Fatalf("hung failures counted on n0: %v", v)
+	}
+}

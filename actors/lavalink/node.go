@@ -142,6 +142,11 @@ type (
 		stats *lavalink.Stats
 		err   error
 	}
+	// liveDone: the answer to the liveness call made on link l.
+	liveDone struct {
+		l   *link
+		err error
+	}
 	probe     struct{ token uint64 }
 	probeDone struct {
 		token uint64
@@ -271,6 +276,8 @@ type nodeActor struct {
 	nextAttempt time.Time
 	lastHealth  time.Time
 	healthBusy  bool
+	lastLive    time.Time
+	liveBusy    bool
 	probeBusy   bool
 	deficit     int
 	stop        chan struct{}
@@ -314,6 +321,9 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 		a.load(ctx, m.s)
 	case outcome:
 		a.report(ctx, m.err, "")
+	case liveDone:
+		a.liveBusy = false
+		a.live(ctx, m)
 	case healthDone:
 		a.healthBusy = false
 		if a.report(ctx, m.err, "") && m.stats != nil {
@@ -329,6 +339,20 @@ func (a *nodeActor) Receive(ctx actor.Context) {
 		a.probeBusy = false
 		a.probeAnswer(ctx, m.token, m.err)
 	}
+}
+
+// live handles the answer to a liveness call: unanswered within
+// LiveTimeout on the link still in use, the node hangs. Other failures
+// (refused, 5xx) are the health poll's and the breaker's business.
+func (a *nodeActor) live(ctx actor.Context, m liveDone) {
+	var ne net.Error
+	timedOut := errors.Is(m.err, context.DeadlineExceeded) || errors.As(m.err, &ne) && ne.Timeout()
+	if m.l != a.link || !a.up || !timedOut {
+		return
+	}
+	a.log().Warn("lavalink node does not answer; reconnecting", "waited", a.c.t.LiveTimeout)
+	a.incident(ctx, "hung", fmt.Errorf("no answer within %v", a.c.t.LiveTimeout))
+	a.link.api.CloseSocket() // OnNodeClose → wsClosed: the resume try, then the move
 }
 
 // probeAnswer hands the probe's result to the pool, which gives it to the
@@ -602,6 +626,16 @@ func (a *nodeActor) tick(ctx actor.Context) {
 		a.incident(ctx, "silent", fmt.Errorf("no message for %v", silent.Round(time.Millisecond)))
 		a.link.api.CloseSocket() // OnNodeClose → wsClosed
 		return
+	}
+	if a.link.tracks.Load() > 0 && !a.liveBusy && now.Sub(a.lastLive) >= a.c.t.LiveInterval {
+		a.liveBusy, a.lastLive = true, now
+		sys, self, l, timeout := ctx.ActorSystem(), ctx.Self(), a.link, a.c.t.LiveTimeout
+		go func() {
+			cctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			_, err := l.api.Stats(cctx)
+			sys.Root.Send(self, liveDone{l: l, err: err})
+		}()
 	}
 	if !a.healthBusy && now.Sub(a.lastHealth) >= a.c.t.HealthInterval {
 		a.healthBusy, a.lastHealth = true, now
