@@ -369,7 +369,7 @@ func TestWebsocketDropResumes(t *testing.T) {
 	// Leaving on purpose ends the sessions: no player plays on for the
 	// resume timeout beside the ones a successor creates.
 	h.c.Close()
-	h.waitFor("sessions ended on close", 5*time.Second, func() bool {
+	h.waitFor("sessions ended on close", 20*time.Second, func() bool {
 		return len(h.emus["n0"].Sessions()) == 0 && len(h.emus["n1"].Sessions()) == 0
 	})
 }

@@ -365,6 +365,10 @@ func (a *nodeActor) probeAnswer(ctx actor.Context, token uint64, err error) {
 	ctx.Send(ctx.Parent(), probeResult{name: a.cfg.Name, token: token, err: err})
 }
 
+// resumeOffTimeout bounds the call that turns resuming off when the client
+// leaves for good (within node.shutdown_timeout's default 5 s).
+const resumeOffTimeout = 2 * time.Second
+
 func (a *nodeActor) shutdown() {
 	if a.stop != nil {
 		close(a.stop)
@@ -380,7 +384,10 @@ func (a *nodeActor) shutdown() {
 		// Leaving on purpose with no one to take the players over: turn
 		// resuming off first, so Lavalink ends the session and its players
 		// when the socket closes instead of playing on for ResumeTimeout.
-		ctx, cancel := context.WithTimeout(context.Background(), a.c.t.DestroyTimeout)
+		// Bounded apart from DestroyTimeout: a busy machine took more
+		// than its 500 ms, and the session then played on for the whole
+		// resume timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), resumeOffTimeout)
 		off := false
 		if err := a.link.api.UpdateSession(ctx, lavalink.SessionUpdate{Resuming: &off}); err != nil {
 			a.log().Debug("turn lavalink resuming off", "err", err)
