@@ -215,7 +215,7 @@ func TestBreakerOn5xx(t *testing.T) {
 	}
 	// The old players stayed on n0 (its destroy got a 500 too); once it
 	// closed again they were swept.
-	h.waitFor("stray players swept from n0", 5*time.Second, func() bool {
+	h.waitFor("stray players swept from n0", 20*time.Second, func() bool {
 		for _, p := range h.emus["n0"].Players("") {
 			for _, s := range onN0 {
 				if strconv.FormatUint(p.GuildID, 10) == s.guild {
@@ -283,7 +283,7 @@ func TestWatchdogFrozenPlayer(t *testing.T) {
 		t.Fatalf("moves %v", v)
 	}
 	// The old node still answers, so the stalled player was destroyed there.
-	h.waitFor("old player destroyed", 5*time.Second, func() bool {
+	h.waitFor("old player destroyed", 20*time.Second, func() bool {
 		for _, p := range h.emus[from].Players("") {
 			if p.GuildID == gid {
 				return false
@@ -340,7 +340,7 @@ func TestWebsocketDropResumes(t *testing.T) {
 	}
 	dropAt := time.Now()
 	h.emus["n0"].DropWebsockets()
-	h.waitFor("resumed", 5*time.Second, func() bool {
+	h.waitFor("resumed", 20*time.Second, func() bool {
 		return h.metric("ensemble_lavalink_reconnects_total", "node", "n0", "result", "resumed") >= 1
 	})
 	after := h.emus["n0"].Sessions()
@@ -348,7 +348,7 @@ func TestWebsocketDropResumes(t *testing.T) {
 		t.Fatalf("after the drop: %+v (before %+v)", after, sessions)
 	}
 	// Events flow again on the resumed socket.
-	h.waitFor("playerUpdates after the resume", 5*time.Second, func() bool {
+	h.waitFor("playerUpdates after the resume", 20*time.Second, func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, s := range ss {
@@ -392,7 +392,7 @@ func TestDeadReaderReconnects(t *testing.T) {
 		return h.metric("ensemble_lavalink_node_failures_total", "node", "n0", "kind", "silent") >= 1 &&
 			h.metric("ensemble_lavalink_reconnects_total", "node", "n0", "result", "resumed") >= 1
 	})
-	h.waitFor("playerUpdates again", 5*time.Second, func() bool {
+	h.waitFor("playerUpdates again", 20*time.Second, func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return ss[0].posAt.After(time.Now().Add(-300 * time.Millisecond))

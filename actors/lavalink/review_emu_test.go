@@ -43,7 +43,7 @@ func TestOpenBreakerMoveDestroysOldPlayer(t *testing.T) {
 		}
 		return true
 	})
-	h.waitFor("one player per guild, none left on n0", 5*time.Second, func() bool {
+	h.waitFor("one player per guild, none left on n0", 20*time.Second, func() bool {
 		for _, ps := range h.players() {
 			if len(ps) != 1 {
 				return false
