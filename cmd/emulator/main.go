@@ -102,6 +102,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	select {
 	case <-ctx.Done():
 	case err := <-served:
+		// Asked to stop, the control server ends too, and this select
+		// may see that first: that is a clean stop, not a failure.
+		if ctx.Err() != nil {
+			return 0
+		}
 		fmt.Fprintln(stderr, "emulator: control server stopped:", err)
 		return 1
 	}
