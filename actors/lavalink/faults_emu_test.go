@@ -446,28 +446,8 @@ func TestNoNodeUntilOneAppears(t *testing.T) {
 // resume try times out and its players move.
 func TestHungNodeMoves(t *testing.T) {
 	h := newHarness(t, harnessOpts{nodes: 2, timing: Timing{UpdateSilence: 800 * time.Millisecond, ResumeGrace: 500 * time.Millisecond}})
-	h.waitUsable(2)
-	ss := h.start(6)
-	h.waitFor("playing", 10*time.Second, func() bool { return len(h.players()) == 6 })
-	h.waitFor("the watchdog counting the tracks per node", 10*time.Second, func() bool { return h.tracksCounted(ss) })
-	var onN0 []*fakeSession
-	for _, s := range ss {
-		if h.nodeOf(s) == "n0" {
-			onN0 = append(onN0, s)
-		}
-	}
-	hungAt := time.Now()
-	h.emus["n0"].Hang(true)
-	h.waitFor("n0's sessions moved", 15*time.Second, func() bool {
-		for _, s := range onN0 {
-			if h.nodeOf(s) != "n1" {
-				return false
-			}
-		}
-		return true
-	})
-	t.Logf("%d sessions moved %v after the hang (silence limit 800ms + resume try 500ms)", len(onN0), time.Since(hungAt).Round(time.Millisecond))
-	h.emus["n0"].Hang(false)
+	moved, took := h.hangN0UntilMoved(15 * time.Second)
+	t.Logf("%d sessions moved %v after the hang (silence limit 800ms + resume try 500ms)", moved, took)
 }
 
 // TestHungNodeFoundByTheLivenessCall: with the websocket's silence limit
@@ -476,6 +456,21 @@ func TestHungNodeMoves(t *testing.T) {
 // and its players move.
 func TestHungNodeFoundByTheLivenessCall(t *testing.T) {
 	h := newHarness(t, harnessOpts{nodes: 2, timing: Timing{UpdateSilence: time.Minute, StatsSilence: time.Minute, ResumeGrace: 500 * time.Millisecond}})
+	moved, took := h.hangN0UntilMoved(30 * time.Second)
+	if moved == 0 {
+		t.Fatal("no session on n0")
+	}
+	t.Logf("%d sessions moved %v after the hang (liveness 1 s + 2 s, resume try 500ms)", moved, took)
+	if v := h.metric("ensemble_lavalink_node_failures_total", "node", "n0", "kind", "hung"); v < 1 {
+		t.Fatalf("hung failures counted on n0: %v", v)
+	}
+}
+
+// hangN0UntilMoved starts six sessions on the harness's two nodes, hangs
+// n0 and waits (at most limit) until every session it held plays on n1;
+// n0 answers again afterwards. It returns how many moved, and how long
+// after the hang.
+func (h *harness) hangN0UntilMoved(limit time.Duration) (int, time.Duration) {
 	h.waitUsable(2)
 	ss := h.start(6)
 	h.waitFor("playing", 10*time.Second, func() bool { return len(h.players()) == 6 })
@@ -486,13 +481,10 @@ func TestHungNodeFoundByTheLivenessCall(t *testing.T) {
 			onN0 = append(onN0, s)
 		}
 	}
-	if len(onN0) == 0 {
-		t.Fatal("no session on n0")
-	}
 	hungAt := time.Now()
 	h.emus["n0"].Hang(true)
 	defer h.emus["n0"].Hang(false)
-	h.waitFor("n0's sessions moved", 30*time.Second, func() bool {
+	h.waitFor("n0's sessions moved", limit, func() bool {
 		for _, s := range onN0 {
 			if h.nodeOf(s) != "n1" {
 				return false
@@ -500,8 +492,5 @@ func TestHungNodeFoundByTheLivenessCall(t *testing.T) {
 		}
 		return true
 	})
-	t.Logf("%d sessions moved %v after the hang (liveness 1 s + 2 s, resume try 500ms)", len(onN0), time.Since(hungAt).Round(time.Millisecond))
-	if v := h.metric("ensemble_lavalink_node_failures_total", "node", "n0", "kind", "hung"); v < 1 {
-		t.Fatalf("hung failures counted on n0: %v", v)
-	}
+	return len(onN0), time.Since(hungAt).Round(time.Millisecond)
 }
