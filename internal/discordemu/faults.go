@@ -167,6 +167,62 @@ func (e *Emulator) takeRateLimit(w http.ResponseWriter, method, path string, bot
 	return true
 }
 
+// ServerError describes 5xx answers to inject: Discord's front end answers 500, 502,
+// 503 or 504 now and then, sometimes after the request took effect.
+type ServerError struct {
+	Method string // "" matches any method
+	Path   string // as in RateLimit
+	Count  int    // how many requests to fail; default 1
+	Status int    // default 502
+	// AfterHandling handles the request first and answers the error instead of its
+	// response, as when the answer is lost on its way back: a client that retries
+	// must not do twice what was done.
+	AfterHandling bool
+}
+
+type serverErrorRule struct {
+	ServerError
+	left int
+}
+
+// FailNext makes the next matching requests fail with a 5xx.
+func (e *Emulator) FailNext(se ServerError) {
+	if se.Count <= 0 {
+		se.Count = 1
+	}
+	if se.Status == 0 {
+		se.Status = http.StatusBadGateway
+	}
+	e.mu.Lock()
+	e.serverErrors = append(e.serverErrors, &serverErrorRule{ServerError: se, left: se.Count})
+	e.mu.Unlock()
+}
+
+// takeServerError finds an injected 5xx for the request, if one matches.
+func (e *Emulator) takeServerError(method, path string) *ServerError {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.serverErrors {
+		if r.left > 0 && (r.Method == "" || r.Method == method) && (r.Path == "" || matchPath(r.Path, path)) {
+			r.left--
+			se := r.ServerError
+			return &se
+		}
+	}
+	return nil
+}
+
+func writeServerError(w http.ResponseWriter, status int) {
+	writeJSON(w, status, map[string]any{"message": fmt.Sprintf("%d: %s", status, http.StatusText(status)), "code": 0})
+}
+
+// discardWriter takes a handler's response when an injected 5xx replaces it.
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+
 // overGlobalLimit counts a bot-authenticated request against Config.GlobalRateLimit.
 func (e *Emulator) overGlobalLimit(now time.Time) bool {
 	if e.cfg.GlobalRateLimit <= 0 {
@@ -191,17 +247,23 @@ func writeRateLimited(w http.ResponseWriter, hit RateLimit) {
 	reset := float64(time.Now().Add(hit.RetryAfter).UnixMilli()) / 1000
 	h := w.Header()
 	h.Set("Retry-After", strconv.Itoa(int(math.Ceil(secs))))
+	h.Set("X-RateLimit-Scope", hit.Scope)
+	if hit.Global {
+		// Discord's global 429 carries no bucket: the limit is the bot's,
+		// not a route's (the rate-limits topic's global example).
+		h.Set("X-RateLimit-Global", "true")
+		writeJSON(w, http.StatusTooManyRequests, map[string]any{
+			"message": "You are being rate limited.", "retry_after": secs, "global": true,
+		})
+		return
+	}
 	h.Set("X-RateLimit-Limit", "5")
 	h.Set("X-RateLimit-Remaining", "0")
 	h.Set("X-RateLimit-Reset", strconv.FormatFloat(reset, 'f', 3, 64))
 	h.Set("X-RateLimit-Reset-After", strconv.FormatFloat(secs, 'f', 3, 64))
 	h.Set("X-RateLimit-Bucket", hit.Bucket)
-	h.Set("X-RateLimit-Scope", hit.Scope)
-	if hit.Global {
-		h.Set("X-RateLimit-Global", "true")
-	}
 	writeJSON(w, http.StatusTooManyRequests, map[string]any{
-		"message": "You are being rate limited.", "retry_after": secs, "global": hit.Global,
+		"message": "You are being rate limited.", "retry_after": secs, "global": false,
 	})
 }
 

@@ -115,6 +115,7 @@ type storedMessage struct {
 	interaction   *Interaction
 	messageType   int
 	webhookAuthor bool
+	nonce         string
 }
 
 func (m *storedMessage) view() Message {
@@ -164,6 +165,26 @@ func (b messageBody) content() string {
 	var s string
 	_ = json.Unmarshal(b.fields["content"], &s)
 	return s
+}
+
+// nonce is the body's nonce, a string or an integer on Discord.
+func (b messageBody) nonce() string {
+	raw := b.fields["nonce"]
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		return n.String()
+	}
+	return ""
+}
+
+func (b messageBody) enforceNonce() bool {
+	var v bool
+	_ = json.Unmarshal(b.fields["enforce_nonce"], &v)
+	return v
 }
 
 func (b messageBody) flags() int {

@@ -130,6 +130,13 @@ func (e *Emulator) serveREST(w http.ResponseWriter, r *http.Request, rs []route)
 		writeRateLimited(sw, RateLimit{RetryAfter: time.Second, Global: true, Scope: "global", Bucket: "global"})
 		return
 	}
+	if se := e.takeServerError(r.Method, path); se != nil {
+		if se.AfterHandling {
+			matched.handle(&discardWriter{h: http.Header{}}, r, p, body)
+		}
+		writeServerError(sw, se.Status)
+		return
+	}
 	matched.handle(sw, r, p, body)
 }
 
@@ -352,7 +359,17 @@ func (e *Emulator) postMessage(w http.ResponseWriter, _ *http.Request, p params,
 		writeError(w, fe)
 		return
 	}
+	nonce := mb.nonce()
+	if nonce != "" && mb.enforceNonce() {
+		// The same nonce in the channel within a few minutes returns the
+		// message it created instead of creating another.
+		if m := e.messageByNonceLocked(ch.ID, nonce); m != nil {
+			writeJSON(w, 200, e.messagePayloadLocked(m))
+			return
+		}
+	}
 	m := e.newMessageLocked(ch.ID, gs.g.ID, nil, 0)
+	m.nonce = nonce
 	applyMessageBody(m, mb, true)
 	m.Flags &^= FlagEphemeral // ephemeral only exists for interaction responses
 	if mb.has("message_reference") {
@@ -360,6 +377,27 @@ func (e *Emulator) postMessage(w http.ResponseWriter, _ *http.Request, p params,
 	}
 	e.publishLocked(m)
 	writeJSON(w, 200, e.messagePayloadLocked(m))
+}
+
+// nonceWindow is how long an enforced nonce keeps a message from being created twice
+// ("the past few minutes" in Discord's docs).
+const nonceWindow = 5 * time.Minute
+
+func (e *Emulator) messageByNonceLocked(channel Snowflake, nonce string) *storedMessage {
+	ids := e.channelMsgs[channel]
+	for i := len(ids) - 1; i >= 0; i-- {
+		m := e.messages[ids[i]]
+		if m == nil {
+			continue
+		}
+		if time.Since(m.Timestamp) > nonceWindow {
+			return nil
+		}
+		if m.nonce == nonce {
+			return m
+		}
+	}
+	return nil
 }
 
 // channelMessageLocked finds a visible message in a channel.

@@ -234,8 +234,51 @@ func TestRESTRateLimitHeaders(t *testing.T) {
 		t.Fatalf("second request: %d %v (normal answers carry no rate-limit headers)", st, h)
 	}
 	emu.RateLimitNext(RateLimit{Global: true})
-	if st, _, h := do(t, emu, "GET", "/gateway/bot", "bot", ""); st != 429 || h.Get("X-RateLimit-Global") != "true" || h.Get("X-RateLimit-Scope") != "global" {
-		t.Fatalf("global 429: %d %v", st, h)
+	if st, _, h := do(t, emu, "GET", "/gateway/bot", "bot", ""); st != 429 || h.Get("X-RateLimit-Global") != "true" || h.Get("X-RateLimit-Scope") != "global" ||
+		h.Get("Retry-After") != "1" || h.Get("X-RateLimit-Bucket") != "" || h.Get("X-RateLimit-Remaining") != "" {
+		t.Fatalf("global 429 (Discord's has Retry-After and no bucket headers): %d %v", st, h)
+	}
+}
+
+func TestRESTServerErrors(t *testing.T) {
+	emu := startEmu(t, Config{})
+	w := addWorld(t, emu, SnowflakeForShard(0, 1))
+	path := "/channels/" + w.text.String() + "/messages"
+	count := func() int {
+		st, b, _ := do(t, emu, "GET", path, "bot", "")
+		var ms []json.RawMessage
+		if st != 200 || json.Unmarshal(b, &ms) != nil {
+			t.Fatalf("list: %d %s", st, b)
+		}
+		return len(ms)
+	}
+
+	emu.FailNext(ServerError{Method: "POST", Path: "/channels/{c}/messages", Status: 503})
+	if st, b, _ := do(t, emu, "POST", path, "bot", `{"content":"x"}`); st != 503 || !strings.Contains(string(b), "503: Service Unavailable") {
+		t.Fatalf("injected 503: %d %s", st, b)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("a 503 before handling created %d messages", n)
+	}
+	// A 502 after handling: the message exists though the answer was lost.
+	emu.FailNext(ServerError{Method: "POST", Path: "/channels/{c}/messages", AfterHandling: true})
+	if st, _, _ := do(t, emu, "POST", path, "bot", `{"content":"a","nonce":"n-1","enforce_nonce":true}`); st != 502 {
+		t.Fatalf("injected 502: %d", st)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("a 502 after handling left %d messages, want 1", n)
+	}
+	// The retry with the same enforced nonce gets that message back.
+	st, b, _ := do(t, emu, "POST", path, "bot", `{"content":"a","nonce":"n-1","enforce_nonce":true}`)
+	if st != 200 || count() != 1 || !strings.Contains(string(b), `"content":"a"`) {
+		t.Fatalf("retry with the nonce: %d %s, %d messages", st, b, count())
+	}
+	// Without enforce_nonce the nonce does not deduplicate.
+	if st, _, _ := do(t, emu, "POST", path, "bot", `{"content":"a","nonce":"n-1"}`); st != 200 || count() != 2 {
+		t.Fatalf("unenforced nonce: %d, %d messages", st, count())
+	}
+	if st, _, _ := do(t, emu, "POST", path, "bot", `{"content":"a","nonce":"n-2","enforce_nonce":true}`); st != 200 || count() != 3 {
+		t.Fatalf("new nonce: %d, %d messages", st, count())
 	}
 }
 

@@ -172,6 +172,7 @@ type Emulator struct {
 	pruneAt             int                       // interaction count at which the next sweep runs
 	slowDisconnects     int                       // connections dropped for not reading (GatewayQueue)
 	rateLimits          []*rateLimitRule
+	serverErrors        []*serverErrorRule
 	globalWindow        []time.Time // bot-authenticated request times in the last second
 	done                chan struct{}
 
