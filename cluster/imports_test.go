@@ -13,7 +13,8 @@ import (
 //   - only actors/shard and internal/commands import disgo's gateway,
 //     events or bot packages, plus internal/node, the composition root,
 //     which passes gateway options through to the shards;
-//   - disgo's REST client only in internal/commands and internal/node;
+//   - disgo's REST client only in internal/commands, internal/discordrest
+//     (its rate limiter and retries) and internal/node;
 //   - actors talk by messages: no actor package imports another, so the
 //     types they share live in their own packages (internal/audio,
 //     internal/commands); actors/supervisor holds policies, not an actor;
@@ -34,7 +35,7 @@ func TestImportRules(t *testing.T) {
 		{"github.com/disgoorg/disgo/gateway", []string{"actors/shard", "internal/commands", "internal/node"}},
 		{"github.com/disgoorg/disgo/events", []string{"actors/shard", "internal/commands"}},
 		{"github.com/disgoorg/disgo/bot", []string{"actors/shard", "internal/commands"}},
-		{"github.com/disgoorg/disgo/rest", []string{"internal/commands", "internal/node"}},
+		{"github.com/disgoorg/disgo/rest", []string{"internal/commands", "internal/discordrest", "internal/node"}},
 	}
 	const policies = "actors/supervisor"
 	within := []struct {

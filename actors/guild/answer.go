@@ -46,6 +46,9 @@ type answerSpec struct {
 	// interaction should that ever fail.
 	giveUpIn    time.Duration
 	callTimeout time.Duration
+	// ackBy is Discord's deadline for the first answer (the deferral or
+	// the response): past it the callback is refused, so it is not sent.
+	ackBy time.Time
 }
 
 func newAnswer() *answer { return &answer{final: make(chan *clusterpb.Reply, 1)} }
@@ -102,7 +105,7 @@ func (a *answer) run(s answerSpec) {
 			return s.replier.EditOriginal(c, in.GetApplicationId(), in.GetToken(), r)
 		})
 	default:
-		s.call("answer interaction", func(c context.Context) error {
+		s.ack("answer interaction", func(c context.Context) error {
 			return s.replier.Respond(c, in.GetId(), in.GetToken(), r)
 		})
 	}
@@ -127,7 +130,7 @@ func (a *answer) wait(s answerSpec) (r *clusterpb.Reply, deferred bool) {
 		return r, false
 	case <-timer.C:
 	}
-	s.call("defer interaction", func(c context.Context) error {
+	s.ack("defer interaction", func(c context.Context) error {
 		return s.replier.Defer(c, s.in.GetId(), s.in.GetToken(), s.ephemeral)
 	})
 	timer.Reset(max(s.giveUpIn-s.deferIn, 0))
@@ -145,6 +148,24 @@ func (a *answer) wait(s answerSpec) (r *clusterpb.Reply, deferred bool) {
 func (s answerSpec) call(what string, f func(context.Context) error) bool {
 	c, cancel := context.WithTimeout(context.Background(), s.callTimeout)
 	defer cancel()
+	return s.run(c, what, f)
+}
+
+// ack is call for the interaction's first answer, bounded by its deadline
+// as well.
+func (s answerSpec) ack(what string, f func(context.Context) error) bool {
+	c, cancel := s.ackContext()
+	defer cancel()
+	return s.run(c, what, f)
+}
+
+func (s answerSpec) ackContext() (context.Context, context.CancelFunc) {
+	c, cancel := context.WithTimeout(context.Background(), s.callTimeout)
+	c, cancelAck := context.WithDeadline(c, s.ackBy)
+	return c, func() { cancelAck(); cancel() }
+}
+
+func (s answerSpec) run(c context.Context, what string, f func(context.Context) error) bool {
 	if err := f(c); err != nil {
 		s.log.Warn(what, "err", err, "guild", s.guild, "command", s.in.GetName())
 		return false

@@ -131,6 +131,10 @@ const (
 	maxSettingsQueue = 4
 	// tokenLifetime is how long Discord takes replies on an interaction.
 	tokenLifetime = 15 * time.Minute
+	// ackWithin is Discord's deadline for an interaction's first answer
+	// (callback): one that would be sent later, say after waiting out a
+	// rate limit, fails at once instead.
+	ackWithin = 3 * time.Second
 )
 
 // Grain is one activation of guild/<guildID>. It never waits: the store,
@@ -344,7 +348,7 @@ func (g *Grain) admitOnce(w *work) {
 	}
 	spec := g.answerSpec(w)
 	g.report(func() any {
-		c, cancel := context.WithTimeout(context.Background(), spec.callTimeout)
+		c, cancel := spec.ackContext()
 		defer cancel()
 		err := spec.replier.Defer(c, spec.in.GetId(), spec.in.GetToken(), spec.ephemeral)
 		if err != nil {
@@ -501,12 +505,8 @@ func (g *Grain) finish(w *work, r *clusterpb.Reply) {
 func (g *Grain) answerSpec(w *work) answerSpec {
 	in := w.in
 	c, _ := commands.Lookup(w.name)
-	now := g.deps.Now()
-	received := now
-	if n := in.GetReceivedUnixNano(); n != 0 {
-		received = time.Unix(0, n)
-	}
-	elapsed := now.Sub(received)
+	received := g.receivedAt(in)
+	elapsed := g.deps.Now().Sub(received)
 	return answerSpec{
 		replier: g.deps.Replier,
 		log:     g.deps.Log,
@@ -520,7 +520,17 @@ func (g *Grain) answerSpec(w *work) answerSpec {
 		deferred:    w.acked,
 		giveUpIn:    tokenLifetime - elapsed,
 		callTimeout: g.deps.CallTimeout,
+		ackBy:       received.Add(ackWithin),
 	}
+}
+
+// receivedAt is when the shard received the interaction, or now for one
+// that does not say.
+func (g *Grain) receivedAt(in *clusterpb.Interaction) time.Time {
+	if n := in.GetReceivedUnixNano(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return g.deps.Now()
 }
 
 // autocomplete answers /play suggestions off the mailbox: a search per
@@ -533,6 +543,7 @@ func (g *Grain) autocomplete(in *clusterpb.Interaction) {
 		}
 	}
 	search, replier, log, timeout, guild := g.deps.Search, g.deps.Replier, g.deps.Log, g.deps.CallTimeout, g.guildID()
+	ackBy := g.receivedAt(in).Add(ackWithin)
 	ecluster.Go(func() {
 		var choices []*clusterpb.Choice
 		if q, err := music.ValidateQuery(typed); err == nil && q.Search && search != nil {
@@ -559,6 +570,8 @@ func (g *Grain) autocomplete(in *clusterpb.Interaction) {
 		}
 		c, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
+		c, cancelAck := context.WithDeadline(c, ackBy)
+		defer cancelAck()
 		if err := replier.Autocomplete(c, in.GetId(), in.GetToken(), choices); err != nil {
 			log.Warn("autocomplete", "err", err, "guild", guild)
 		}

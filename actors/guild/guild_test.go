@@ -41,6 +41,7 @@ type call struct {
 	reply     *clusterpb.Reply
 	ephemeral bool
 	at        time.Time
+	deadline  time.Time // the call's context's
 }
 
 type fakeReplier struct {
@@ -67,12 +68,17 @@ func (f *fakeReplier) add(c call) {
 	f.changed = make(chan struct{})
 }
 
-func (f *fakeReplier) Respond(_ context.Context, _, tok string, r *clusterpb.Reply) error {
-	f.add(call{kind: "respond", token: tok, reply: r})
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
+
+func (f *fakeReplier) Respond(ctx context.Context, _, tok string, r *clusterpb.Reply) error {
+	f.add(call{kind: "respond", token: tok, reply: r, deadline: deadlineOf(ctx)})
 	return nil
 }
 func (f *fakeReplier) Defer(ctx context.Context, _, tok string, eph bool) error {
-	f.add(call{kind: "defer", token: tok, ephemeral: eph})
+	f.add(call{kind: "defer", token: tok, ephemeral: eph, deadline: deadlineOf(ctx)})
 	f.mu.Lock()
 	gate, acked := f.deferGate, f.acknowledged[tok]
 	f.mu.Unlock()
@@ -89,8 +95,8 @@ func (f *fakeReplier) Defer(ctx context.Context, _, tok string, eph bool) error 
 	}
 	return nil
 }
-func (f *fakeReplier) EditOriginal(_ context.Context, _, tok string, r *clusterpb.Reply) error {
-	f.add(call{kind: "edit", token: tok, reply: r})
+func (f *fakeReplier) EditOriginal(ctx context.Context, _, tok string, r *clusterpb.Reply) error {
+	f.add(call{kind: "edit", token: tok, reply: r, deadline: deadlineOf(ctx)})
 	return nil
 }
 func (f *fakeReplier) DeleteOriginal(_ context.Context, _, tok string) error {
@@ -101,8 +107,8 @@ func (f *fakeReplier) Followup(_ context.Context, _, tok string, r *clusterpb.Re
 	f.add(call{kind: "followup", token: tok, reply: r})
 	return nil
 }
-func (f *fakeReplier) Autocomplete(_ context.Context, _, tok string, _ []*clusterpb.Choice) error {
-	f.add(call{kind: "autocomplete", token: tok})
+func (f *fakeReplier) Autocomplete(ctx context.Context, _, tok string, _ []*clusterpb.Choice) error {
+	f.add(call{kind: "autocomplete", token: tok, deadline: deadlineOf(ctx)})
 	return nil
 }
 
@@ -435,6 +441,11 @@ func TestFastCommandIsAnsweredDirectly(t *testing.T) {
 	if len(calls) != 1 || calls[0].kind != "respond" || calls[0].reply.GetContent() != "did pause" {
 		t.Fatalf("calls %+v", calls)
 	}
+	// The first answer is never sent past Discord's deadline (a call that
+	// would wait longer, on a rate limit, fails at once instead).
+	if want := h.clock.Now().Add(ackWithin); !calls[0].deadline.Equal(want) {
+		t.Fatalf("response's deadline %v after arrival, want Discord's %v", calls[0].deadline.Sub(h.clock.Now()), ackWithin)
+	}
 }
 
 func TestSlowSessionIsDeferredThenEdited(t *testing.T) {
@@ -450,6 +461,11 @@ func TestSlowSessionIsDeferredThenEdited(t *testing.T) {
 	}
 	if calls[0].ephemeral {
 		t.Fatal("/play deferred as ephemeral; its answer is for the channel")
+	}
+	// The deferral is bound by the interaction's deadline, the edit (the
+	// token lasts 15 minutes) by the call timeout only.
+	if ackBy := h.clock.Now().Add(ackWithin); !calls[0].deadline.Equal(ackBy) || !calls[1].deadline.After(ackBy) {
+		t.Fatalf("deadlines after arrival: deferral %v, edit %v", calls[0].deadline.Sub(h.clock.Now()), calls[1].deadline.Sub(h.clock.Now()))
 	}
 }
 

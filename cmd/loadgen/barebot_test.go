@@ -17,8 +17,10 @@ import (
 	"github.com/disgoorg/disgo/discord"
 	"github.com/disgoorg/disgo/gateway"
 	"github.com/disgoorg/disgo/rest"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ensemble-bot/ensemble/internal/commands"
+	"github.com/ensemble-bot/ensemble/internal/discordrest"
 )
 
 // TestBareBotProcess is the bare disgo bot the ack scenario measures Ensemble against,
@@ -56,11 +58,15 @@ func runBareBot(ctx context.Context, token, restURL, gatewayURL string, inline b
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// disgo's REST client logs URLs that carry interaction tokens; its errors come back
 	// as return values anyway.
-	client := rest.New(rest.NewClient(token,
+	// The node's REST client, limiter and retries included.
+	client, _, err := discordrest.New(token, log, prometheus.NewRegistry(),
 		rest.WithURL(restURL),
 		rest.WithHTTPClient(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 20 * time.Second}),
 		rest.WithLogger(slog.New(slog.DiscardHandler)),
-	))
+	)
+	if err != nil {
+		return err
+	}
 	var failed atomic.Int64
 	answer := func(ix discord.Interaction) {
 		err := client.CreateInteractionResponse(ix.ID(), ix.Token(), discord.InteractionResponse{
@@ -98,7 +104,7 @@ func runBareBot(ctx context.Context, token, restURL, gatewayURL string, inline b
 		gateway.WithLogger(log),
 	)
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := gw.Open(octx)
+	err = gw.Open(octx)
 	cancel()
 	if err != nil {
 		return err

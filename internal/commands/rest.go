@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -161,6 +163,9 @@ func (d *Discord) CreateMessage(ctx context.Context, channelID string, r *cluste
 	}
 	m := MessageCreate(r)
 	m.Flags = m.Flags.Remove(ephemeralFlag)
+	// An enforced nonce makes Discord return the message a lost answer
+	// created instead of creating another, so a 5xx can be retried.
+	m.Nonce, m.EnforceNonce = strconv.FormatUint(rand.Uint64(), 36), true
 	msg, err := d.rest.CreateMessage(ch, m, rest.WithCtx(ctx))
 	if err != nil {
 		return "", wrap(err, "", "create message in channel %s", channelID)

@@ -15,9 +15,11 @@ import (
 	"github.com/disgoorg/disgo/gateway"
 	"github.com/disgoorg/disgo/rest"
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
+	"github.com/ensemble-bot/ensemble/internal/discordrest"
 	"github.com/ensemble-bot/ensemble/internal/music"
 )
 
@@ -61,8 +63,12 @@ func newHarness(t *testing.T, cfg discordemu.Config) *harness {
 	}
 	conn := dialGateway(t, ctx, emu, h.ix)
 	t.Cleanup(func() { _ = conn.Close() })
-	h.d = NewDiscord(rest.New(rest.NewClient(emu.Token(), rest.WithURL(emu.RESTURL()),
-		rest.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, _, err := discordrest.New(emu.Token(), quiet, prometheus.NewRegistry(), rest.WithURL(emu.RESTURL()), rest.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.d = NewDiscord(r)
 	h.app = emu.AppID().String()
 	if err := h.d.RegisterCommands(ctx, h.app, ""); err != nil {
 		t.Fatal(err)
@@ -307,6 +313,39 @@ func TestDiscordAgainstEmulator(t *testing.T) {
 		}
 	})
 
+	t.Run("answers whose reply was a 5xx are not sent twice", func(t *testing.T) {
+		ix, err := h.emu.InvokeCommand(h.guild, h.bob, h.text, "nowplaying")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := h.next(t)
+		// Discord took the callback and its front end lost the answer.
+		h.emu.FailNext(discordemu.ServerError{Method: "POST", Path: "/interactions/{id}/{token}/callback", AfterHandling: true})
+		if err := h.d.Respond(ctx, in.Id, in.Token, Info("Nothing is playing.")); err != nil {
+			t.Fatalf("a callback whose answer was a 502: %v", err)
+		}
+		if r, err := ix.Wait(ctx); err != nil || r.Content != "Nothing is playing." {
+			t.Fatalf("response %+v, %v", r, err)
+		}
+		calls := h.emu.Recorder().RequestsMatching("POST", "/interactions/"+in.Id+"/*/callback")
+		if len(calls) != 2 || calls[0].Status != 502 || calls[1].Status != 400 {
+			t.Fatalf("callbacks: %d, want the 502 and the retry refused as already acknowledged", len(calls))
+		}
+
+		before := len(h.emu.Messages(h.otherChannel))
+		h.emu.FailNext(discordemu.ServerError{Method: "POST", Path: "/channels/{c}/messages", AfterHandling: true})
+		view := nowPlayingView()
+		view.Guild = h.guild.String()
+		msgID, err := h.d.CreateMessage(ctx, h.otherChannel.String(), NowPlaying(view))
+		if err != nil {
+			t.Fatalf("a now-playing post whose answer was a 502: %v", err)
+		}
+		ms := h.emu.Messages(h.otherChannel)
+		if len(ms) != before+1 || ms[len(ms)-1].ID.String() != msgID {
+			t.Fatalf("%d new messages, want the one posted", len(ms)-before)
+		}
+	})
+
 	t.Run("malformed IDs never reach Discord", func(t *testing.T) {
 		before := len(h.emu.Recorder().Requests())
 		for _, err := range []error{
@@ -336,10 +375,11 @@ func TestDiscordAgainstEmulator(t *testing.T) {
 		}
 	})
 
-	// The late and the double response above are deliberate; any other
-	// protocol error is the adapter's.
-	if errs := h.emu.Errors(); len(errs) != 2 || len(h.emu.ErrorsOfKind(discordemu.ErrLateInteraction)) != 1 ||
-		len(h.emu.ErrorsOfKind(discordemu.ErrDoubleAck)) != 1 {
+	// The late and the double response above are deliberate, and so is
+	// the retried callback after the lost answer (Discord refuses it as
+	// the second); any other protocol error is the adapter's.
+	if errs := h.emu.Errors(); len(errs) != 3 || len(h.emu.ErrorsOfKind(discordemu.ErrLateInteraction)) != 1 ||
+		len(h.emu.ErrorsOfKind(discordemu.ErrDoubleAck)) != 2 {
 		t.Fatalf("protocol errors: %v", errs)
 	}
 }

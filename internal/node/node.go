@@ -30,6 +30,7 @@ import (
 	"github.com/ensemble-bot/ensemble/internal/admin"
 	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/discordrest"
 	"github.com/ensemble-bot/ensemble/internal/inflight"
 	"github.com/ensemble-bot/ensemble/internal/ratelimit"
 	"github.com/ensemble-bot/ensemble/internal/store"
@@ -158,9 +159,13 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 		if cfg.Discord.RESTURL != "" {
 			restOpts = append(restOpts, rest.WithURL(cfg.Discord.RESTURL))
 		}
-		// rest.NewClient takes the token as is; disgo.New would parse an
-		// application ID out of it, which Discord does not document.
-		restClient = rest.New(rest.NewClient(token.Reveal(), restOpts...))
+		// The token is taken as is; disgo.New would parse an application
+		// ID out of it, which Discord does not document. discordrest
+		// replaces disgo's rate limiter and retries 5xx where safe.
+		restClient, _, err = discordrest.New(token.Reveal(), log.With("component", "discord-rest"), n.metrics.Registry, restOpts...)
+		if err != nil {
+			return nil, err
+		}
 		discord = commands.NewDiscord(restClient)
 		n.discord = discord
 		n.ready.Set(compDiscord, false, "connecting")
