@@ -10,6 +10,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -470,7 +471,54 @@ func (c *Config) validateDiscord() error {
 			return fieldErr(u.field, u.val, "must be an absolute URL")
 		}
 	}
+	if d.Token.IsSet() {
+		if reason := tokenShape(d.Token.Reveal(), d.RESTURL == ""); reason != "" {
+			// The value is a secret: the message names the variable only.
+			return fmt.Errorf("DISCORD_TOKEN: %s", reason)
+		}
+	}
 	return nil
+}
+
+// tokenShape says what is wrong with a bot token, or "". Discord's bot
+// tokens are three dot-separated base64url parts, the first the bot's user
+// ID; the common mistakes (the client secret or public key pasted instead,
+// a "Bot " prefix, quotes or a line break) would otherwise surface as a
+// gateway 4004 after the node started. Discord-compatible servers
+// (discord.rest_url set) may issue opaque tokens, so only the characters
+// are checked for them.
+func tokenShape(tok string, discord bool) string {
+	if strings.HasPrefix(tok, "Bot ") || strings.HasPrefix(tok, "Bearer ") {
+		return `must be the token alone, without the "Bot " prefix (the client adds it)`
+	}
+	for _, r := range tok {
+		if r <= ' ' || r > '~' || r == '"' || r == '\'' {
+			return "contains spaces, quotes, line breaks or other characters a token never has"
+		}
+	}
+	if !discord {
+		return ""
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return "does not have a bot token's shape (three parts separated by dots); is it the client secret or the public key? Copy the token from the Bot page of the Discord developer portal"
+	}
+	for _, p := range parts {
+		for _, r := range p {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_+/=", r)) {
+				return "does not have a bot token's shape (each part is base64)"
+			}
+		}
+	}
+	first := strings.TrimRight(parts[0], "=")
+	id, err := base64.RawStdEncoding.DecodeString(first)
+	if err != nil {
+		id, err = base64.RawURLEncoding.DecodeString(first)
+	}
+	if err != nil || music.ValidateSnowflake(string(id)) != nil {
+		return "does not have a bot token's shape (its first part is the bot's ID in base64)"
+	}
+	return ""
 }
 
 func (c *Config) validateLavalink() error {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"net"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ensemble-bot/ensemble/internal/secret"
 )
 
 func env(kv map[string]string) func(string) string {
@@ -318,6 +321,74 @@ func FuzzDecode(f *testing.F) {
 		}
 		if cfg.Store.Kind == StoreBbolt && cfg.Cluster.Provider != ProviderSingle {
 			t.Fatal("bbolt validated with a multi-member provider")
+		}
+	})
+}
+
+// TestTokenShape: a token that cannot be a bot token is refused at start
+// with a line that names DISCORD_TOKEN and never the value; opaque tokens
+// pass where a Discord-compatible server (discord.rest_url) may issue them.
+func TestTokenShape(t *testing.T) {
+	// The shape of Discord's bot tokens: base64 of the bot's ID, a
+	// timestamp, an HMAC (made up here).
+	shaped := base64.RawStdEncoding.EncodeToString([]byte("1234567890123456789")) + ".GhT3kA.q0uN7m2Yc9xVb4rT1sLp8eWz6aKj5dHf3gUo0iE"
+	tests := []struct {
+		name, token string
+		compatible  bool // discord.rest_url set
+		wantErr     string
+	}{
+		{"bot token", shaped, false, ""},
+		{"bot token, URL-safe alphabet", "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs-", false, ""},
+		{"client secret instead", "k3Jd8s0Qm2Zx7Vb1Nc4Lp9Rt6Yw5Ue0A", false, "three parts"},
+		{"public key instead", strings.Repeat("a1f3", 16), false, "three parts"},
+		{"application ID instead", "1234567890123456789", false, "three parts"},
+		{"first part not an ID", base64.RawStdEncoding.EncodeToString([]byte("hello world")) + ".GhT3kA.q0uN7m2Yc9", false, "bot's ID"},
+		{"empty part", shaped[:strings.Index(shaped, ".")] + "..abc", false, "three parts"},
+		{"Bot prefix", "Bot " + shaped, false, `"Bot " prefix`},
+		{"quoted", `"` + shaped + `"`, false, "quotes"},
+		{"line break inside", shaped + "\nsecond", false, "line breaks"},
+		{"not base64", shaped[:strings.LastIndex(shaped, ".")] + ".abc!def", false, "base64"},
+		{"opaque token on a compatible server", "opaque0123456789abcdef0123456789abcdef", true, ""},
+		{"space on a compatible server", "opaque 0123", true, "spaces"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			if tt.compatible {
+				c.Discord.RESTURL = "http://127.0.0.1:1/api/v10"
+			}
+			c.Discord.Token = secret.New(tt.token)
+			err := c.validateDiscord()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "DISCORD_TOKEN") || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got %v, want an error naming DISCORD_TOKEN and %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), strings.TrimSpace(strings.Trim(tt.token, `"`))) {
+				t.Fatalf("the error quotes the token: %v", err)
+			}
+		})
+	}
+}
+
+// FuzzTokenShape: no token makes the check panic, and a refusal never
+// quotes the token.
+func FuzzTokenShape(f *testing.F) {
+	f.Add("MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs", false)
+	f.Add("Bot abc.def.ghi", false)
+	f.Add("opaque0123", true)
+	f.Add("a..b", false)
+	f.Fuzz(func(t *testing.T, tok string, compatible bool) {
+		reason := tokenShape(tok, !compatible)
+		if reason != "" && len(tok) >= 4 && strings.Contains(reason, tok) {
+			t.Fatalf("the reason quotes the token: %q", reason)
+		}
+		if reason == "" && strings.ContainsAny(tok, " \n\r\t\"'") {
+			t.Fatalf("accepted %q", tok)
 		}
 	})
 }

@@ -37,6 +37,10 @@ const (
 	maxRetries = 3
 	// defaultRetryAfter applies to a 429 that says nothing about its wait.
 	defaultRetryAfter = time.Second
+	// maxHold bounds any wait learned from headers: Discord's limits reset
+	// within seconds, and a header claiming hours (a clock far off, a proxy
+	// that makes things up) must not stop a route for that long.
+	maxHold = time.Hour
 	// sweepFloor is the bucket count from which a new bucket first makes
 	// the limiter drop the expired ones.
 	sweepFloor = 1024
@@ -232,8 +236,10 @@ func (l *Limiter) learn(ep *rest.CompiledEndpoint, b *bucket, rs *http.Response)
 		}
 		if d, ok := seconds(h.Get("X-RateLimit-Reset-After")); ok {
 			b.reset = now.Add(d)
-		} else if f, err := strconv.ParseFloat(h.Get("X-RateLimit-Reset"), 64); err == nil {
-			b.reset = time.UnixMilli(int64(f * 1000))
+		} else if f, err := strconv.ParseFloat(h.Get("X-RateLimit-Reset"), 64); err == nil && f > 0 && f < 1e11 {
+			if at := time.UnixMilli(int64(f * 1000)); at.Before(now.Add(maxHold)) {
+				b.reset = at
+			}
 		}
 		return
 	}
@@ -275,7 +281,7 @@ func seconds(v string) (time.Duration, bool) {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < 0 || f > 24*3600 {
+	if err != nil || !(f >= 0 && f <= maxHold.Seconds()) { // NaN fails too
 		return 0, false
 	}
 	return time.Duration(f * float64(time.Second)), true
