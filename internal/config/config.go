@@ -480,6 +480,16 @@ func (c *Config) validateDiscord() error {
 	return nil
 }
 
+// What tokenShape finds wrong: fixed texts, so a refusal never quotes the
+// token.
+const (
+	tokenPrefixed   = `must be the token alone, without the "Bot " prefix (the client adds it)`
+	tokenCharacters = "contains spaces, quotes, line breaks or other characters a token never has"
+	tokenParts      = "does not have a bot token's shape (three parts separated by dots); is it the client secret or the public key? Copy the token from the Bot page of the Discord developer portal"
+	tokenBase64     = "does not have a bot token's shape (each part is base64)"
+	tokenID         = "does not have a bot token's shape (its first part is the bot's ID in base64)"
+)
+
 // tokenShape says what is wrong with a bot token, or "". Discord's bot
 // tokens are three dot-separated base64url parts, the first the bot's user
 // ID; the common mistakes (the client secret or public key pasted instead,
@@ -489,11 +499,11 @@ func (c *Config) validateDiscord() error {
 // are checked for them.
 func tokenShape(tok string, discord bool) string {
 	if strings.HasPrefix(tok, "Bot ") || strings.HasPrefix(tok, "Bearer ") {
-		return `must be the token alone, without the "Bot " prefix (the client adds it)`
+		return tokenPrefixed
 	}
 	for _, r := range tok {
 		if r <= ' ' || r > '~' || r == '"' || r == '\'' {
-			return "contains spaces, quotes, line breaks or other characters a token never has"
+			return tokenCharacters
 		}
 	}
 	if !discord {
@@ -501,12 +511,12 @@ func tokenShape(tok string, discord bool) string {
 	}
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-		return "does not have a bot token's shape (three parts separated by dots); is it the client secret or the public key? Copy the token from the Bot page of the Discord developer portal"
+		return tokenParts
 	}
 	for _, p := range parts {
 		for _, r := range p {
 			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_+/=", r)) {
-				return "does not have a bot token's shape (each part is base64)"
+				return tokenBase64
 			}
 		}
 	}
@@ -516,7 +526,7 @@ func tokenShape(tok string, discord bool) string {
 		id, err = base64.RawURLEncoding.DecodeString(first)
 	}
 	if err != nil || music.ValidateSnowflake(string(id)) != nil {
-		return "does not have a bot token's shape (its first part is the bot's ID in base64)"
+		return tokenID
 	}
 	return ""
 }

@@ -40,6 +40,8 @@ type world struct {
 	node     *Node
 	cfg      config.Config
 	logs     *strings.Builder
+	// jsonLogs, with worldOpts.jsonLogs, has the same lines as JSON.
+	jsonLogs *strings.Builder
 	guild    discordemu.Snowflake
 	text     discordemu.Snowflake
 	voice    discordemu.Snowflake
@@ -65,6 +67,10 @@ type worldOpts struct {
 	lava     *lavalinkemu.Emulator
 	discord  *discordemu.Emulator
 	queueMax int
+	// lavaPassword replaces lavalinkPassword (a test's own secret).
+	lavaPassword string
+	// jsonLogs also logs as JSON, to world.jsonLogs.
+	jsonLogs bool
 	// wrapStore wraps the node's store (a slow one).
 	wrapStore func(store.Store) store.Store
 	// shardMaxLag replaces the tests' 2.5 s limits.shard_max_lag.
@@ -85,6 +91,9 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	t.Cleanup(cancel)
 	w := &world{t: t, ctx: ctx, lava: o.lava, discord: o.discord, wrapStore: o.wrapStore, gatewayOpts: o.gatewayOpts}
+	if o.jsonLogs {
+		w.jsonLogs = &strings.Builder{}
+	}
 	if w.discord == nil {
 		d, err := discordemu.Start(ctx, discordemu.Config{})
 		if err != nil {
@@ -93,12 +102,16 @@ func newWorld(t testing.TB, o worldOpts) *world {
 		t.Cleanup(d.Close)
 		w.discord = d
 	}
+	lavaPassword := lavalinkPassword
+	if o.lavaPassword != "" {
+		lavaPassword = o.lavaPassword
+	}
 	if w.lava == nil {
 		speed := o.speed
 		if speed == 0 {
 			speed = 1
 		}
-		l, err := lavalinkemu.Start(ctx, lavalinkemu.Config{Password: lavalinkPassword, Speed: speed, PlayerUpdateInterval: 200 * time.Millisecond})
+		l, err := lavalinkemu.Start(ctx, lavalinkemu.Config{Password: lavaPassword, Speed: speed, PlayerUpdateInterval: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +151,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	cfg.Discord.RESTURL = w.discord.RESTURL()
 	cfg.Discord.GatewayURL = w.discord.GatewayURL()
 	cfg.Discord.Token = secret.New(w.discord.Token())
-	cfg.Lavalink.Nodes = []config.LavalinkNode{{Name: "emu", Address: w.lava.Addr(), Password: secret.New(lavalinkPassword)}}
+	cfg.Lavalink.Nodes = []config.LavalinkNode{{Name: "emu", Address: w.lava.Addr(), Password: secret.New(lavaPassword)}}
 	cfg.Lavalink.RequestTimeout = 5 * time.Second
 	cfg.Limits.CommandCooldown = 0
 	// A test user runs more commands a minute than a person (the rate
@@ -160,6 +173,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	case config.StoreRedis:
 		cfg.Store.Kind = config.StoreRedis
 		cfg.Store.Redis.Addr = o.redis.Addr
+		cfg.Store.Redis.Password = secret.New(o.redis.Password)
 	default:
 		cfg.Store.Kind = config.StoreBbolt
 		cfg.Store.Bbolt.Path = o.boltPath
@@ -185,7 +199,12 @@ func (w *world) start() {
 	if os.Getenv("E2E_LOGS") != "" {
 		out = io.MultiWriter(out, os.Stderr)
 	}
-	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var h slog.Handler = slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug})
+	if w.jsonLogs != nil {
+		w.jsonLogs.Reset()
+		h = slog.NewMultiHandler(h, slog.NewJSONHandler(&syncWriter{b: w.jsonLogs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	log := slog.New(h)
 	n, err := Start(w.ctx, w.cfg, Options{Log: log, WrapStore: w.wrapStore, GatewayOpts: append([]gateway.ConfigOpt{
 		gateway.WithIdentifyRateLimiter(gateway.NewNoopIdentifyRateLimiter()),
 	}, w.gatewayOpts...)})

@@ -38,6 +38,8 @@ type Redis struct {
 	// durable: every write is on disk before Redis answers it, so a
 	// Restart keeps the data (an outage, not a loss).
 	durable bool
+	// Password, when set, is required of clients (requirepass).
+	Password string
 }
 
 // StartRedis starts redis-server with persistence off and fails the test if
@@ -57,6 +59,18 @@ func StartRedis(t TB) *Redis {
 func StartDurableRedis(t TB) *Redis {
 	t.Helper()
 	r := &Redis{dir: t.TempDir(), durable: true}
+	if err := r.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+// StartRedisWithPassword is StartRedis with clients required to
+// authenticate with password.
+func StartRedisWithPassword(t TB, password string) *Redis {
+	t.Helper()
+	r := &Redis{dir: t.TempDir(), Password: password}
 	if err := r.start(); err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +107,15 @@ func (r *Redis) start() error {
 		if r.durable {
 			appendOnly = []string{"--appendonly", "yes", "--appendfsync", "always"}
 		}
-		cmd := exec.Command(bin, append([]string{
+		args := append([]string{
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--save", "", "--dir", r.dir,
 			"--protected-mode", "yes", "--loglevel", "warning",
-		}, appendOnly...)...)
+		}, appendOnly...)
+		if r.Password != "" {
+			args = append(args, "--requirepass", r.Password)
+		}
+		cmd := exec.Command(bin, args...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start redis-server: %w", err)
@@ -164,7 +182,8 @@ func waitRedis(addr string, cmd *exec.Cmd, timeout time.Duration) error {
 			_, _ = c.Write([]byte("PING\r\n"))
 			line, _ := bufio.NewReader(c).ReadString('\n')
 			c.Close()
-			if strings.HasPrefix(line, "+PONG") {
+			// NOAUTH: up, and asking for the password.
+			if strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH") {
 				return nil
 			}
 		}
