@@ -33,13 +33,13 @@ const lavalinkPassword = "emu-lavalink-password"
 // world is one guild with a DJ, a listener, a moderator and an outsider,
 // a text channel and two voice channels, served by one node.
 type world struct {
-	t        testing.TB
-	ctx      context.Context
-	discord  *discordemu.Emulator
-	lava     *lavalinkemu.Emulator
-	node     *Node
-	cfg      config.Config
-	logs     *strings.Builder
+	t       testing.TB
+	ctx     context.Context
+	discord *discordemu.Emulator
+	lava    *lavalinkemu.Emulator
+	node    *Node
+	cfg     config.Config
+	logs    *strings.Builder
 	// jsonLogs, with worldOpts.jsonLogs, has the same lines as JSON.
 	jsonLogs *strings.Builder
 	guild    discordemu.Snowflake
