@@ -49,6 +49,11 @@ type answerSpec struct {
 	// ackBy is Discord's deadline for the first answer (the deferral or
 	// the response): past it the callback is refused, so it is not sent.
 	ackBy time.Time
+	// received is when the shard received the interaction, and command
+	// its metrics label.
+	received time.Time
+	command  string
+	metrics  *Metrics
 }
 
 func newAnswer() *answer { return &answer{final: make(chan *clusterpb.Reply, 1)} }
@@ -76,44 +81,57 @@ func (a *answer) finish(r *clusterpb.Reply) {
 func (a *answer) run(s answerSpec) {
 	defer inFlight.Add(-1)
 	var r *clusterpb.Reply
+	ack := ackNone
+	if s.deferred {
+		ack = ackDeferred
+	}
 	deferred := s.deferred
 	select {
 	case r = <-a.final:
 		// Ready at once, the common case: no timer at all.
 	default:
-		r, deferred = a.wait(s)
+		r, deferred = a.wait(s, &ack)
 		if r == nil {
 			s.log.Warn("interaction expired before its reply was ready", "guild", s.guild, "command", s.in.GetName())
+			s.metrics.answered(s, ack, outcomeExpired)
 			return
 		}
 	}
 	in := s.in
+	var err error
 	switch {
 	case deferred && !s.ephemeral && r.GetEphemeral():
 		// A public deferral cannot become ephemeral: replace the
 		// "thinking" message with an ephemeral follow-up, so an error
 		// stays between the bot and the user (DESIGN.md §1).
-		if s.call("delete deferred reply", func(c context.Context) error {
+		if err = s.call("delete deferred reply", func(c context.Context) error {
 			return s.replier.DeleteOriginal(c, in.GetApplicationId(), in.GetToken())
-		}) {
-			s.call("follow up interaction", func(c context.Context) error {
+		}); err == nil {
+			err = s.call("follow up interaction", func(c context.Context) error {
 				return s.replier.Followup(c, in.GetApplicationId(), in.GetToken(), r)
 			})
 		}
 	case deferred:
-		s.call("edit deferred reply", func(c context.Context) error {
+		err = s.call("edit deferred reply", func(c context.Context) error {
 			return s.replier.EditOriginal(c, in.GetApplicationId(), in.GetToken(), r)
 		})
 	default:
-		s.ack("answer interaction", func(c context.Context) error {
+		err = s.ack("answer interaction", func(c context.Context) error {
 			return s.replier.Respond(c, in.GetId(), in.GetToken(), r)
 		})
+		ack = ackResult(ackDirect, err)
 	}
+	outcome := outcomeOf(r)
+	if err != nil {
+		outcome = outcomeFailed
+	}
+	s.metrics.answered(s, ack, outcome)
 }
 
 // wait waits for the final reply, deferring the interaction if the reply
 // is not ready in time. It returns nil if the interaction expires first.
-func (a *answer) wait(s answerSpec) (r *clusterpb.Reply, deferred bool) {
+// ack is set to how the interaction was acknowledged.
+func (a *answer) wait(s answerSpec, ack *string) (r *clusterpb.Reply, deferred bool) {
 	if s.deferred {
 		timer := time.NewTimer(max(s.giveUpIn, 0))
 		defer timer.Stop()
@@ -130,9 +148,10 @@ func (a *answer) wait(s answerSpec) (r *clusterpb.Reply, deferred bool) {
 		return r, false
 	case <-timer.C:
 	}
-	s.ack("defer interaction", func(c context.Context) error {
+	err := s.ack("defer interaction", func(c context.Context) error {
 		return s.replier.Defer(c, s.in.GetId(), s.in.GetToken(), s.ephemeral)
 	})
+	*ack = ackResult(ackDeferred, err)
 	timer.Reset(max(s.giveUpIn-s.deferIn, 0))
 	select {
 	case r = <-a.final:
@@ -142,10 +161,10 @@ func (a *answer) wait(s answerSpec) (r *clusterpb.Reply, deferred bool) {
 	}
 }
 
-// call runs one REST call under the call timeout and reports whether it
-// succeeded; a failure is logged, and the interaction's other steps go on
-// (an edit after a failed deferral may still reach Discord).
-func (s answerSpec) call(what string, f func(context.Context) error) bool {
+// call runs one REST call under the call timeout; a failure is logged
+// and returned, and the interaction's other steps go on (an edit after a
+// failed deferral may still reach Discord).
+func (s answerSpec) call(what string, f func(context.Context) error) error {
 	c, cancel := context.WithTimeout(context.Background(), s.callTimeout)
 	defer cancel()
 	return s.run(c, what, f)
@@ -153,7 +172,7 @@ func (s answerSpec) call(what string, f func(context.Context) error) bool {
 
 // ack is call for the interaction's first answer, bounded by its deadline
 // as well.
-func (s answerSpec) ack(what string, f func(context.Context) error) bool {
+func (s answerSpec) ack(what string, f func(context.Context) error) error {
 	c, cancel := s.ackContext()
 	defer cancel()
 	return s.run(c, what, f)
@@ -165,10 +184,10 @@ func (s answerSpec) ackContext() (context.Context, context.CancelFunc) {
 	return c, func() { cancelAck(); cancel() }
 }
 
-func (s answerSpec) run(c context.Context, what string, f func(context.Context) error) bool {
-	if err := f(c); err != nil {
+func (s answerSpec) run(c context.Context, what string, f func(context.Context) error) error {
+	err := f(c)
+	if err != nil {
 		s.log.Warn(what, "err", err, "guild", s.guild, "command", s.in.GetName())
-		return false
 	}
-	return true
+	return err
 }

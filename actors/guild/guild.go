@@ -74,6 +74,8 @@ type Deps struct {
 	// MaxInFlight bounds the commands a guild works on at once; past it
 	// users get a "busy" reply rather than an unbounded backlog.
 	MaxInFlight int
+	// Metrics, if set, count every interaction's answer.
+	Metrics *Metrics
 	// LoadRetry spaces the reloads of settings the store could not give:
 	// the first command after the delay starts one, never every command.
 	LoadRetry supervisor.Backoff
@@ -521,6 +523,9 @@ func (g *Grain) answerSpec(w *work) answerSpec {
 		giveUpIn:    tokenLifetime - elapsed,
 		callTimeout: g.deps.CallTimeout,
 		ackBy:       received.Add(ackWithin),
+		received:    received,
+		command:     commandLabel(w.name),
+		metrics:     g.deps.Metrics,
 	}
 }
 

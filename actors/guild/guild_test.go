@@ -17,6 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
+	"github.com/prometheus/client_golang/prometheus"
+
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/commands"
@@ -1143,5 +1145,79 @@ func TestUnreachableSessionIsAnsweredBusy(t *testing.T) {
 	h.sessions.mu.Unlock()
 	if r := h.answer(h.command(listener, "resume")); commands.IsBusy(r.GetContent()) || !strings.Contains(r.GetContent(), "went wrong") {
 		t.Fatalf("reply %+v; want the error answer", r)
+	}
+}
+
+// metricValue is a counter's value or a histogram's sample count for the
+// series with exactly these label values, from reg; -1 if there is none.
+func metricValue(reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, l := range m.GetLabel() {
+				if labels[l.GetName()] != l.GetValue() {
+					continue series
+				}
+			}
+			if h := m.GetHistogram(); h != nil {
+				return float64(h.GetSampleCount())
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return -1
+}
+
+// TestAnswersAreCounted: every interaction's end is counted by how it was
+// acknowledged and by command and outcome, with command names from the
+// table only (a button's custom ID is never a label).
+func TestAnswersAreCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(d *Deps) { d.Metrics = m }, nil)
+	h.final(h.command(listener, "pause"))
+
+	release := make(chan struct{})
+	h.sessions.gate = release
+	slow := h.command(listener, "play", opt("query", "slow"))
+	h.replier.wait(t, "deferral", func(cs []call) bool { return hasKind(of(cs, slow), "defer") })
+	close(release)
+	h.final(slow)
+	foreign := h.send(listener, clusterpb.InteractionKind_INTERACTION_KIND_BUTTON, commands.CustomID(commands.ButtonSkip, otherGuild))
+	if r := h.answer(foreign); !commands.IsError(r) {
+		t.Fatalf("foreign button: %+v", r)
+	}
+
+	want := []struct {
+		name   string
+		labels map[string]string
+		value  float64
+	}{
+		{"ensemble_interaction_acks_total", map[string]string{"result": "deferred"}, 1},
+		{"ensemble_interaction_acks_total", map[string]string{"result": "direct"}, 2},
+		{"ensemble_interaction_acks_total", map[string]string{"result": "late"}, 0},
+		{"ensemble_command_duration_seconds", map[string]string{"command": "pause", "outcome": "ok"}, 1},
+		{"ensemble_command_duration_seconds", map[string]string{"command": "play", "outcome": "ok"}, 1},
+		{"ensemble_command_duration_seconds", map[string]string{"command": "other", "outcome": "error"}, 1},
+	}
+	// The answers' goroutines count after their last call returns.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, w := range want {
+		for metricValue(reg, w.name, w.labels) != w.value {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s%v = %v, want %v", w.name, w.labels, metricValue(reg, w.name, w.labels), w.value)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }

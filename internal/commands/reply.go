@@ -39,8 +39,13 @@ const (
 // Error is an ephemeral reply for a refusal or failure; msg is shown as is
 // (our own text, possibly quoting bounded user input).
 func Error(msg string) *clusterpb.Reply {
-	return &clusterpb.Reply{Content: "⚠️ " + msg, Ephemeral: true}
+	return &clusterpb.Reply{Content: errorPrefix + msg, Ephemeral: true}
 }
+
+// IsError reports whether r was made by Error.
+func IsError(r *clusterpb.Reply) bool { return strings.HasPrefix(r.GetContent(), errorPrefix) }
+
+const errorPrefix = "⚠️ "
 
 // Info is a short visible confirmation ("Skipped.", "Volume set to 80%.").
 // A grain that wants it private sets Ephemeral itself.

@@ -166,7 +166,8 @@ func (l *Limiter) Wait(ctx context.Context, ep *rest.CompiledEndpoint) error {
 	}
 	if dl, ok := ctx.Deadline(); ok && until.After(dl) {
 		l.release(key, b, true)
-		return fmt.Errorf("%w: %s %s for %s", ErrRateLimited, ep.Endpoint.Method, ep.Endpoint.Route, until.Sub(now).Round(time.Millisecond))
+		// Also a deadline exceeded, for callers that only know that one.
+		return fmt.Errorf("%w (%w): %s %s for %s", ErrRateLimited, context.DeadlineExceeded, ep.Endpoint.Method, ep.Endpoint.Route, until.Sub(now).Round(time.Millisecond))
 	}
 	t := time.NewTimer(until.Sub(now))
 	defer t.Stop()

@@ -216,6 +216,10 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 		}
 		return nil
 	}
+	guildMetrics, err := guild.NewMetrics(n.metrics.Registry)
+	if err != nil {
+		return nil, err
+	}
 	kinds := []*cluster.Kind{
 		session.NewKind(session.Deps{
 			Store:       n.store,
@@ -229,6 +233,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			CallTimeout: cfg.Lavalink.RequestTimeout,
 		}),
 		guild.NewKind(guild.Deps{
+			Metrics:     guildMetrics,
 			Store:       n.store,
 			Replier:     replies,
 			Sessions:    sessions{c: c, reachable: reachable},
