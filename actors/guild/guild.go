@@ -240,6 +240,7 @@ type (
 // the pending list.
 func (g *Grain) Init(ctx cluster.GrainContext) {
 	g.ctx = ctx
+	g.deps.Metrics.activated(1)
 	g.settings = music.DefaultSettings()
 	g.startLoad()
 }
@@ -252,6 +253,7 @@ func (g *Grain) guildID() string { return g.ctx.Identity() }
 // to a stopped activation, and no interaction may go unanswered.
 func (g *Grain) Terminate(cluster.GrainContext) {
 	defer g.recoverPanic(nil)
+	g.deps.Metrics.activated(-1)
 	var open []*work
 	if g.loading != nil {
 		open = append(open, g.loading.pending...)

@@ -36,6 +36,7 @@ const (
 type Metrics struct {
 	commandSeconds *prometheus.HistogramVec
 	acks           *prometheus.CounterVec
+	activations    prometheus.Gauge
 }
 
 // NewMetrics registers the guild grains' series.
@@ -50,11 +51,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ensemble_interaction_acks_total",
 			Help: "How interactions were first answered: direct, deferred, late (past Discord's 3 s), failed, never.",
 		}, []string{"result"}),
+		activations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ensemble_guild_activations",
+			Help: "Guild grains active on this member.",
+		}),
 	}
 	for _, r := range []string{ackNone, ackDirect, ackDeferred, ackLate, ackFailed} {
 		m.acks.WithLabelValues(r)
 	}
-	for _, c := range []prometheus.Collector{m.commandSeconds, m.acks} {
+	for _, c := range []prometheus.Collector{m.commandSeconds, m.acks, m.activations} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -69,6 +74,12 @@ func (m *Metrics) answered(s answerSpec, ack, outcome string) {
 	}
 	m.acks.WithLabelValues(ack).Inc()
 	m.commandSeconds.WithLabelValues(s.command, outcome).Observe(time.Since(s.received).Seconds())
+}
+
+func (m *Metrics) activated(delta float64) {
+	if m != nil {
+		m.activations.Add(delta)
+	}
 }
 
 // commandLabel is a command's name if the table knows it: what users type

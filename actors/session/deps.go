@@ -72,6 +72,8 @@ type Deps struct {
 	AfterFunc func(time.Duration, func()) *time.Timer
 	// Rand picks shuffle positions: rand.IntN outside tests.
 	Rand func(n int) int
+	// Metrics, if set, count songs, queues and activations.
+	Metrics *Metrics
 
 	QueueMax int
 	// IdleTimeout: leave voice after this long with nothing to play, then

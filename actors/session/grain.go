@@ -222,6 +222,7 @@ func (g *Grain) Receive(ctx actor.Context) {
 func (g *Grain) init(ctx actor.Context, m *cluster.ClusterInit) {
 	g.sys, g.self = ctx.ActorSystem(), ctx.Self()
 	local.Add(g.sys, g.self, m.Identity.GetIdentity())
+	g.deps.Metrics.activated(1)
 	g.guildID = m.Identity.GetIdentity()
 	g.log = g.deps.Log.With("guild", g.guildID)
 	g.loading = true
@@ -326,6 +327,7 @@ func (g *Grain) stopping() {
 	}
 	g.stopped = true
 	local.Remove(g.self)
+	g.deps.Metrics.activated(-1)
 	for _, t := range []*time.Timer{g.endTimer, g.idleTimer} {
 		if t != nil {
 			t.Stop()

@@ -187,6 +187,7 @@ func (g *Grain) startTrack(t music.Track) {
 	g.autoplayPending = false
 	st := g.st
 	st.current = &t
+	g.deps.Metrics.started(t.SourceName, st.queue.Len())
 	// The clock starts when a player takes the track, not before: voice
 	// may still be connecting.
 	st.position, st.positionAt, st.paused = 0, time.Time{}, false

@@ -19,6 +19,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/disgoorg/disgo/gateway"
 	"github.com/disgoorg/disgo/rest"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ensemble-bot/ensemble/actors/guild"
 	"github.com/ensemble-bot/ensemble/actors/lavalink"
@@ -81,6 +82,9 @@ type Node struct {
 	placement *ecluster.Placement
 
 	shardMu sync.Mutex
+	// shardsHeld and shardsReady count this member's shards, and ready
+	// ones, for /metrics.
+	shardsHeld, shardsReady prometheus.Gauge
 	// shardReady is, for each shard this member runs, whether its gateway
 	// is up. A single member runs every shard; a member of a cluster runs
 	// those the cluster placed on it, maybe none.
@@ -126,6 +130,13 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	}()
 	if n.metrics, err = telemetry.NewMetrics(); err != nil {
 		return nil, err
+	}
+	n.shardsHeld = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ensemble_shards_held", Help: "Discord shards this member runs."})
+	n.shardsReady = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ensemble_shards_ready", Help: "Discord shards of this member whose gateway is ready."})
+	for _, g := range []prometheus.Collector{n.shardsHeld, n.shardsReady} {
+		if err := n.metrics.Registry.Register(g); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
 	}
 	n.ready = admin.NewReadiness(compCluster, compStore, compDiscord, compLavalink)
 	if n.adminSrv, err = admin.Serve(cfg.Node.AdminAddr, admin.Handler(n.metrics.Registry, n.ready), log); err != nil {
@@ -220,8 +231,13 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	if err != nil {
 		return nil, err
 	}
+	sessionMetrics, err := session.NewMetrics(n.metrics.Registry)
+	if err != nil {
+		return nil, err
+	}
 	kinds := []*cluster.Kind{
 		session.NewKind(session.Deps{
+			Metrics:     sessionMetrics,
 			Store:       n.store,
 			Audio:       n.audio,
 			Gateway:     shard.NewGateway(c, cfg.Discord.ShardCount),
@@ -407,6 +423,8 @@ func (n *Node) reportShards() {
 			up++
 		}
 	}
+	n.shardsHeld.Set(float64(len(n.shardReady)))
+	n.shardsReady.Set(float64(up))
 	if !n.multiMember() {
 		n.ready.Set(compDiscord, up == n.cfg.Discord.ShardCount, fmt.Sprintf("%d/%d shards ready", up, n.cfg.Discord.ShardCount))
 		return

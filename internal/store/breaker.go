@@ -50,6 +50,7 @@ type Guarded struct {
 	state       prometheus.Gauge
 	transitions *prometheus.CounterVec
 	refused     prometheus.Counter
+	failures    prometheus.Counter
 }
 
 var _ Store = (*Guarded)(nil)
@@ -78,9 +79,13 @@ func WithBreaker(s Store, o BreakerOptions) (*Guarded, error) {
 			Name: "ensemble_store_calls_refused_total",
 			Help: "Store calls failed at once because the store's circuit breaker was open.",
 		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ensemble_store_errors_total",
+			Help: "Store calls that reached the store and failed (timeouts, connection errors; not fencing or not-found answers).",
+		}),
 	}
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{g.state, g.transitions, g.refused} {
+		for _, c := range []prometheus.Collector{g.state, g.transitions, g.refused, g.failures} {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("store: register breaker metrics: %w", err)
 			}
@@ -119,6 +124,9 @@ func (g *Guarded) admit() (uint64, error) {
 func (g *Guarded) done(token uint64, err error) {
 	failed := err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrFenced) &&
 		!errors.Is(err, context.Canceled) && !errors.As(err, new(*ShardHeldError))
+	if failed {
+		g.failures.Inc()
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.o.Now()

@@ -1,0 +1,142 @@
+//go:build !race
+
+package node
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/discordemu"
+	"github.com/ensemble-bot/ensemble/internal/testserver"
+)
+
+// scrape parses the node's /metrics.
+func scrape(t *testing.T, w *world) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(metricsText(t, w)))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	return mfs
+}
+
+// value is the sum over the family's series whose labels include want: a
+// counter's or gauge's value, a histogram's sample count. ok is false
+// when no series matches.
+func value(mfs map[string]*dto.MetricFamily, name string, want map[string]string) (v float64, ok bool) {
+	mf := mfs[name]
+	if mf == nil {
+		return 0, false
+	}
+series:
+	for _, m := range mf.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, val := range want {
+			if have[k] != val {
+				continue series
+			}
+		}
+		ok = true
+		switch {
+		case m.GetHistogram() != nil:
+			v += float64(m.GetHistogram().GetSampleCount())
+		case m.GetGauge() != nil:
+			v += m.GetGauge().GetValue()
+		default:
+			v += m.GetCounter().GetValue()
+		}
+	}
+	return v, ok
+}
+
+// TestMetricsAfterASession: after a short session every series an
+// operator needs exists, with values that fit what happened.
+func TestMetricsAfterASession(t *testing.T) {
+	w := newWorld(t, worldOpts{store: config.StoreRedis, redis: testserver.StartRedis(t), userCommands: 1000, guildCommands: 1000})
+	w.join(w.listener, w.voice)
+	w.discord.RateLimitNext(discordemu.RateLimit{Method: "POST", Path: "/channels/{c}/messages", RetryAfter: time.Second})
+	wantContains(t, w.run(w.listener, "play", discordemu.StringOption("query", "lofi beats")), "lofi beats")
+	w.player(playing("lofi beats"))
+	w.run(w.listener, "play", discordemu.StringOption("query", "second song"))
+	w.run(w.listener, "queue")
+	w.run(w.listener, "volume", discordemu.IntOption("level", 500)) // out of range: an error reply
+	waitFor(t, "the now-playing message through its 429", func() bool { return w.discord.PendingRateLimits() == 0 })
+
+	type want struct {
+		name   string
+		labels map[string]string
+		min    float64
+		max    float64
+	}
+	checks := []want{
+		{"ensemble_command_duration_seconds", map[string]string{"command": "play", "outcome": "ok"}, 2, 2},
+		{"ensemble_command_duration_seconds", map[string]string{"command": "queue", "outcome": "ok"}, 1, 1},
+		{"ensemble_command_duration_seconds", map[string]string{"command": "volume", "outcome": "error"}, 1, 1},
+		{"ensemble_interaction_acks_total", map[string]string{}, 4, 4},
+		{"ensemble_interaction_acks_total", map[string]string{"result": "late"}, 0, 0},
+		{"ensemble_interactions_busy_total", nil, 0, 0},
+		{"ensemble_songs_started_total", nil, 1, 1},
+		{"ensemble_queue_length", nil, 1, 1},
+		{"ensemble_guild_activations", nil, 1, 1},
+		{"ensemble_session_activations", nil, 1, 1},
+		{"ensemble_shards_held", nil, 1, 1},
+		{"ensemble_shards_ready", nil, 1, 1},
+		{"ensemble_lavalink_node_up", map[string]string{"node": "emu"}, 1, 1},
+		{"ensemble_lavalink_breaker_state", map[string]string{"node": "emu"}, 0, 0},
+		{"ensemble_store_breaker_state", nil, 0, 0},
+		{"ensemble_store_errors_total", nil, 0, 0},
+		{"ensemble_store_calls_refused_total", nil, 0, 0},
+		{"ensemble_ratelimit_decisions_total", nil, 4, 1e9},
+		{"ensemble_discord_rest_rate_limited_total", map[string]string{"scope": "user"}, 1, 1},
+		{"ensemble_discord_rest_rate_limited_total", map[string]string{"scope": "global"}, 0, 0},
+		{"ensemble_discord_rest_retries_total", nil, 0, 0},
+	}
+	// Counted when each answer's last call returns, off the interaction's
+	// own answer to the test: poll until they settle.
+	var mfs map[string]*dto.MetricFamily
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		mfs = scrape(t, w)
+		var failed []string
+		for _, c := range checks {
+			if v, ok := value(mfs, c.name, c.labels); !ok || v < c.min || v > c.max {
+				failed = append(failed, c.name+labelText(c.labels)+" = "+fmtValue(v, ok))
+			}
+		}
+		if len(failed) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("series missing or implausible:\n%s", strings.Join(failed, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func labelText(l map[string]string) string {
+	if len(l) == 0 {
+		return ""
+	}
+	var parts []string
+	for k, v := range l {
+		parts = append(parts, k+"="+v)
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+func fmtValue(v float64, ok bool) string {
+	if !ok {
+		return "absent"
+	}
+	return strings.TrimRight(strings.TrimRight(model.SampleValue(v).String(), "0"), ".")
+}
