@@ -34,15 +34,21 @@ PKGS := ./...
 # above.
 NORACE_PKGS := ./cluster ./internal/lavalinkemu/... ./internal/discordemu/... ./actors/shard/... ./actors/lavalink/... ./internal/node/...
 
-.PHONY: test deps vet test-race test-norace lint run build fuzz generate
+.PHONY: test deps vet alerts test-race test-norace lint run build fuzz generate
 
-test: deps vet test-race test-norace
+test: deps vet alerts test-race test-norace
 
 deps:
 	./scripts/install-deps.sh
 
 vet:
 	$(GO) vet $(PKGS)
+
+# The Prometheus alert rules and their unit tests (promtool comes with
+# Debian's prometheus package; make deps installs it).
+alerts:
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 test-race:
 	$(GO) test -race -count=1 $(PKGS)

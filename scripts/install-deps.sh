@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (real Redis and etcd servers,
 # started by the tests themselves on free loopback ports; iproute2's ip for
-# the network namespaces the partition tests put nodes in). Idempotent:
+# the network namespaces the partition tests put nodes in; promtool, from
+# the prometheus package, for the alert rules' tests). Idempotent:
 # does nothing when they are already installed.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -31,4 +33,4 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ "$created_policy" -eq 1 ] && rm -f "$policy"' EXIT
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-command -v redis-server >/dev/null && command -v etcd >/dev/null && command -v ip >/dev/null
+command -v redis-server >/dev/null && command -v etcd >/dev/null && command -v ip >/dev/null && command -v promtool >/dev/null

@@ -224,6 +224,11 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	names := make([]string, 0, len(o.Nodes))
+	for _, n := range o.Nodes {
+		names = append(names, n.Name)
+	}
+	m.initNodes(names)
 	c := &Client{
 		o: o, t: o.Timing.withDefaults(o.RequestTimeout), log: o.Log.With("component", "lavalink"), m: m, uid: uid,
 		http:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 20 * time.Second},

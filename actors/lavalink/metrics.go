@@ -81,3 +81,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// initNodes creates the per-node series at zero, so that rules and
+// dashboards see a node's counters before its first event (an absent
+// series makes sums and ratios over it empty, not zero).
+func (m *metrics) initNodes(names []string) {
+	for _, n := range names {
+		for _, r := range []string{"taken", "gone", "failed"} {
+			m.takeovers.WithLabelValues(n, r)
+		}
+		for _, to := range names {
+			if to != n {
+				m.migrations.WithLabelValues(n, to)
+			}
+		}
+	}
+}

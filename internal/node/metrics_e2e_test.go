@@ -3,6 +3,8 @@
 package node
 
 import (
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
@@ -120,6 +123,37 @@ func TestMetricsAfterASession(t *testing.T) {
 			t.Fatalf("series missing or implausible:\n%s", strings.Join(failed, "\n"))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Every series the alert rules use exists (a rule over a series that
+	// does not exist never fires). Migrations are counted per pair of
+	// Lavalink nodes, and this node has one.
+	b, err := os.ReadFile("../../deploy/prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Rules []struct{ Expr string }
+		}
+	}
+	if err := yaml.Unmarshal(b, &rules); err != nil {
+		t.Fatal(err)
+	}
+	var exprs strings.Builder
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			exprs.WriteString(r.Expr + "\n")
+		}
+	}
+	for _, name := range regexp.MustCompile(`\b(?:ensemble|process|go)_[a-z_]+`).FindAllString(exprs.String(), -1) {
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
+		if base == "ensemble_lavalink_player_migrations_total" {
+			continue
+		}
+		if mfs[name] == nil && mfs[base] == nil {
+			t.Errorf("alerts.yml uses %s, which the node does not export", name)
+		}
 	}
 }
 
