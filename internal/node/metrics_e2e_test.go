@@ -174,3 +174,67 @@ func fmtValue(v float64, ok bool) string {
 	}
 	return strings.TrimRight(strings.TrimRight(model.SampleValue(v).String(), "0"), ".")
 }
+
+// TestMetricsCardinalityIsBounded: a thousand guilds using the bot add no
+// series (no label carries a guild, user or channel ID): the scrape after
+// them has what the scrape after one guild had, plus at most the series of
+// command outcomes not seen before.
+func TestMetricsCardinalityIsBounded(t *testing.T) {
+	w := newWorld(t, worldOpts{userCommands: 100000, guildCommands: 100000})
+	w.run(w.listener, "queue")
+	series := func(mfs map[string]*dto.MetricFamily) int {
+		n := 0
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				n++
+				if h := m.GetHistogram(); h != nil {
+					n += len(h.GetBucket())
+				}
+			}
+		}
+		return n
+	}
+	before := series(scrape(t, w))
+
+	guilds, err := w.discord.AddLoadGuilds(1000, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.discord.RunLoad(w.ctx, guilds, discordemu.LoadSpec{Rate: 400, Count: len(guilds), Sequential: true,
+		Mix: []discordemu.LoadCommand{{Name: "queue", Weight: 1}}, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := 0
+	for _, r := range res.Records {
+		if r.LatencyUS >= 0 {
+			answered++
+		}
+	}
+	if answered != len(guilds) {
+		t.Fatalf("%d of %d interactions answered", answered, len(guilds))
+	}
+	mfs := scrape(t, w)
+	if v, _ := value(mfs, "ensemble_guild_activations", nil); v < 1000 {
+		t.Fatalf("%v guild activations; the load did not reach the guilds", v)
+	}
+	id := regexp.MustCompile(`^[0-9]{15,}$`)
+	for name, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if id.MatchString(l.GetValue()) {
+					t.Fatalf("%s has an ID for a label: %s=%s", name, l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+	// One guild's /queue already made its series; the thousand add at
+	// most /queue's other outcomes under load (busy, say: 16 series each
+	// with the histogram's buckets) and a few of Go's runtime; nothing
+	// that grows with the guilds.
+	after := series(mfs)
+	if after-before > 100 {
+		t.Fatalf("%d series after one guild, %d after a thousand", before, after)
+	}
+	t.Logf("%d series after one guild, %d after a thousand", before, after)
+}
