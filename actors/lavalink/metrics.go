@@ -87,6 +87,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // series makes sums and ratios over it empty, not zero).
 func (m *metrics) initNodes(names []string) {
 	for _, n := range names {
+		// The kinds of escalate's callers and classify.
+		for _, k := range []string{"connect", "websocket", "silent", "hung", "timeout", "transport", "rest_5xx"} {
+			m.failures.WithLabelValues(n, k)
+		}
 		for _, r := range []string{"taken", "gone", "failed"} {
 			m.takeovers.WithLabelValues(n, r)
 		}

@@ -3,6 +3,7 @@
 package node
 
 import (
+	"encoding/json"
 	"os"
 	"regexp"
 	"strings"
@@ -125,9 +126,8 @@ func TestMetricsAfterASession(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	// Every series the alert rules use exists (a rule over a series that
-	// does not exist never fires). Migrations are counted per pair of
-	// Lavalink nodes, and this node has one.
+	// Every series the alert rules and the dashboard use exists (a rule
+	// over a series that does not exist never fires, a panel stays empty).
 	b, err := os.ReadFile("../../deploy/prometheus/alerts.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -140,19 +140,60 @@ func TestMetricsAfterASession(t *testing.T) {
 	if err := yaml.Unmarshal(b, &rules); err != nil {
 		t.Fatal(err)
 	}
-	var exprs strings.Builder
+	var alertExprs []string
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
-			exprs.WriteString(r.Expr + "\n")
+			alertExprs = append(alertExprs, r.Expr)
 		}
 	}
-	for _, name := range regexp.MustCompile(`\b(?:ensemble|process|go)_[a-z_]+`).FindAllString(exprs.String(), -1) {
-		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
-		if base == "ensemble_lavalink_player_migrations_total" {
-			continue
+	checkSeries(t, mfs, "alerts.yml", alertExprs)
+
+	b, err = os.ReadFile("../../deploy/grafana/ensemble.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
 		}
-		if mfs[name] == nil && mfs[base] == nil {
-			t.Errorf("alerts.yml uses %s, which the node does not export", name)
+		Templating struct {
+			List []struct{ Definition string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("the dashboard is not valid JSON: %v", err)
+	}
+	var panelExprs []string
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			panelExprs = append(panelExprs, tg.Expr)
+		}
+	}
+	for _, v := range dash.Templating.List {
+		panelExprs = append(panelExprs, v.Definition)
+	}
+	if len(panelExprs) < 20 {
+		t.Fatalf("the dashboard has %d queries", len(panelExprs))
+	}
+	checkSeries(t, mfs, "the dashboard", panelExprs)
+}
+
+// checkSeries fails for each metric the expressions use that the scrape
+// lacks. Migrations are counted per pair of Lavalink nodes, and the test
+// node has one.
+func checkSeries(t *testing.T, mfs map[string]*dto.MetricFamily, where string, exprs []string) {
+	t.Helper()
+	name := regexp.MustCompile(`\b(?:ensemble|process|go)_[a-z_]+`)
+	for _, e := range exprs {
+		for _, n := range name.FindAllString(e, -1) {
+			base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_count"), "_sum")
+			if base == "ensemble_lavalink_player_migrations_total" {
+				continue
+			}
+			if mfs[n] == nil && mfs[base] == nil {
+				t.Errorf("%s uses %s, which the node does not export", where, n)
+			}
 		}
 	}
 }
