@@ -87,10 +87,10 @@ func measureIdleGuilds(tb testing.TB, n int, bare bool) footprint {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	replier := countingReplier{answered: make(chan struct{}, n+1)}
 	// The production defaults, with the cooldown cluster.yaml sets.
-	d := Deps{Store: st, Replier: replier, Sessions: idleSessions{}, Log: log, Cooldown: 2 * time.Second}
+	d := Deps{Store: st, Replier: replier, Sessions: idleSessions{}, Log: log, Cooldown: 2 * time.Second, Mailbox: &ecluster.MailboxDepth{}}
 	kind := NewKind(d, time.Hour)
 	if bare {
-		kind = pcluster.NewKind(idleKind, actor.PropsFromProducer(func() actor.Actor { return idleGrain{} }, guildMailbox))
+		kind = pcluster.NewKind(idleKind, actor.PropsFromProducer(func() actor.Actor { return idleGrain{} }, actor.WithMailbox(actor.UnboundedLockfree())))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -76,6 +76,8 @@ type Deps struct {
 	MaxInFlight int
 	// Metrics, if set, count every interaction's answer.
 	Metrics *Metrics
+	// Mailbox, if set, counts the messages waiting in the grains' mailboxes.
+	Mailbox *ecluster.MailboxDepth
 	// LoadRetry spaces the reloads of settings the store could not give:
 	// the first command after the delay starts one, never every command.
 	LoadRetry supervisor.Backoff
@@ -115,14 +117,16 @@ func (d *Deps) defaults() {
 func NewKind(deps Deps, idle time.Duration) *cluster.Kind {
 	deps.defaults()
 	d := &deps
-	return clusterpb.NewGuildKind(func() clusterpb.Guild { return &Grain{deps: d} }, idle, guildMailbox)
+	// The lock-free mailbox holds nothing but two list heads while empty;
+	// the default one keeps a ring buffer per grain (about 200 B more per
+	// idle guild), and a guild's traffic is far below where the ring's
+	// higher throughput would matter.
+	var depth []actor.MailboxMiddleware
+	if d.Mailbox != nil {
+		depth = append(depth, d.Mailbox)
+	}
+	return clusterpb.NewGuildKind(func() clusterpb.Guild { return &Grain{deps: d} }, idle, actor.WithMailbox(actor.UnboundedLockfree(depth...)))
 }
-
-// guildMailbox is the lock-free mailbox, which holds nothing but two list
-// heads while empty; the default one keeps a ring buffer per grain (about
-// 200 B more per idle guild), and a guild's traffic is far below where the
-// ring's higher throughput would matter.
-var guildMailbox = actor.WithMailbox(actor.UnboundedLockfree())
 
 const (
 	// maxPending bounds the commands waiting for the settings load; past

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/audio"
 )
@@ -74,6 +75,8 @@ type Deps struct {
 	Rand func(n int) int
 	// Metrics, if set, count songs, queues and activations.
 	Metrics *Metrics
+	// Mailbox, if set, counts the messages waiting in the grains' mailboxes.
+	Mailbox *ecluster.MailboxDepth
 
 	QueueMax int
 	// IdleTimeout: leave voice after this long with nothing to play, then

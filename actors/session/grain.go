@@ -50,7 +50,11 @@ const (
 func NewKind(deps Deps) *cluster.Kind {
 	deps.defaults()
 	d := &deps
-	return cluster.NewKind(Kind, actor.PropsFromProducer(func() actor.Actor { return &Grain{deps: d} }))
+	var depth []actor.MailboxMiddleware
+	if d.Mailbox != nil {
+		depth = append(depth, d.Mailbox)
+	}
+	return cluster.NewKind(Kind, actor.PropsFromProducer(func() actor.Actor { return &Grain{deps: d} }, actor.WithMailbox(actor.Unbounded(depth...))))
 }
 
 // state is what a session owns and stores.

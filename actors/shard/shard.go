@@ -67,6 +67,8 @@ var openBackoff = supervisor.Backoff{Base: time.Second, Max: time.Minute, Jitter
 // its factory in a package global, so a process has one Deps.
 type Deps struct {
 	Token secret.String
+	// Mailbox, if set, counts the messages waiting in the shards' mailboxes.
+	Mailbox *cluster.MailboxDepth
 	// GatewayURL is the websocket URL without a query (the emulator's in
 	// tests). Default DefaultGatewayURL.
 	GatewayURL string
@@ -215,7 +217,11 @@ func (d *Deps) defaults() {
 func NewKind(deps Deps) *pcluster.Kind {
 	deps.defaults()
 	d := &deps
-	return clusterpb.NewShardKind(func() clusterpb.Shard { return &grain{deps: d} }, 0)
+	var depth []actor.MailboxMiddleware
+	if d.Mailbox != nil {
+		depth = append(depth, d.Mailbox)
+	}
+	return clusterpb.NewShardKind(func() clusterpb.Shard { return &grain{deps: d} }, 0, actor.WithMailbox(actor.Unbounded(depth...)))
 }
 
 // grain is one activation of a shard identity.

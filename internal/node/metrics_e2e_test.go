@@ -104,6 +104,10 @@ func TestMetricsAfterASession(t *testing.T) {
 		{"ensemble_discord_rest_rate_limited_total", map[string]string{"scope": "user"}, 1, 1},
 		{"ensemble_discord_rest_rate_limited_total", map[string]string{"scope": "global"}, 0, 0},
 		{"ensemble_discord_rest_retries_total", nil, 0, 0},
+		// Nothing waits once the session is quiet.
+		{"ensemble_mailbox_messages", map[string]string{"kind": "Guild"}, 0, 0},
+		{"ensemble_mailbox_messages", map[string]string{"kind": "Session"}, 0, 0},
+		{"ensemble_mailbox_messages", map[string]string{"kind": "Shard"}, 0, 0},
 	}
 	// Counted when each answer's last call returns, off the interaction's
 	// own answer to the test: poll until they settle.

@@ -235,9 +235,21 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	if err != nil {
 		return nil, err
 	}
+	mailboxes := map[string]*ecluster.MailboxDepth{guild.Kind: {}, session.Kind: {}, shard.Kind: {}}
+	for kind, depth := range mailboxes {
+		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "ensemble_mailbox_messages",
+			Help:        "Messages waiting in the mailboxes of a kind's grains on this member.",
+			ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 { return float64(depth.Len()) })
+		if err := n.metrics.Registry.Register(g); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
 	kinds := []*cluster.Kind{
 		session.NewKind(session.Deps{
 			Metrics:     sessionMetrics,
+			Mailbox:     mailboxes[session.Kind],
 			Store:       n.store,
 			Audio:       n.audio,
 			Gateway:     shard.NewGateway(c, cfg.Discord.ShardCount),
@@ -250,6 +262,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 		}),
 		guild.NewKind(guild.Deps{
 			Metrics:     guildMetrics,
+			Mailbox:     mailboxes[guild.Kind],
 			Store:       n.store,
 			Replier:     replies,
 			Sessions:    sessions{c: c, reachable: reachable},
@@ -259,6 +272,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			MaxInFlight: cfg.Limits.GuildCommandsInFlight,
 		}, cfg.Limits.GuildIdleTimeout),
 		shard.NewKind(shard.Deps{
+			Mailbox:     mailboxes[shard.Kind],
 			Token:       token,
 			GatewayURL:  cfg.Discord.GatewayURL,
 			ShardCount:  cfg.Discord.ShardCount,
