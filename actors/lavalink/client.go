@@ -642,7 +642,7 @@ func (c *Client) detach(node string, l *link, gid snowflake.ID, gp *guildPlayer)
 		return // unreachable now: swept when the node is up again
 	}
 	c.goAsync(func() {
-		if c.destroyStray(node, l, gid.String()) {
+		if c.destroyStray(node, gid.String()) {
 			c.sys.Root.Send(c.pool, strayGone{node: node, guild: gid.String()})
 		}
 	})
@@ -652,7 +652,7 @@ func (c *Client) detach(node string, l *link, gid snowflake.ID, gp *guildPlayer)
 // lock, unless the guild's player now lives on node again (then that is
 // the fresh one). It reports whether the old player is known to be gone:
 // destroyed, not there (404), or replaced by the current one.
-func (c *Client) destroyStray(node string, l *link, guild string) bool {
+func (c *Client) destroyStray(node string, guild string) bool {
 	gid, err := snowflake.Parse(guild)
 	if err != nil {
 		return true
@@ -667,11 +667,10 @@ func (c *Client) destroyStray(node string, l *link, guild string) bool {
 			return true
 		}
 	}
-	// Prefer the node's current link: after a reconnection it is the one
-	// whose session holds the player.
-	if cur, up := c.liveLink(node); up {
-		l = cur
-	} else {
+	// The node's current link: after a reconnection it is the one whose
+	// session holds the player.
+	l, up := c.liveLink(node)
+	if !up {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.t.DestroyTimeout)

@@ -768,7 +768,7 @@ func (a *nodeActor) sweep(ctx actor.Context, guilds []string) {
 	if a.link == nil || !a.up || a.sweeping {
 		return // the pool keeps the list and sweeps again later
 	}
-	l, c, name := a.link, a.c, a.cfg.Name
+	c, name := a.c, a.cfg.Name
 	sys, parent, self := ctx.ActorSystem(), ctx.Parent(), ctx.Self()
 	a.sweeping = c.goAsync(func() {
 		defer sys.Root.Send(self, sweepDone{})
@@ -776,7 +776,7 @@ func (a *nodeActor) sweep(ctx actor.Context, guilds []string) {
 			if c.closing.Load() {
 				return
 			}
-			if c.destroyStray(name, l, g) {
+			if c.destroyStray(name, g) {
 				sys.Root.Send(parent, strayGone{node: name, guild: g})
 			}
 		}

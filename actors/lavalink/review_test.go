@@ -366,15 +366,15 @@ func TestDestroyStraySkipsReplaced(t *testing.T) {
 	c := newBareClient(t, nil)
 	gp := c.guild("42", true)
 	gp.node = "a"
-	if !c.destroyStray("a", nil, "42") {
+	if !c.destroyStray("a", "42") {
 		t.Fatal("the current player was not treated as the node's player")
 	}
 	gp.node, gp.pending = "b", "a"
-	if !c.destroyStray("a", nil, "42") {
+	if !c.destroyStray("a", "42") {
 		t.Fatal("a player being created there was not treated as the node's player")
 	}
 	gp.pending = ""
-	if c.destroyStray("a", nil, "42") {
+	if c.destroyStray("a", "42") {
 		t.Fatal("a stray on an unreachable node was reported gone")
 	}
 }

@@ -107,13 +107,3 @@ func (g *Grain) effectFinished(m effectDone) {
 		then(m.result)
 	}
 }
-
-// lanesIdle reports whether no effect is pending on any lane.
-func (g *Grain) lanesIdle() bool {
-	for i := range g.lanes {
-		if g.lanes[i].busy || len(g.lanes[i].q) > 0 {
-			return false
-		}
-	}
-	return true
-}

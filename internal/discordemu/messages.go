@@ -111,11 +111,10 @@ func walkComponents(raw json.RawMessage, fn func(componentView)) {
 
 type storedMessage struct {
 	Message
-	rawEmbeds     []json.RawMessage
-	interaction   *Interaction
-	messageType   int
-	webhookAuthor bool
-	nonce         string
+	rawEmbeds   []json.RawMessage
+	interaction *Interaction
+	messageType int
+	nonce       string
 }
 
 func (m *storedMessage) view() Message {

@@ -30,7 +30,8 @@ type gatedConn struct {
 func (c gatedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.g.mu.Lock()
-	c.g.mu.Unlock() //nolint:staticcheck // waiting for the gate is the point
+	//lint:ignore SA2001 waiting for the gate is the point
+	c.g.mu.Unlock()
 	return n, err
 }
 
