@@ -6,6 +6,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 )
 
@@ -54,6 +58,11 @@ type answerSpec struct {
 	received time.Time
 	command  string
 	metrics  *Metrics
+	// ctx holds span, the interaction's span in the grain, which the
+	// answer ends; each REST call is a child of it.
+	ctx    context.Context
+	span   trace.Span
+	tracer trace.Tracer
 }
 
 func newAnswer() *answer { return &answer{final: make(chan *clusterpb.Reply, 1)} }
@@ -80,6 +89,7 @@ func (a *answer) finish(r *clusterpb.Reply) {
 
 func (a *answer) run(s answerSpec) {
 	defer inFlight.Add(-1)
+	defer s.span.End()
 	var r *clusterpb.Reply
 	ack := ackNone
 	if s.deferred {
@@ -92,7 +102,8 @@ func (a *answer) run(s answerSpec) {
 	default:
 		r, deferred = a.wait(s, &ack)
 		if r == nil {
-			s.log.Warn("interaction expired before its reply was ready", "guild", s.guild, "command", s.in.GetName())
+			s.log.WarnContext(s.ctx, "interaction expired before its reply was ready", "guild", s.guild, "command", s.in.GetName())
+			s.span.SetStatus(codes.Error, outcomeExpired)
 			s.metrics.answered(s, ack, outcomeExpired)
 			return
 		}
@@ -124,7 +135,9 @@ func (a *answer) run(s answerSpec) {
 	outcome := outcomeOf(r)
 	if err != nil {
 		outcome = outcomeFailed
+		s.span.SetStatus(codes.Error, outcome)
 	}
+	s.span.SetAttributes(attribute.String("ensemble.outcome", outcome), attribute.String("ensemble.ack", ack))
 	s.metrics.answered(s, ack, outcome)
 }
 
@@ -184,10 +197,15 @@ func (s answerSpec) ackContext() (context.Context, context.CancelFunc) {
 	return c, func() { cancelAck(); cancel() }
 }
 
+// run makes one REST call, traced as a child of the interaction's span.
 func (s answerSpec) run(c context.Context, what string, f func(context.Context) error) error {
+	c, span := s.tracer.Start(trace.ContextWithSpan(c, s.span), "discord "+what, trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
 	err := f(c)
 	if err != nil {
-		s.log.Warn(what, "err", err, "guild", s.guild, "command", s.in.GetName())
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "failed")
+		s.log.WarnContext(c, what, "err", err, "guild", s.guild, "command", s.in.GetName())
 	}
 	return err
 }

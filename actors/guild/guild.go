@@ -9,6 +9,9 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
@@ -18,6 +21,7 @@ import (
 	"github.com/ensemble-bot/ensemble/internal/music"
 	"github.com/ensemble-bot/ensemble/internal/recent"
 	"github.com/ensemble-bot/ensemble/internal/store"
+	"github.com/ensemble-bot/ensemble/internal/telemetry"
 )
 
 // Kind is the cluster kind name of guild grains.
@@ -78,6 +82,8 @@ type Deps struct {
 	Metrics *Metrics
 	// Mailbox, if set, counts the messages waiting in the grains' mailboxes.
 	Mailbox *ecluster.MailboxDepth
+	// Tracer, if set, traces each interaction's work and answer.
+	Tracer trace.Tracer
 	// LoadRetry spaces the reloads of settings the store could not give:
 	// the first command after the delay starts one, never every command.
 	LoadRetry supervisor.Backoff
@@ -215,6 +221,10 @@ type work struct {
 	// acked: a replayed interaction this grain acknowledged (deferred)
 	// before running it.
 	acked bool
+	// ctx holds span, the interaction's span in this grain, child of the
+	// shard's (ended when the answer is sent).
+	ctx  context.Context
+	span trace.Span
 }
 
 // Self-messages.
@@ -291,6 +301,7 @@ func (g *Grain) ReceiveDefault(ctx cluster.GrainContext) {
 			g.admit(msg.w)
 		} else {
 			inFlight.Add(-1) // handled before: nothing to answer
+			msg.w.span.End()
 		}
 	case savedMsg:
 		g.onSaved(msg)
@@ -322,6 +333,11 @@ func (g *Grain) Handle(in *clusterpb.Interaction, _ cluster.GrainContext) (_ *cl
 	if in.GetKind() != clusterpb.InteractionKind_INTERACTION_KIND_AUTOCOMPLETE {
 		inFlight.Add(1) // until its answer ends (answer.run)
 	}
+	newWork := func(name string, button bool) *work {
+		ctx, span := g.deps.tracer().Start(telemetry.WithTraceparent(context.Background(), in.GetTraceparent()),
+			"guild "+commandLabel(name), trace.WithAttributes(attribute.String("ensemble.guild", g.guildID())))
+		return &work{in: in, name: name, button: button, ctx: ctx, span: span}
+	}
 	switch in.GetKind() {
 	case clusterpb.InteractionKind_INTERACTION_KIND_AUTOCOMPLETE:
 		if in.GetReplayed() {
@@ -332,14 +348,14 @@ func (g *Grain) Handle(in *clusterpb.Interaction, _ cluster.GrainContext) (_ *cl
 		action, err := commands.ParseCustomID(in.GetName(), g.guildID())
 		c, ok := commands.ButtonCommand(action)
 		if err != nil || !ok {
-			g.finish(&work{in: in, button: true}, commands.Error("That button is not valid here."))
+			g.finish(newWork("", true), commands.Error("That button is not valid here."))
 			break
 		}
-		g.admitOnce(&work{in: in, name: string(c.Name), button: true})
+		g.admitOnce(newWork(string(c.Name), true))
 	case clusterpb.InteractionKind_INTERACTION_KIND_COMMAND:
-		g.admitOnce(&work{in: in, name: in.GetName()})
+		g.admitOnce(newWork(in.GetName(), false))
 	default:
-		g.finish(&work{in: in}, commands.Error("Unsupported interaction."))
+		g.finish(newWork("", false), commands.Error("Unsupported interaction."))
 	}
 	return &clusterpb.HandleReply{}, nil
 }
@@ -438,6 +454,7 @@ func (g *Grain) route(w *work) {
 		DefaultVolume:     int32(g.settings.DefaultVolume),
 		ReceivedUnixNano:  in.GetReceivedUnixNano(),
 		RequestId:         in.GetId(),
+		Traceparent:       telemetry.Traceparent(w.ctx),
 	}
 	g.track(w)
 	if g.inFlight == nil {
@@ -530,6 +547,9 @@ func (g *Grain) answerSpec(w *work) answerSpec {
 		callTimeout: g.deps.CallTimeout,
 		ackBy:       received.Add(ackWithin),
 		received:    received,
+		ctx:         w.ctx,
+		span:        w.span,
+		tracer:      g.deps.tracer(),
 		command:     commandLabel(w.name),
 		metrics:     g.deps.Metrics,
 	}
@@ -595,4 +615,11 @@ func (g *Grain) recoverPanic(err *error) {
 	if r := recover(); r != nil {
 		ecluster.GrainPanicked(g.ctx, g.logger(), "guild "+g.guildID(), r, err)
 	}
+}
+
+func (d *Deps) tracer() trace.Tracer {
+	if d.Tracer == nil {
+		return noop.NewTracerProvider().Tracer("")
+	}
+	return d.Tracer
 }

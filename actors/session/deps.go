@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/audio"
@@ -77,6 +80,8 @@ type Deps struct {
 	Metrics *Metrics
 	// Mailbox, if set, counts the messages waiting in the grains' mailboxes.
 	Mailbox *ecluster.MailboxDepth
+	// Tracer, if set, traces the commands that come with a trace.
+	Tracer trace.Tracer
 
 	QueueMax int
 	// IdleTimeout: leave voice after this long with nothing to play, then
@@ -136,4 +141,11 @@ func (d *Deps) defaults() {
 		d.TrackEndGrace = 10 * time.Second
 	}
 	d.origin = d.Now()
+}
+
+func (d *Deps) tracer() trace.Tracer {
+	if d.Tracer == nil {
+		return noop.NewTracerProvider().Tracer("")
+	}
+	return d.Tracer
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"runtime/debug"
 
+	"go.opentelemetry.io/otel/trace"
+
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 )
 
@@ -30,7 +32,11 @@ const (
 type effect struct {
 	run  func(ctx context.Context) any
 	then func(result any)
+	// trace is the span of the command that started it (invalid: none).
+	trace trace.SpanContext
 }
+
+var laneNames = [laneCount]string{"store", "audio", "search", "gateway", "messages"}
 
 // laneQueue is a lane's pending effects; the head is running when busy.
 type laneQueue struct {
@@ -48,7 +54,7 @@ type effectDone struct {
 // nil.
 func (g *Grain) do(l lane, run func(ctx context.Context) any, then func(any)) {
 	lq := &g.lanes[l]
-	lq.q = append(lq.q, effect{run: run, then: then})
+	lq.q = append(lq.q, effect{run: run, then: then, trace: g.trace})
 	if !lq.busy {
 		g.startLane(l)
 	}
@@ -61,9 +67,16 @@ func (g *Grain) startLane(l lane) {
 	lq := &g.lanes[l]
 	lq.busy = true
 	run, timeout, self, root := lq.q[0].run, g.deps.CallTimeout, g.self, g.sys.Root
+	parent, tracer := lq.q[0].trace, g.deps.tracer()
 	ecluster.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
+		if parent.IsValid() {
+			// A traced command's Lavalink, store or Discord call.
+			var span trace.Span
+			ctx, span = tracer.Start(trace.ContextWithRemoteSpanContext(ctx, parent), "session "+laneNames[l])
+			defer span.End()
+		}
 		var result any
 		defer func() {
 			if r := recover(); r != nil {

@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/audio"
 	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/music"
+	"github.com/ensemble-bot/ensemble/internal/telemetry"
 )
 
 func errorReply(msg string) *clusterpb.SessionReply {
@@ -153,14 +155,26 @@ func (g *Grain) answer(c *command, reply *clusterpb.SessionReply) {
 	}
 }
 
-// run executes one command and calls k with its outcome.
+// run executes one command and calls k with its outcome. The command's
+// span, a child of the guild grain's, is the parent of the effects it
+// starts.
 func (g *Grain) run(req *clusterpb.SessionRequest, k done) {
 	h, ok := handlers[commands.Name(req.GetCommand())]
 	if !ok {
 		k(&clusterpb.SessionReply{Reply: commands.UnknownCommand(req.GetCommand())}, false)
 		return
 	}
-	h(g, req, k)
+	if req.GetTraceparent() == "" {
+		g.trace = trace.SpanContext{}
+		h(g, req, k)
+		return
+	}
+	_, span := g.deps.tracer().Start(telemetry.WithTraceparent(context.Background(), req.GetTraceparent()), "session "+req.GetCommand())
+	g.trace = span.SpanContext()
+	h(g, req, func(reply *clusterpb.SessionReply, changed bool) {
+		span.End()
+		k(reply, changed)
+	})
 }
 
 // handler runs one command of the table and calls k with its outcome.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
@@ -161,6 +162,9 @@ type Grain struct {
 	lastAutoplay    time.Time
 	autoplayPending bool
 	autoplayArmed   bool
+	// trace is the span of the command being run: the effects it starts
+	// are its children.
+	trace trace.SpanContext
 }
 
 // request is a grain call waiting for its answer: sender is the caller's

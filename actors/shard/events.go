@@ -11,9 +11,13 @@ import (
 	"github.com/disgoorg/disgo/discord"
 	"github.com/disgoorg/disgo/gateway"
 	"github.com/disgoorg/snowflake/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/commands"
+	"github.com/ensemble-bot/ensemble/internal/telemetry"
 )
 
 // voiceState is where a user is in voice. The session ID matters only for
@@ -237,23 +241,34 @@ func (g *grain) onInteraction(at time.Time, i discord.Interaction, payload io.Re
 		in.BotVoiceChannelId = ch.String()
 	}
 	in.Replayed = g.replaying
-	guilds, log := g.deps.Guilds, g.log
+	guilds, log, tracer := g.deps.Guilds, g.log, g.deps.tracer()
 	late := func() { g.refuseLate(at, i) }
 	failed := func() { g.refuse(at, i, commands.BusyMessage) }
 	accepted := g.deps.Ordered.Submit(in.GetGuildId(), func() {
+		// The interaction's trace starts when the shard received it; its
+		// context travels to the grains in the message.
+		ctx, span := tracer.Start(context.Background(), "interaction "+in.GetName(), trace.WithTimestamp(at),
+			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+				attribute.String("ensemble.guild", in.GetGuildId()), attribute.Int("ensemble.shard", g.id),
+				attribute.String("ensemble.kind", in.GetKind().String())))
+		defer span.End()
+		in.Traceparent = telemetry.Traceparent(ctx)
 		// Behind this guild's earlier deliveries for too long: a fast
 		// "busy" beats an answer after Discord's deadline.
 		if time.Since(at) > deliverBudget {
+			span.SetStatus(codes.Error, "late")
 			late()
 			return
 		}
 		// The delivery ends in time for a busy answer if it fails: the
 		// guild grain unreachable (its member just died, say) must not
 		// leave the interaction unanswered.
-		ctx, cancel := context.WithDeadline(context.Background(), at.Add(deliverWithin))
+		ctx, cancel := context.WithDeadline(ctx, at.Add(deliverWithin))
 		defer cancel()
 		if err := guilds(ctx, in); err != nil {
-			log.Warn("deliver interaction to guild grain; answering busy", "err", err, "guild", in.GetGuildId(), "command", in.GetName())
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "not delivered")
+			log.WarnContext(ctx, "deliver interaction to guild grain; answering busy", "err", err, "guild", in.GetGuildId(), "command", in.GetName())
 			failed()
 		}
 	})

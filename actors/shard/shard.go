@@ -18,6 +18,8 @@ import (
 	"github.com/disgoorg/disgo/gateway"
 	"github.com/disgoorg/snowflake/v2"
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/cluster"
@@ -67,6 +69,8 @@ var openBackoff = supervisor.Backoff{Base: time.Second, Max: time.Minute, Jitter
 // its factory in a package global, so a process has one Deps.
 type Deps struct {
 	Token secret.String
+	// Tracer starts each interaction's trace; nil: none.
+	Tracer trace.Tracer
 	// Mailbox, if set, counts the messages waiting in the shards' mailboxes.
 	Mailbox *cluster.MailboxDepth
 	// GatewayURL is the websocket URL without a query (the emulator's in
@@ -720,4 +724,11 @@ func (l *lastPayload) take(seq int) io.Reader {
 		return nil
 	}
 	return p
+}
+
+func (d *Deps) tracer() trace.Tracer {
+	if d.Tracer == nil {
+		return noop.NewTracerProvider().Tracer("")
+	}
+	return d.Tracer
 }

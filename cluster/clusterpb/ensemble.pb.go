@@ -319,7 +319,11 @@ type Interaction struct {
 	// the last one handled by up to a second). The guild grain acknowledges
 	// it before anything runs, so a handled one finds itself acknowledged
 	// and is dropped instead of, say, queueing a track twice.
-	Replayed      bool `protobuf:"varint,14,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	Replayed bool `protobuf:"varint,14,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// W3C traceparent of the shard's span for this interaction, so the
+	// grains' spans join its trace across members; empty when tracing is
+	// off.
+	Traceparent   string `protobuf:"bytes,15,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -450,6 +454,13 @@ func (x *Interaction) GetReplayed() bool {
 		return x.Replayed
 	}
 	return false
+}
+
+func (x *Interaction) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
 }
 
 type HandleReply struct {
@@ -836,8 +847,10 @@ type SessionRequest struct {
 	// The guild's announce channel, when set: the now-playing message lives
 	// there instead of where the command was used.
 	AnnounceChannelId string `protobuf:"bytes,9,opt,name=announce_channel_id,json=announceChannelId,proto3" json:"announce_channel_id,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// W3C traceparent of the guild grain's span for the command.
+	Traceparent   string `protobuf:"bytes,10,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionRequest) Reset() {
@@ -929,6 +942,13 @@ func (x *SessionRequest) GetRequestId() string {
 func (x *SessionRequest) GetAnnounceChannelId() string {
 	if x != nil {
 		return x.AnnounceChannelId
+	}
+	return ""
+}
+
+func (x *SessionRequest) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
 	}
 	return ""
 }
@@ -2161,7 +2181,7 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x06Option\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x18\n" +
-	"\afocused\x18\x03 \x01(\bR\afocused\"\xe5\x03\n" +
+	"\afocused\x18\x03 \x01(\bR\afocused\"\x87\x04\n" +
 	"\vInteraction\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12%\n" +
@@ -2179,7 +2199,8 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"message_id\x18\v \x01(\tR\tmessageId\x12\x19\n" +
 	"\bshard_id\x18\f \x01(\x05R\ashardId\x12/\n" +
 	"\x14bot_voice_channel_id\x18\r \x01(\tR\x11botVoiceChannelId\x12\x1a\n" +
-	"\breplayed\x18\x0e \x01(\bR\breplayed\"\r\n" +
+	"\breplayed\x18\x0e \x01(\bR\breplayed\x12 \n" +
+	"\vtraceparent\x18\x0f \x01(\tR\vtraceparent\"\r\n" +
 	"\vHandleReply\"\x9e\x02\n" +
 	"\x05Embed\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12 \n" +
@@ -2207,7 +2228,7 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x04rows\x18\x04 \x03(\v2\x13.ensemble.ButtonRowR\x04rows\"2\n" +
 	"\x06Choice\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xea\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x8c\x03\n" +
 	"\x0eSessionRequest\x12\x19\n" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12*\n" +
@@ -2218,7 +2239,9 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x12received_unix_nano\x18\a \x01(\x03R\x10receivedUnixNano\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\b \x01(\tR\trequestId\x12.\n" +
-	"\x13announce_channel_id\x18\t \x01(\tR\x11announceChannelId\"y\n" +
+	"\x13announce_channel_id\x18\t \x01(\tR\x11announceChannelId\x12 \n" +
+	"\vtraceparent\x18\n" +
+	" \x01(\tR\vtraceparent\"y\n" +
 	"\fSessionReply\x12%\n" +
 	"\x05reply\x18\x01 \x01(\v2\x0f.ensemble.ReplyR\x05reply\x12*\n" +
 	"\achoices\x18\x02 \x03(\v2\x10.ensemble.ChoiceR\achoices\x12\x16\n" +

@@ -56,6 +56,8 @@ type Config struct {
 	// Partitionable runs each node in a network namespace of its own, so
 	// that Node.Partition works (CanPartition says whether it can here).
 	Partitionable bool
+	// Env is added to the nodes' environment (OTEL_* for traces, say).
+	Env []string
 }
 
 // Cluster is a running cluster.
@@ -209,7 +211,7 @@ func (c *Cluster) StartNode() (*Node, error) {
 	} else {
 		n.cmd = exec.Command(c.cfg.Node, args...)
 	}
-	n.cmd.Env = Env("DISCORD_TOKEN="+c.Discord.Token(), "LAVALINK_PASSWORD="+LavalinkPassword)
+	n.cmd.Env = Env(append([]string{"DISCORD_TOKEN=" + c.Discord.Token(), "LAVALINK_PASSWORD=" + LavalinkPassword}, c.cfg.Env...)...)
 	w := io.MultiWriter(n.out, logFile)
 	n.cmd.Stdout, n.cmd.Stderr = w, w
 	// Killed with the driver if it dies first (a backstop: it fires when
@@ -308,12 +310,17 @@ func (n *Node) Heal() {
 
 // Env is the environment without anything a node would take as its own
 // credentials (a real DISCORD_TOKEN_FILE beside the emulator's token makes
-// the node refuse to start), plus extra.
+// the node refuse to start) or as its trace exporter's settings, plus
+// extra.
 func Env(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		switch strings.SplitN(kv, "=", 2)[0] {
+		name := strings.SplitN(kv, "=", 2)[0]
+		switch name {
 		case "DISCORD_TOKEN", "DISCORD_TOKEN_FILE", "LAVALINK_PASSWORD", "LAVALINK_PASSWORD_FILE", "REDIS_PASSWORD", "REDIS_PASSWORD_FILE":
+			continue
+		}
+		if strings.HasPrefix(name, "OTEL_") {
 			continue
 		}
 		env = append(env, kv)

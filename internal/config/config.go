@@ -42,6 +42,10 @@ type Node struct {
 	AdminAddr string `yaml:"admin_addr"`
 	// ShutdownTimeout bounds a graceful stop after SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// OTLPEndpoint, when set, exports traces over OTLP/HTTP to this URL
+	// (e.g. http://collector:4318/v1/traces). Empty: the standard OTEL_*
+	// variables decide, and without them tracing is off.
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
 }
 
 // Provider names a cluster membership provider.
@@ -356,6 +360,9 @@ func (c *Config) Validate() error {
 func (c *Config) validateNode() error {
 	if err := checkHostPort("node.admin_addr", c.Node.AdminAddr, true); err != nil {
 		return err
+	}
+	if e := c.Node.OTLPEndpoint; e != "" && !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+		return fieldErr("node.otlp_endpoint", e, "must be an http:// or https:// URL")
 	}
 	return positive("node.shutdown_timeout", c.Node.ShutdownTimeout)
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/disgoorg/disgo/gateway"
 	"github.com/disgoorg/disgo/rest"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ensemble-bot/ensemble/actors/guild"
 	"github.com/ensemble-bot/ensemble/actors/lavalink"
@@ -46,6 +48,9 @@ type Options struct {
 	// WrapStore, when set, wraps the store the node opens (tests: a slow
 	// or failing store).
 	WrapStore func(store.Store) store.Store
+	// TracerProvider replaces the one node.otlp_endpoint and the OTEL_*
+	// variables would make (tests: an in-memory exporter).
+	TracerProvider trace.TracerProvider
 }
 
 // Node is a running member.
@@ -53,6 +58,7 @@ type Node struct {
 	cfg      config.Config
 	log      *slog.Logger
 	metrics  *telemetry.Metrics
+	tracing  *telemetry.Tracing
 	ready    *admin.Readiness
 	adminSrv *admin.Server
 	store    store.Store
@@ -120,7 +126,8 @@ const (
 
 // Start starts the node. Without a Discord token it runs but is not ready.
 func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err error) {
-	log := o.Log
+	// Lines logged with a traced context carry its trace and span IDs.
+	log := slog.New(telemetry.WithTraceIDs(o.Log.Handler()))
 	n := &Node{cfg: cfg, log: log, audio: &lateAudio{}}
 	n.runCtx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
@@ -131,6 +138,12 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	if n.metrics, err = telemetry.NewMetrics(); err != nil {
 		return nil, err
 	}
+	if o.TracerProvider != nil {
+		n.tracing = &telemetry.Tracing{Provider: o.TracerProvider}
+	} else if n.tracing, err = telemetry.NewTracing(ctx, cfg.Node.OTLPEndpoint, "ensemble", instanceID()); err != nil {
+		return nil, err
+	}
+	tracer := n.tracing.Provider.Tracer(telemetry.TracerName)
 	n.shardsHeld = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ensemble_shards_held", Help: "Discord shards this member runs."})
 	n.shardsReady = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ensemble_shards_ready", Help: "Discord shards of this member whose gateway is ready."})
 	for _, g := range []prometheus.Collector{n.shardsHeld, n.shardsReady} {
@@ -248,6 +261,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	}
 	kinds := []*cluster.Kind{
 		session.NewKind(session.Deps{
+			Tracer:      tracer,
 			Metrics:     sessionMetrics,
 			Mailbox:     mailboxes[session.Kind],
 			Store:       n.store,
@@ -261,6 +275,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			CallTimeout: cfg.Lavalink.RequestTimeout,
 		}),
 		guild.NewKind(guild.Deps{
+			Tracer:      tracer,
 			Metrics:     guildMetrics,
 			Mailbox:     mailboxes[guild.Kind],
 			Store:       n.store,
@@ -272,6 +287,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			MaxInFlight: cfg.Limits.GuildCommandsInFlight,
 		}, cfg.Limits.GuildIdleTimeout),
 		shard.NewKind(shard.Deps{
+			Tracer:      tracer,
 			Mailbox:     mailboxes[shard.Kind],
 			Token:       token,
 			GatewayURL:  cfg.Discord.GatewayURL,
@@ -763,5 +779,14 @@ func (n *Node) stopParts(ctx context.Context) error {
 	if n.metrics != nil {
 		errs = append(errs, n.metrics.Shutdown(ctx))
 	}
+	if n.tracing != nil {
+		errs = append(errs, n.tracing.Shutdown(ctx))
+	}
 	return errors.Join(errs...)
+}
+
+// instanceID names this process in traces.
+func instanceID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }

@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
@@ -36,7 +39,11 @@ func fakeSecret(prefix string) string {
 func TestSecretsNeverLeak(t *testing.T) {
 	lavaPassword, redisPassword := fakeSecret("lava-"), fakeSecret("redis-")
 	rds := testserver.StartRedisWithPassword(t, redisPassword)
-	w := newWorld(t, worldOpts{store: config.StoreRedis, redis: rds, lavaPassword: lavaPassword, jsonLogs: true, userCommands: 1000, guildCommands: 1000})
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+	w := newWorld(t, worldOpts{store: config.StoreRedis, redis: rds, lavaPassword: lavaPassword, jsonLogs: true, tracer: tp,
+		userCommands: 1000, guildCommands: 1000})
 	dc, lava := w.discord, w.lava
 
 	var interactionTokens, voiceTokens []string
@@ -154,7 +161,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 		sent.Write(r.Body)
 		sent.WriteString("\n")
 	}
+	// Every span: names, attributes, events (recorded errors), status.
+	var traces strings.Builder
+	for _, sp := range spans.GetSpans() {
+		fmt.Fprintf(&traces, "%s %v %v %s\n", sp.Name, sp.Attributes, sp.Events, sp.Status.Description)
+	}
 	places := map[string]string{
+		"traces":               traces.String(),
 		"text logs":            w.logs.String(),
 		"JSON logs":            w.jsonLogs.String(),
 		"what users were sent": sent.String(),
@@ -169,8 +182,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if !strings.Contains(places["text logs"], "level=WARN") || !strings.Contains(places["JSON logs"], `"level":"WARN"`) {
 		t.Fatalf("the logs lack the WARN lines of the failures:\n%s", places["text logs"])
 	}
-	if len(sent.String()) == 0 || !strings.Contains(places["/metrics"], "ensemble_discord_rest_rate_limited_total") {
-		t.Fatal("nothing sent or scraped")
+	if len(sent.String()) == 0 || !strings.Contains(places["/metrics"], "ensemble_discord_rest_rate_limited_total") ||
+		!strings.Contains(places["traces"], "interaction play") {
+		t.Fatal("nothing sent, scraped or traced")
 	}
 	for place, text := range places {
 		for what, s := range secrets {

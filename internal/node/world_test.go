@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/disgoorg/disgo/gateway"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
@@ -55,6 +56,7 @@ type world struct {
 	wrapStore   func(store.Store) store.Store
 	gatewayOpts []gateway.ConfigOpt
 	unready     bool
+	tracer      trace.TracerProvider
 }
 
 type worldOpts struct {
@@ -69,6 +71,8 @@ type worldOpts struct {
 	queueMax int
 	// lavaPassword replaces lavalinkPassword (a test's own secret).
 	lavaPassword string
+	// tracer replaces the node's (an in-memory exporter).
+	tracer trace.TracerProvider
 	// jsonLogs also logs as JSON, to world.jsonLogs.
 	jsonLogs bool
 	// wrapStore wraps the node's store (a slow one).
@@ -90,7 +94,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	t.Cleanup(cancel)
-	w := &world{t: t, ctx: ctx, lava: o.lava, discord: o.discord, wrapStore: o.wrapStore, gatewayOpts: o.gatewayOpts}
+	w := &world{t: t, ctx: ctx, lava: o.lava, discord: o.discord, wrapStore: o.wrapStore, gatewayOpts: o.gatewayOpts, tracer: o.tracer}
 	if o.jsonLogs {
 		w.jsonLogs = &strings.Builder{}
 	}
@@ -205,7 +209,7 @@ func (w *world) start() {
 		h = slog.NewMultiHandler(h, slog.NewJSONHandler(&syncWriter{b: w.jsonLogs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	log := slog.New(h)
-	n, err := Start(w.ctx, w.cfg, Options{Log: log, WrapStore: w.wrapStore, GatewayOpts: append([]gateway.ConfigOpt{
+	n, err := Start(w.ctx, w.cfg, Options{Log: log, WrapStore: w.wrapStore, TracerProvider: w.tracer, GatewayOpts: append([]gateway.ConfigOpt{
 		gateway.WithIdentifyRateLimiter(gateway.NewNoopIdentifyRateLimiter()),
 	}, w.gatewayOpts...)})
 	if err != nil {

@@ -1,0 +1,64 @@
+//go:build !race
+
+package node
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/ensemble-bot/ensemble/internal/discordemu"
+)
+
+// TestInteractionTrace: one trace per interaction, from the shard through
+// the guild grain to the session grain and its Lavalink call, and to the
+// Discord REST calls that answer it; a line logged inside it carries its
+// trace and span IDs.
+func TestInteractionTrace(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
+	w := newWorld(t, worldOpts{tracer: tp})
+	w.join(w.listener, w.voice)
+	// The answer fails every try: its WARN is logged inside the trace.
+	w.discord.FailNext(discordemu.ServerError{Method: "POST", Path: "/interactions/{id}/{token}/callback", Status: http.StatusServiceUnavailable, Count: 4})
+	mustInvoke(t, w.discord, w.guild, w.listener, w.text, "play", discordemu.StringOption("query", "lofi beats"))
+	w.player(playing("lofi beats"))
+
+	byName := map[string]tracetest.SpanStub{}
+	waitFor(t, "the interaction's spans", func() bool {
+		byName = map[string]tracetest.SpanStub{}
+		for _, s := range exp.GetSpans() {
+			byName[s.Name] = s
+		}
+		for _, n := range []string{"interaction play", "guild play", "session play", "session audio", "discord answer interaction"} {
+			if _, ok := byName[n]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+	parentOf := map[string]string{
+		"guild play":                 "interaction play",
+		"session play":               "guild play",
+		"session audio":              "session play",
+		"discord answer interaction": "guild play",
+	}
+	trace := byName["interaction play"].SpanContext.TraceID()
+	for child, parent := range parentOf {
+		c, p := byName[child], byName[parent]
+		if c.SpanContext.TraceID() != trace || c.Parent.SpanID() != p.SpanContext.SpanID() {
+			t.Errorf("%q is not a child of %q in trace %s", child, parent, trace)
+		}
+	}
+	if !byName["interaction play"].StartTime.Before(byName["guild play"].StartTime.Add(time.Nanosecond)) {
+		t.Error("the trace does not start when the shard received the interaction")
+	}
+	answer := byName["discord answer interaction"]
+	want := "trace_id=" + trace.String() + " span_id=" + answer.SpanContext.SpanID().String()
+	waitFor(t, "the failed answer's log line", func() bool { return strings.Contains(w.logs.String(), want) })
+}
