@@ -192,9 +192,14 @@ func (s answerSpec) ack(what string, f func(context.Context) error) error {
 }
 
 func (s answerSpec) ackContext() (context.Context, context.CancelFunc) {
-	c, cancel := context.WithTimeout(context.Background(), s.callTimeout)
-	c, cancelAck := context.WithDeadline(c, s.ackBy)
-	return c, func() { cancelAck(); cancel() }
+	return context.WithDeadline(context.Background(), earliest(time.Now().Add(s.callTimeout), s.ackBy))
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // run makes one REST call, traced as a child of the interaction's span.

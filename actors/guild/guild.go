@@ -599,10 +599,8 @@ func (g *Grain) autocomplete(in *clusterpb.Interaction) {
 				}
 			}
 		}
-		c, cancel := context.WithTimeout(context.Background(), timeout)
+		c, cancel := context.WithDeadline(context.Background(), earliest(time.Now().Add(timeout), ackBy))
 		defer cancel()
-		c, cancelAck := context.WithDeadline(c, ackBy)
-		defer cancelAck()
 		if err := replier.Autocomplete(c, in.GetId(), in.GetToken(), choices); err != nil {
 			log.Warn("autocomplete", "err", err, "guild", guild)
 		}

@@ -170,9 +170,14 @@ func (g *Grain) run(req *clusterpb.SessionRequest, k done) {
 		return
 	}
 	_, span := g.deps.tracer().Start(telemetry.WithTraceparent(context.Background(), req.GetTraceparent()), "session "+req.GetCommand())
-	g.trace = span.SpanContext()
+	sc := span.SpanContext()
+	g.trace = sc
 	h(g, req, func(reply *clusterpb.SessionReply, changed bool) {
 		span.End()
+		// What runs later (a track's end, a timer) is not this command's.
+		if g.trace.Equal(sc) {
+			g.trace = trace.SpanContext{}
+		}
 		k(reply, changed)
 	})
 }
