@@ -102,7 +102,7 @@ func (g *Grain) effectFinished(m effectDone) {
 	if len(lq.q) == 0 {
 		return
 	}
-	then := lq.q[0].then
+	then, tr := lq.q[0].then, lq.q[0].trace
 	lq.q[0] = effect{}
 	lq.q = lq.q[1:]
 	lq.busy = false
@@ -117,6 +117,8 @@ func (g *Grain) effectFinished(m effectDone) {
 		return
 	}
 	if then != nil {
+		// The continuation's effects belong to the same command.
+		g.trace = tr
 		then(m.result)
 	}
 }

@@ -170,14 +170,9 @@ func (g *Grain) run(req *clusterpb.SessionRequest, k done) {
 		return
 	}
 	_, span := g.deps.tracer().Start(telemetry.WithTraceparent(context.Background(), req.GetTraceparent()), "session "+req.GetCommand())
-	sc := span.SpanContext()
-	g.trace = sc
+	g.trace = span.SpanContext()
 	h(g, req, func(reply *clusterpb.SessionReply, changed bool) {
 		span.End()
-		// What runs later (a track's end, a timer) is not this command's.
-		if g.trace.Equal(sc) {
-			g.trace = trace.SpanContext{}
-		}
 		k(reply, changed)
 	})
 }

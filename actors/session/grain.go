@@ -163,8 +163,10 @@ type Grain struct {
 	autoplayPending bool
 	autoplayArmed   bool
 	// trace is the span of the command being run: the effects it starts
-	// are its children.
-	trace trace.SpanContext
+	// are its children. trackTrace is the span of the command that
+	// started the current track, until its play is sent (voice may come
+	// later, in another message).
+	trace, trackTrace trace.SpanContext
 }
 
 // request is a grain call waiting for its answer: sender is the caller's
@@ -199,6 +201,9 @@ type (
 // activates it afresh from the store.
 func (g *Grain) Receive(ctx actor.Context) {
 	g.actx = ctx
+	// Effects are traced only as part of a traced command (run) or of
+	// its continuations (effectFinished): not a track's end or a timer.
+	g.trace = trace.SpanContext{}
 	var sender *actor.PID
 	defer func() {
 		if r := recover(); r != nil {

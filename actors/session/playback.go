@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/audio"
@@ -50,6 +52,12 @@ func (g *Grain) startPlay() {
 	g.playPending, g.sentVoice = true, st.voice
 	req := audio.PlayRequest{Track: *st.current, Position: st.position, Volume: st.volume, Paused: st.paused, Voice: st.voice, PlayID: g.playID}
 	id, a, guild := g.playID, g.deps.Audio, g.guildID
+	if !g.trace.IsValid() {
+		// Voice arrived after the command that started the track: its
+		// play is still that command's.
+		g.trace = g.trackTrace
+	}
+	g.trackTrace = trace.SpanContext{}
 	g.do(laneAudio, func(c context.Context) any {
 		h, err := a.Play(c, guild, req)
 		return playResult{holder: h, err: err}
@@ -187,6 +195,7 @@ func (g *Grain) startTrack(t music.Track) {
 	g.autoplayPending = false
 	st := g.st
 	st.current = &t
+	g.trackTrace = g.trace
 	g.deps.Metrics.started(t.SourceName, st.queue.Len())
 	// The clock starts when a player takes the track, not before: voice
 	// may still be connecting.
