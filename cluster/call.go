@@ -22,7 +22,7 @@ var callBackoff = supervisor.Backoff{Base: 20 * time.Millisecond, Jitter: 0.5}
 
 // Call runs a grain call with a deadline and bounded retries with real,
 // jittered backoff. protoactor's own retry sleeps nanoseconds and gives
-// each attempt the full timeout (PITFALLS.md), so each attempt here gets
+// each attempt the full timeout (protoactor), so each attempt here gets
 // its share of the time left and one protoactor try.
 //
 // attempt receives the call options to pass to the generated client. An

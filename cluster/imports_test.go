@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestImportRules enforces DESIGN.md §3's import rules on every package of
+// TestImportRules enforces the import rules of ARCHITECTURE.md on every package of
 // the module (test files excluded: emulator conformance tests drive the
 // real clients on purpose):
 //   - only actors/lavalink imports disgolink;
@@ -61,7 +61,7 @@ func TestImportRules(t *testing.T) {
 			if own, ok := strings.CutPrefix(imp, mod); ok {
 				for _, r := range within {
 					if r.forbidden(pkg, own) {
-						t.Errorf("%s imports %s: %s (DESIGN.md §3)", pkg, own, r.rule)
+						t.Errorf("%s imports %s: %s (ARCHITECTURE.md, Import rules)", pkg, own, r.rule)
 					}
 				}
 			}
@@ -76,7 +76,7 @@ func TestImportRules(t *testing.T) {
 					}
 				}
 				if !ok {
-					t.Errorf("%s imports %s; only %v may (DESIGN.md §3)", pkg, imp, r.allowed)
+					t.Errorf("%s imports %s; only %v may (ARCHITECTURE.md, Import rules)", pkg, imp, r.allowed)
 				}
 			}
 		}

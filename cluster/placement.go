@@ -109,7 +109,7 @@ var ErrOwnerUnreachable = errors.New("the member that owns this grain is unreach
 // kind/identity lost its connection from this one (it died, most likely,
 // and the membership will drop it within its lease TTL). A call to it now
 // would stick for protoactor's fixed 5 s activation timeout whatever the
-// caller's deadline (PITFALLS.md), holding up what is queued behind it:
+// caller's deadline (protoactor), holding up what is queued behind it:
 // callers answer "busy" at once instead. protoactor's gossip dials every
 // member each 300 ms, so a member that was only cut off for a moment is
 // reachable again as soon as its connection is back.

@@ -114,7 +114,7 @@ func (a *answer) run(s answerSpec) {
 	case deferred && !s.ephemeral && r.GetEphemeral():
 		// A public deferral cannot become ephemeral: replace the
 		// "thinking" message with an ephemeral follow-up, so an error
-		// stays between the bot and the user (DESIGN.md §1).
+		// stays between the bot and the user (SECURITY.md: errors are private).
 		if err = s.call("delete deferred reply", func(c context.Context) error {
 			return s.replier.DeleteOriginal(c, in.GetApplicationId(), in.GetToken())
 		}); err == nil {

@@ -4,7 +4,7 @@
 // Discord's 3 s deadline — directly when the answer is ready in time,
 // otherwise with a deferred reply that is edited when the work ends.
 //
-// The grain never waits (DESIGN.md §4). The settings load, /settings
+// The grain never waits (ARCHITECTURE.md: no actor waits). The settings load, /settings
 // saves and session calls run in goroutines that report back by message;
 // commands that arrive while the settings load are kept in a short list and
 // run when it reports. Each interaction's Discord calls run in order on a

@@ -190,8 +190,8 @@ func waitGoroutines(tb testing.TB, want int) int {
 }
 
 // BenchmarkIdleGuildFootprint reports the heap and goroutines an activated
-// guild grain costs once idle after one /queue (DESIGN.md §4: no
-// goroutine, a few hundred bytes of its own): heap-B/guild is all of it,
+// guild grain costs once idle after one /queue (the aim: no goroutine, a
+// few hundred bytes of its own): heap-B/guild is all of it,
 // protoactor's activation included; heap-B/bare-grain is that of the least
 // cluster grain with the same mailbox in the same conditions; own-B/guild,
 // the difference, is the guild grain's own state.

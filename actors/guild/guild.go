@@ -155,7 +155,7 @@ const (
 // one slow call delays neither this guild's other commands nor anyone
 // else's. What it needs only while busy (a load, a save, commands in
 // flight) is allocated then and dropped after, so an idle guild costs a
-// few hundred bytes (DESIGN.md §4; BenchmarkIdleGuildFootprint).
+// few hundred bytes (BenchmarkIdleGuildFootprint).
 type Grain struct {
 	deps     *Deps
 	ctx      cluster.GrainContext

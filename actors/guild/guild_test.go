@@ -537,7 +537,7 @@ func TestCooldown(t *testing.T) {
 }
 
 // One member per test: protoactor's remote replaces gRPC's global logger
-// at start, which races with another live member (PITFALLS.md).
+// at start, which races with another live member.
 func TestBusyGuild(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	release := make(chan struct{})

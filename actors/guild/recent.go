@@ -8,7 +8,7 @@ import (
 
 // dedupBounds bound the interaction IDs a guild remembers (Grain.seen) to
 // drop retried deliveries. A grain call retried after a timeout delivers
-// the same interaction twice (PITFALLS.md: a caller cannot tell "maybe
+// the same interaction twice (protoactor: a caller cannot tell "maybe
 // delivered" from "not delivered"). Every attempt of one delivery falls
 // within the shard's delivery deadline (5 s); across members, the remote
 // layer may still hand over a queued first attempt after its resends (5

@@ -27,7 +27,7 @@ import (
 // in the client, whatever node that player lives on, so with one shared
 // client an old node's late events would be taken for the new node's.
 // The node actor creates it; the Client uses it for REST calls (disgolink
-// clients are safe for concurrent use apart from the races PITFALLS.md
+// clients are safe for concurrent use apart from the races the Makefile
 // lists).
 type link struct {
 	name string

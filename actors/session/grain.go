@@ -45,7 +45,7 @@ const (
 // than protoc-gen-go-grain's generated one: that one must answer a call
 // before it takes the next message, and a session answers a command only
 // once its effects (a search, a join, the store write) are done, which
-// must not hold up its other messages (DESIGN.md §4). Callers use the
+// must not hold up its other messages (ARCHITECTURE.md: no actor waits). Callers use the
 // generated client as for any grain. The grain manages its own idleness:
 // it stays active while playing, however quiet the player is.
 func NewKind(deps Deps) *cluster.Kind {
@@ -196,7 +196,7 @@ type (
 )
 
 // Receive handles every message of the activation. A panic is recovered:
-// protoactor would restart the actor without ClusterInit (PITFALLS.md), so
+// protoactor would restart the actor without ClusterInit, so
 // the activation answers with an error and stops, and the next call
 // activates it afresh from the store.
 func (g *Grain) Receive(ctx actor.Context) {

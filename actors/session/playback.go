@@ -307,7 +307,7 @@ func (g *Grain) autoplay() {
 
 // voice records the bot's own voice facts and (re)connects the player once
 // they are complete. Keeping the facts here, and sending them to Lavalink
-// in one update, avoids disgolink's ordering hazard (PITFALLS.md).
+// in one update, avoids disgolink's ordering hazard.
 func (g *Grain) voice(ev *clusterpb.VoiceEvent) {
 	st := g.st
 	switch e := ev.GetEvent().(type) {

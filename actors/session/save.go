@@ -95,7 +95,7 @@ func (g *Grain) written(v uint64, err error) {
 	case errors.Is(err, store.ErrFenced):
 		g.fence()
 	default:
-		// Keep serving from memory and retry in order (DESIGN.md §6).
+		// Keep serving from memory and retry in order (ARCHITECTURE.md, Session grain).
 		g.log.Warn("session not saved; will retry", "err", err)
 		g.release(v, false)
 		if !g.sv.retryArmed {

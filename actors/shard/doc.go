@@ -56,5 +56,5 @@
 // all state lives in the grain and is touched by its mailbox alone (no locks).
 //
 // Only this package and internal/commands import disgo's gateway and event
-// types (DESIGN.md §3); the rest of the cluster sees clusterpb messages.
+// types (ARCHITECTURE.md, Import rules); the rest of the cluster sees clusterpb messages.
 package shard

@@ -102,7 +102,7 @@ func startStubCluster(t *testing.T) (*cluster.Member, *stubShards) {
 
 // TestKeeperAndGateway share one member: protoactor keeps per-process
 // globals, and under -race several members in one process race inside
-// protoactor and gRPC (PITFALLS.md).
+// protoactor and gRPC.
 func TestKeeperAndGateway(t *testing.T) {
 	m, s := startStubCluster(t)
 

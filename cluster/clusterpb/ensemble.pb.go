@@ -1,6 +1,6 @@
 // Messages and grains of the Ensemble cluster.
 //
-// Rules (PITFALLS.md): every grain message is a protobuf message; generated
+// Rules (protoactor's): every grain message is a protobuf message; generated
 // grain methods are called by their index in a service, so rpcs are only
 // ever appended, never reordered or removed; a member that receives a
 // message type its binary does not know crashes, so a rolling upgrade must

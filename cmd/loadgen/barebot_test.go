@@ -27,7 +27,7 @@ import (
 // run as a helper process: loadgen starts this package's test binary with
 // LOADGEN_BAREBOT=1 and -test.run=^TestBareBotProcess$. Otherwise it skips.
 //
-// It lives in a test file because DESIGN.md §3 lets only the bot's own Discord packages
+// It lives in a test file because the import rules (ARCHITECTURE.md) let only the bot's own Discord packages
 // import disgo's gateway and REST client (cluster/imports_test.go checks it, test files
 // excepted so that emulator tests can drive the real clients); a baseline that is a disgo
 // bot without the bot's architecture is exactly such a driver.

@@ -1,4 +1,4 @@
-// Command loadgen is Ensemble's load benchmark (DESIGN.md §10). It builds cmd/node,
+// Command loadgen is Ensemble's load benchmark (BENCHMARKS.md). It builds cmd/node,
 // cmd/emulator and a bare disgo bot, runs them as separate processes on loopback, drives
 // interactions through the Discord emulator at a fixed rate and reports what users would
 // see: how fast each interaction was acknowledged, and how many were not.

@@ -146,7 +146,7 @@ limits: {command_cooldown: 0s, user_commands: 0, guild_commands: 0, shard_max_la
 			defer func() {
 				_ = node.Process.Signal(syscall.SIGTERM)
 				_ = node.Wait()
-				// Secrets never appear in any output (DESIGN.md §8), even
+				// Secrets never appear in any output (SECURITY.md), even
 				// at debug level: the bot token, the Lavalink password,
 				// and interaction tokens.
 				for _, o := range outputs {

@@ -387,7 +387,7 @@ func TestDiscordAgainstEmulator(t *testing.T) {
 // dialGateway is the least of a gateway client: identify, wait for READY and
 // decode every INTERACTION_CREATE with disgo. disgo's own gateway is not used
 // because -race reports data races inside it on every connection
-// (heartbeatCancel, PITFALLS.md), and the gateway is not what is under test.
+// (heartbeatCancel; the Makefile lists them), and the gateway is not what is under test.
 func dialGateway(t *testing.T, ctx context.Context, emu *discordemu.Emulator, out chan<- discord.Interaction) *websocket.Conn {
 	t.Helper()
 	conn, _, err := websocket.DefaultDialer.DialContext(ctx, emu.GatewayURL()+"?v=10&encoding=json", nil)

@@ -629,7 +629,7 @@ func TestDisgoInteractionTokenExpiry(t *testing.T) {
 	}
 }
 
-// TestDisgoClientFacts pins down PITFALLS.md facts about disgo's client that the rest of
+// TestDisgoClientFacts pins down facts about disgo's client that the rest of
 // the project relies on.
 func TestDisgoClientFacts(t *testing.T) {
 	emu := startEmu(t, Config{})
@@ -698,7 +698,7 @@ func TestDisgoShardManagerConstructionCallsGatewayBot(t *testing.T) {
 	}
 }
 
-// TestDisgoShardSubsetSendsOp4OnWrongShard confirms the PITFALLS.md fallback: with only
+// TestDisgoShardSubsetSendsOp4OnWrongShard confirms disgo's fallback: with only
 // some shards in this process, ShardByGuildID picks a shard this process owns for a guild
 // it does not own, and disgo sends op 4 there without an error. The emulator catches it.
 func TestDisgoShardSubsetSendsOp4OnWrongShard(t *testing.T) {

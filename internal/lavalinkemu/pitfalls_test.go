@@ -1,6 +1,6 @@
 //go:build !race
 
-// Checks of the disgolink v3.1.0 entries in PITFALLS.md against the real
+// Checks of disgolink v3.1.0 behaviours the bot works around, against the real
 // client. Excluded from -race builds for the upstream races listed in
 // conformance_test.go (node.go:111/115 getters against node.go:360/235).
 

@@ -177,7 +177,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			// and webhook URLs carry the interaction token.
 			rest.WithLogger(slog.New(telemetry.WithMinLevel(log.Handler(), slog.LevelInfo)).With("lib", "disgo")),
 			// disgo's default client keeps 2 idle connections per host:
-			// under load most calls would open a new one (PITFALLS.md).
+			// under load most calls would open a new one.
 			rest.WithHTTPClient(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 20 * time.Second}),
 		}
 		if cfg.Discord.RESTURL != "" {

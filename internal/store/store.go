@@ -5,7 +5,7 @@
 // file for a single node, so a bot without Redis still keeps every queue
 // across a crash. Values are opaque bytes: the grains own their encodings.
 //
-// Fencing (DESIGN.md §4): protoactor can run two activations of one session
+// Fencing (ARCHITECTURE.md, Failover and fencing): protoactor can run two activations of one session
 // during membership changes. Each activation takes a new epoch with
 // Activate; every write carries it and is refused atomically (ErrFenced)
 // unless it is still the newest epoch. The refused activation must stop.
