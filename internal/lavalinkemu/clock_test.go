@@ -106,7 +106,7 @@ func TestClockStreamNeverFinishes(t *testing.T) {
 // TestClockCleanupWithoutVoice: lavaplayer ends a track nobody pulls audio
 // from after trackCleanupThreshold, with reason "cleanup".
 func TestClockCleanupWithoutVoice(t *testing.T) {
-	e := startEmu(t, Config{Speed: 1000})
+	e := startEmu(t, Config{Speed: 1000, CleanupThreshold: time.Minute})
 	tr := loadOne(t, e, "ytsearch:cleanup")
 	c, ready := connectWS(t, e, "")
 	patch(t, e, ready.SessionID, "1", map[string]any{"track": map[string]any{"encoded": tr.Encoded}}, 200)

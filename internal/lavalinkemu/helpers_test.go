@@ -27,6 +27,12 @@ func startEmu(t *testing.T, cfg Config) *Emulator {
 	if cfg.Password == "" {
 		cfg.Password = testPassword
 	}
+	if cfg.CleanupThreshold == 0 {
+		// lavaplayer's minute of track time is 60 ms of wall time at
+		// 1000x: a busy machine's pause between a test's calls would end
+		// a track still waiting for its voice. Tests of the cleanup set it.
+		cfg.CleanupThreshold = 10 * time.Hour
+	}
 	e, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
