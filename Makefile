@@ -35,7 +35,7 @@ PKGS := ./...
 # above.
 NORACE_PKGS := ./cluster ./internal/lavalinkemu/... ./internal/discordemu/... ./actors/shard/... ./actors/lavalink/... ./internal/node/...
 
-.PHONY: test deps vet alerts test-race test-norace lint run build fuzz generate
+.PHONY: test deps vet alerts vulncheck test-race test-norace lint run build fuzz generate
 
 test: deps lint alerts test-race test-norace
 
@@ -68,6 +68,15 @@ lint: vet $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(STATICCHECK) $(PKGS)
 	$(GO) mod tidy -diff
+
+# Known vulnerabilities in the dependencies and the standard library, from
+# the Go vulnerability database (vuln.go.dev). Not part of `make test`: the
+# database is not reachable from the machines CI runs on; run it where it is.
+GOVULNCHECK_VERSION := v1.9.0
+
+vulncheck:
+	GOBIN=$(CURDIR)/bin $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+	bin/govulncheck ./...
 
 $(STATICCHECK):
 	mkdir -p bin

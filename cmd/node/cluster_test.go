@@ -14,11 +14,8 @@ import (
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/cluster/clustertest"
-	"github.com/ensemble-bot/ensemble/internal/config"
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
-	"github.com/ensemble-bot/ensemble/internal/secret"
-	"github.com/ensemble-bot/ensemble/internal/store"
 )
 
 // lockedBuffer is a node's output, written by the process while the test
@@ -118,27 +115,7 @@ func TestTwoNodesShareTheGuildsAndFailOver(t *testing.T) {
 		}
 	}
 
-	// Each session has stored which Lavalink session holds its player
-	// (written right after the play starts): the survivor needs it to take
-	// the player over. A member killed in the milliseconds between a play
-	// and that write leaves its player playing until Lavalink's resume
-	// timeout (a limit, said in the README), which this test does not
-	// measure.
-	st, err := store.Open(ctx, config.Store{Kind: config.StoreRedis, Redis: config.Redis{Addr: redis.Addr, Timeout: 5 * time.Second}}, secret.String{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	waitFor(t, "every session's player holder stored", func() bool {
-		for _, g := range guilds {
-			data, err := st.LoadSession(ctx, g.ID.String())
-			var snap clusterpb.SessionSnapshot
-			if err != nil || proto.Unmarshal(data, &snap) != nil || snap.GetLavalinkSessionId() != before[uint64(g.ID)][0].SessionID {
-				return false
-			}
-		}
-		return true
-	})
+	holdersStored(ctx, t, cl, guilds)
 	// And each shard's lease holds its session to resume (stored at once
 	// after READY; the key is the Redis backend's, see internal/store).
 	rc := goredis.NewClient(&goredis.Options{Addr: redis.Addr})

@@ -158,6 +158,7 @@ func partitionAMember(t *testing.T, bin string, targets []clustertest.Target) {
 		}
 	}()
 
+	holdersStored(ctx, t, cl, guilds)
 	cut := time.Now()
 	if err := x.Partition(targets...); err != nil {
 		t.Fatal(err)
