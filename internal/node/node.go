@@ -720,9 +720,14 @@ func (n *Node) stopParts(ctx context.Context) error {
 		// Sessions write off their mailbox: their last changes must be
 		// stored before the store closes, and before the members that
 		// take them over read them.
-		if _, err := session.StopLocal(ctx, n.member.System); err != nil {
+		started := time.Now()
+		stopped, err := session.StopLocal(ctx, n.member.System)
+		if err != nil {
 			errs = append(errs, err)
 		}
+		// Each drain step says how long it took: a stop that overruns
+		// its timeout shows where.
+		n.log.Info("sessions stored and stopped", "count", stopped, "took", time.Since(started).Round(time.Millisecond))
 	}
 	// Lavalink before the cluster (its events go to session grains) and
 	// before the workers (its readers submit events until closed). Before
@@ -733,7 +738,9 @@ func (n *Node) stopParts(ctx context.Context) error {
 	// not, and would start new players from the stored position after a
 	// gap instead.
 	if n.audio != nil {
+		started := time.Now()
 		n.audio.close()
+		n.log.Info("lavalink client closed", "took", time.Since(started).Round(time.Millisecond))
 	}
 	if running {
 		// Out of the membership: the other members place new
