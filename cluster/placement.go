@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/eventstream"
@@ -130,6 +131,18 @@ func (p *Placement) Member(address string) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.members[address]
+}
+
+// Members returns the addresses of the cluster's members now, sorted.
+func (p *Placement) Members() []string {
+	p.mu.RLock()
+	out := make([]string, 0, len(p.members))
+	for a := range p.members {
+		out = append(out, a)
+	}
+	p.mu.RUnlock()
+	sort.Strings(out)
+	return out
 }
 
 // Watch returns a channel signalled after each change of the membership

@@ -2,7 +2,8 @@
 # Installs the Debian packages the tests need (real Redis and etcd servers,
 # started by the tests themselves on free loopback ports; iproute2's ip for
 # the network namespaces the partition tests put nodes in; promtool, from
-# the prometheus package, for the alert rules' tests). Idempotent:
+# the prometheus package, for the alert rules' tests; chromium, the
+# headless browser the status page's test loads it in). Idempotent:
 # does nothing when they are already installed.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -33,4 +35,4 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ "$created_policy" -eq 1 ] && rm -f "$policy"' EXIT
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-command -v redis-server >/dev/null && command -v etcd >/dev/null && command -v ip >/dev/null && command -v promtool >/dev/null
+command -v redis-server >/dev/null && command -v etcd >/dev/null && command -v ip >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null

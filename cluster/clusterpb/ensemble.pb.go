@@ -1786,8 +1786,11 @@ type ShardResume struct {
 	// The session was identified with this shard count and these intents:
 	// with others (the deployment changed them), the shard identifies
 	// again, or it would resume a session that gets another shard's guilds.
-	ShardCount    int32 `protobuf:"varint,7,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
-	Intents       int64 `protobuf:"varint,8,opt,name=intents,proto3" json:"intents,omitempty"`
+	ShardCount int32 `protobuf:"varint,7,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	Intents    int64 `protobuf:"varint,8,opt,name=intents,proto3" json:"intents,omitempty"`
+	// When the holder stored this state (Unix milliseconds): the member
+	// that resumes from it counts the failover from here.
+	StoredUnixMs  int64 `protobuf:"varint,9,opt,name=stored_unix_ms,json=storedUnixMs,proto3" json:"stored_unix_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1874,6 +1877,13 @@ func (x *ShardResume) GetShardCount() int32 {
 func (x *ShardResume) GetIntents() int64 {
 	if x != nil {
 		return x.Intents
+	}
+	return 0
+}
+
+func (x *ShardResume) GetStoredUnixMs() int64 {
+	if x != nil {
+		return x.StoredUnixMs
 	}
 	return 0
 }
@@ -1991,6 +2001,91 @@ func (x *UserVoice) GetSessionId() string {
 	return ""
 }
 
+// StatusRequest asks a member's status actor (a named local actor on every
+// member, reached over protoactor remote) for the member's /status part.
+type StatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusRequest) Reset() {
+	*x = StatusRequest{}
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusRequest) ProtoMessage() {}
+
+func (x *StatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
+func (*StatusRequest) Descriptor() ([]byte, []int) {
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{23}
+}
+
+// StatusReply carries the member's status as JSON: the admin server's
+// status page decodes it with the same Go type it encodes it from, so a
+// member of another version only adds or lacks fields.
+type StatusReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberJson    []byte                 `protobuf:"bytes,1,opt,name=member_json,json=memberJson,proto3" json:"member_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusReply) Reset() {
+	*x = StatusReply{}
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusReply) ProtoMessage() {}
+
+func (x *StatusReply) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusReply.ProtoReflect.Descriptor instead.
+func (*StatusReply) Descriptor() ([]byte, []int) {
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *StatusReply) GetMemberJson() []byte {
+	if x != nil {
+		return x.MemberJson
+	}
+	return nil
+}
+
 type Embed_Field struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2002,7 +2097,7 @@ type Embed_Field struct {
 
 func (x *Embed_Field) Reset() {
 	*x = Embed_Field{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2014,7 +2109,7 @@ func (x *Embed_Field) String() string {
 func (*Embed_Field) ProtoMessage() {}
 
 func (x *Embed_Field) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2164,7 @@ type SessionSnapshot_Track struct {
 
 func (x *SessionSnapshot_Track) Reset() {
 	*x = SessionSnapshot_Track{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2176,7 @@ func (x *SessionSnapshot_Track) String() string {
 func (*SessionSnapshot_Track) ProtoMessage() {}
 
 func (x *SessionSnapshot_Track) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2425,7 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\n" +
 	"dj_role_id\x18\x01 \x01(\tR\bdjRoleId\x12%\n" +
 	"\x0edefault_volume\x18\x02 \x01(\x05R\rdefaultVolume\x12.\n" +
-	"\x13announce_channel_id\x18\x03 \x01(\tR\x11announceChannelId\"\x8d\x02\n" +
+	"\x13announce_channel_id\x18\x03 \x01(\tR\x11announceChannelId\"\xb3\x02\n" +
 	"\vShardResume\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x10\n" +
@@ -2342,7 +2437,8 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x06guilds\x18\x06 \x03(\v2\x14.ensemble.GuildVoiceR\x06guilds\x12\x1f\n" +
 	"\vshard_count\x18\a \x01(\x05R\n" +
 	"shardCount\x12\x18\n" +
-	"\aintents\x18\b \x01(\x03R\aintents\"R\n" +
+	"\aintents\x18\b \x01(\x03R\aintents\x12$\n" +
+	"\x0estored_unix_ms\x18\t \x01(\x03R\fstoredUnixMs\"R\n" +
 	"\n" +
 	"GuildVoice\x12\x19\n" +
 	"\bguild_id\x18\x01 \x01(\x06R\aguildId\x12)\n" +
@@ -2352,7 +2448,11 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\n" +
 	"channel_id\x18\x02 \x01(\x06R\tchannelId\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x03 \x01(\tR\tsessionId*\x91\x01\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\"\x0f\n" +
+	"\rStatusRequest\".\n" +
+	"\vStatusReply\x12\x1f\n" +
+	"\vmember_json\x18\x01 \x01(\fR\n" +
+	"memberJson*\x91\x01\n" +
 	"\x0fInteractionKind\x12 \n" +
 	"\x1cINTERACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18INTERACTION_KIND_COMMAND\x10\x01\x12\x1b\n" +
@@ -2391,7 +2491,7 @@ func file_cluster_clusterpb_ensemble_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_clusterpb_ensemble_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cluster_clusterpb_ensemble_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_cluster_clusterpb_ensemble_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_cluster_clusterpb_ensemble_proto_goTypes = []any{
 	(InteractionKind)(0),          // 0: ensemble.InteractionKind
 	(PlayerEventKind)(0),          // 1: ensemble.PlayerEventKind
@@ -2418,14 +2518,16 @@ var file_cluster_clusterpb_ensemble_proto_goTypes = []any{
 	(*ShardResume)(nil),           // 22: ensemble.ShardResume
 	(*GuildVoice)(nil),            // 23: ensemble.GuildVoice
 	(*UserVoice)(nil),             // 24: ensemble.UserVoice
-	(*Embed_Field)(nil),           // 25: ensemble.Embed.Field
-	(*SessionSnapshot_Track)(nil), // 26: ensemble.SessionSnapshot.Track
+	(*StatusRequest)(nil),         // 25: ensemble.StatusRequest
+	(*StatusReply)(nil),           // 26: ensemble.StatusReply
+	(*Embed_Field)(nil),           // 27: ensemble.Embed.Field
+	(*SessionSnapshot_Track)(nil), // 28: ensemble.SessionSnapshot.Track
 }
 var file_cluster_clusterpb_ensemble_proto_depIdxs = []int32{
 	2,  // 0: ensemble.Interaction.invoker:type_name -> ensemble.Invoker
 	0,  // 1: ensemble.Interaction.kind:type_name -> ensemble.InteractionKind
 	3,  // 2: ensemble.Interaction.options:type_name -> ensemble.Option
-	25, // 3: ensemble.Embed.fields:type_name -> ensemble.Embed.Field
+	27, // 3: ensemble.Embed.fields:type_name -> ensemble.Embed.Field
 	7,  // 4: ensemble.ButtonRow.buttons:type_name -> ensemble.Button
 	6,  // 5: ensemble.Reply.embeds:type_name -> ensemble.Embed
 	8,  // 6: ensemble.Reply.rows:type_name -> ensemble.ButtonRow
@@ -2436,8 +2538,8 @@ var file_cluster_clusterpb_ensemble_proto_depIdxs = []int32{
 	14, // 11: ensemble.VoiceEvent.state:type_name -> ensemble.VoiceState
 	15, // 12: ensemble.VoiceEvent.server:type_name -> ensemble.VoiceServer
 	1,  // 13: ensemble.PlayerEvent.kind:type_name -> ensemble.PlayerEventKind
-	26, // 14: ensemble.SessionSnapshot.queue:type_name -> ensemble.SessionSnapshot.Track
-	26, // 15: ensemble.SessionSnapshot.current:type_name -> ensemble.SessionSnapshot.Track
+	28, // 14: ensemble.SessionSnapshot.queue:type_name -> ensemble.SessionSnapshot.Track
+	28, // 15: ensemble.SessionSnapshot.current:type_name -> ensemble.SessionSnapshot.Track
 	23, // 16: ensemble.ShardResume.guilds:type_name -> ensemble.GuildVoice
 	24, // 17: ensemble.GuildVoice.users:type_name -> ensemble.UserVoice
 	4,  // 18: ensemble.Guild.Handle:input_type -> ensemble.Interaction
@@ -2476,7 +2578,7 @@ func file_cluster_clusterpb_ensemble_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_clusterpb_ensemble_proto_rawDesc), len(file_cluster_clusterpb_ensemble_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

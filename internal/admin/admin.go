@@ -1,6 +1,7 @@
 // Package admin serves a node's operational HTTP endpoints: /healthz
 // (liveness: the process answers), /readyz (readiness: every component the
-// node needs to serve users is up, and which are not), /metrics, and, to
+// node needs to serve users is up, and which are not), /metrics, the routes
+// other packages add (the status page), and, to
 // loopback clients only, /debug/memstats and /debug/pprof/ (profile, heap,
 // allocs, goroutine, threadcreate, mutex, block) for load tests and
 // profiling.
@@ -75,8 +76,9 @@ func (r *Readiness) Snapshot() Report {
 	return rep
 }
 
-// Handler routes the admin endpoints.
-func Handler(g prometheus.Gatherer, r *Readiness) http.Handler {
+// Handler routes the admin endpoints; more adds routes of other packages
+// (the status page).
+func Handler(g prometheus.Gatherer, r *Readiness, more ...func(*http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -92,6 +94,9 @@ func Handler(g prometheus.Gatherer, r *Readiness) http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	registerDebug(mux)
+	for _, add := range more {
+		add(mux)
+	}
 	return mux
 }
 

@@ -46,6 +46,9 @@ type Node struct {
 	// (e.g. http://collector:4318/v1/traces). Empty: the standard OTEL_*
 	// variables decide, and without them tracing is off.
 	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// AdminToken (ADMIN_TOKEN or ADMIN_TOKEN_FILE) is the bearer token
+	// /status requires when admin_addr is not a loopback address.
+	AdminToken secret.String `yaml:"-"`
 }
 
 // Provider names a cluster membership provider.
@@ -281,11 +284,15 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
-// ApplyEnv reads the secrets: DISCORD_TOKEN, REDIS_PASSWORD and each
-// Lavalink node's password variable, or the file named by VAR_FILE.
+// ApplyEnv reads the secrets: DISCORD_TOKEN, REDIS_PASSWORD, ADMIN_TOKEN
+// and each Lavalink node's password variable, or the file named by
+// VAR_FILE.
 func (c *Config) ApplyEnv(getenv func(string) string) error {
 	var err error
 	if c.Discord.Token, err = secretFromEnv(getenv, "DISCORD_TOKEN"); err != nil {
+		return err
+	}
+	if c.Node.AdminToken, err = secretFromEnv(getenv, "ADMIN_TOKEN"); err != nil {
 		return err
 	}
 	if c.Store.Redis.Password, err = secretFromEnv(getenv, "REDIS_PASSWORD"); err != nil {

@@ -36,6 +36,7 @@ import (
 	"github.com/ensemble-bot/ensemble/internal/discordrest"
 	"github.com/ensemble-bot/ensemble/internal/inflight"
 	"github.com/ensemble-bot/ensemble/internal/ratelimit"
+	"github.com/ensemble-bot/ensemble/internal/status"
 	"github.com/ensemble-bot/ensemble/internal/store"
 	"github.com/ensemble-bot/ensemble/internal/telemetry"
 )
@@ -86,6 +87,10 @@ type Node struct {
 	draining atomic.Bool
 	// placement says which guilds' sessions this member owns.
 	placement *ecluster.Placement
+	// statusFrom is the placement /status asks the members of, while the
+	// member runs (nil before and once it stops).
+	statusFrom atomic.Pointer[ecluster.Placement]
+	started    time.Time
 
 	shardMu sync.Mutex
 	// shardsHeld and shardsReady count this member's shards, and ready
@@ -128,7 +133,7 @@ const (
 func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err error) {
 	// Lines logged with a traced context carry its trace and span IDs.
 	log := slog.New(telemetry.WithTraceIDs(o.Log.Handler()))
-	n := &Node{cfg: cfg, log: log, audio: &lateAudio{}}
+	n := &Node{cfg: cfg, log: log, audio: &lateAudio{}, started: time.Now()}
 	n.runCtx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -152,7 +157,11 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 		}
 	}
 	n.ready = admin.NewReadiness(compCluster, compStore, compDiscord, compLavalink)
-	if n.adminSrv, err = admin.Serve(cfg.Node.AdminAddr, admin.Handler(n.metrics.Registry, n.ready), log); err != nil {
+	statusPage := status.Handler{Collect: n.clusterStatus, Protected: !loopback(cfg.Node.AdminAddr), Token: cfg.Node.AdminToken}
+	if statusPage.Protected && !statusPage.Token.IsSet() {
+		log.Warn("admin server not on loopback and ADMIN_TOKEN not set: /status is refused")
+	}
+	if n.adminSrv, err = admin.Serve(cfg.Node.AdminAddr, admin.Handler(n.metrics.Registry, n.ready, statusPage.Register), log); err != nil {
 		return nil, err
 	}
 	log.Info("admin HTTP listening", "addr", n.adminSrv.Addr())
@@ -350,6 +359,10 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	placement := ecluster.NewPlacement(c)
 	n.placement = placement
 	placed.Store(placement)
+	if _, err := status.Spawn(n.member.System, n.memberStatus); err != nil {
+		return nil, err
+	}
+	n.statusFrom.Store(placement)
 	n.done = make(chan struct{})
 	go func() {
 		defer close(n.done)
@@ -772,6 +785,7 @@ func (n *Node) stopParts(ctx context.Context) error {
 		}
 	}
 	if running {
+		n.statusFrom.Store(nil)
 		n.member.Stop()
 	}
 	if n.store != nil {
