@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -573,14 +574,25 @@ func (g *Grain) autocomplete(in *clusterpb.Interaction) {
 			typed = o.GetValue()
 		}
 	}
-	search, replier, log, timeout, guild := g.deps.Search, g.deps.Replier, g.deps.Log, g.deps.CallTimeout, g.guildID()
+	search, replier, log, timeout, guild, tracer := g.deps.Search, g.deps.Replier, g.deps.Log, g.deps.CallTimeout, g.guildID(), g.deps.tracer()
 	ackBy := g.receivedAt(in).Add(ackWithin)
 	ecluster.Go(func() {
+		// A trace of its own under the shard's: a slow suggestion shows
+		// whether the search or Discord took the time.
+		ctx, span := tracer.Start(telemetry.WithTraceparent(context.Background(), in.GetTraceparent()),
+			"guild autocomplete", trace.WithAttributes(attribute.String("ensemble.guild", guild)))
+		defer span.End()
 		var choices []*clusterpb.Choice
 		if q, err := music.ValidateQuery(typed); err == nil && q.Search && search != nil {
 			// Autocomplete must answer within the deadline or not at all.
-			c, cancel := context.WithTimeout(context.Background(), time.Second)
+			c, cancel := context.WithTimeout(ctx, time.Second)
+			c, searchSpan := tracer.Start(c, "lavalink search", trace.WithSpanKind(trace.SpanKindClient))
 			loaded, err := search.Load(c, q.Identifier)
+			if err != nil {
+				searchSpan.RecordError(err)
+				searchSpan.SetStatus(codes.Error, "failed")
+			}
+			searchSpan.End()
 			cancel()
 			if err == nil {
 				for i, t := range loaded.Tracks {
@@ -599,10 +611,15 @@ func (g *Grain) autocomplete(in *clusterpb.Interaction) {
 				}
 			}
 		}
-		c, cancel := context.WithDeadline(context.Background(), earliest(time.Now().Add(timeout), ackBy))
+		c, cancel := context.WithDeadline(ctx, earliest(time.Now().Add(timeout), ackBy))
 		defer cancel()
+		c, answerSpan := tracer.Start(c, "discord autocomplete", trace.WithSpanKind(trace.SpanKindClient))
+		defer answerSpan.End()
+		span.SetAttributes(attribute.Int("ensemble.choices", len(choices)))
 		if err := replier.Autocomplete(c, in.GetId(), in.GetToken(), choices); err != nil {
-			log.Warn("autocomplete", "err", err, "guild", guild)
+			answerSpan.RecordError(err)
+			answerSpan.SetStatus(codes.Error, "failed")
+			log.WarnContext(c, "autocomplete", "err", err, "guild", guild)
 		}
 	})
 }

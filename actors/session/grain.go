@@ -126,6 +126,11 @@ type Grain struct {
 	// succeeds.
 	takeover   *audio.Holder
 	takingOver bool
+	// activatedAt is when this activation started; takingOverSince is
+	// activatedAt while a previous activation's player is being taken
+	// over and the session has not played here yet (zero otherwise): the
+	// session's failover time is counted to its first play.
+	activatedAt, takingOverSince time.Time
 	// takeoverWaits counts the plays held back for want of the previous
 	// player's node (see maxTakeoverWaits).
 	takeoverWaits int
@@ -236,6 +241,7 @@ func (g *Grain) init(ctx actor.Context, m *cluster.ClusterInit) {
 	g.sys, g.self = ctx.ActorSystem(), ctx.Self()
 	local.Add(g.sys, g.self, m.Identity.GetIdentity())
 	g.deps.Metrics.activated(1)
+	g.activatedAt = g.deps.Now()
 	g.guildID = m.Identity.GetIdentity()
 	g.log = g.deps.Log.With("guild", g.guildID)
 	g.loading = true
@@ -311,6 +317,7 @@ func (g *Grain) restore(data []byte) {
 		// (an idle player still holds the voice connection).
 		h := st.holder
 		g.takeover = &h
+		g.takingOverSince = g.activatedAt
 		g.takeOver()
 	}
 	g.resumePlayer() // after the takeover, if one runs

@@ -3,6 +3,7 @@ package session
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -13,6 +14,7 @@ type Metrics struct {
 	songs       *prometheus.CounterVec
 	queueLength prometheus.Histogram
 	activations prometheus.Gauge
+	takeovers   prometheus.Histogram
 }
 
 // sources are the source labels; Lavalink plugins name others, counted as
@@ -35,11 +37,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ensemble_session_activations",
 			Help: "Session grains active on this member.",
 		}),
+		takeovers: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ensemble_session_failover_seconds",
+			Help:    "Sessions restored here while a previous activation's player still held them (its member died, left or handed over): time from the activation to the player playing here. The membership's detection time (etcd_lease_ttl) comes before it.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2, 3, 5, 10, 30},
+		}),
 	}
 	for _, s := range sources {
 		m.songs.WithLabelValues(s)
 	}
-	for _, c := range []prometheus.Collector{m.songs, m.queueLength, m.activations} {
+	for _, c := range []prometheus.Collector{m.songs, m.queueLength, m.activations, m.takeovers} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -54,6 +61,14 @@ func (m *Metrics) started(source string, queued int) {
 	}
 	m.songs.WithLabelValues(sourceLabel(source)).Inc()
 	m.queueLength.Observe(float64(queued))
+}
+
+// tookOver counts a session that plays here after a failover, and how long
+// it took from its activation.
+func (m *Metrics) tookOver(d time.Duration) {
+	if m != nil {
+		m.takeovers.Observe(d.Seconds())
+	}
 }
 
 func (m *Metrics) activated(delta float64) {

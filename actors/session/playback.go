@@ -166,6 +166,10 @@ func (g *Grain) played(id string, r playResult) {
 	// The player plays: any earlier one is this play's to replace, or out
 	// of reach.
 	g.takeover = nil
+	if !g.takingOverSince.IsZero() {
+		g.deps.Metrics.tookOver(g.deps.Now().Sub(g.takingOverSince))
+		g.takingOverSince = time.Time{}
+	}
 	if member := g.sys.ID; g.st.holder != r.holder || g.st.member != member {
 		g.st.holder, g.st.member = r.holder, member
 		g.save(nil)

@@ -42,11 +42,13 @@ func (g *grain) handle(at time.Time, ev gateway.EventData) {
 	switch ev := ev.(type) {
 	case gateway.EventReady:
 		g.replaying = false
+		g.countConnected(false)
 		g.onReady(ev)
 	case gateway.EventResumed:
 		// Discord replays what was missed before RESUMED, so the cache
 		// is whole again.
 		g.log.Info("gateway resumed", "replayed_from_another_holder", g.replaying)
+		g.countConnected(g.replaying)
 		g.replaying = false
 		g.setReady(true)
 	case gateway.EventGuildCreate:
@@ -62,6 +64,16 @@ func (g *grain) handle(at time.Time, ev gateway.EventData) {
 	case gateway.EventInteractionCreate:
 		g.onInteraction(at, ev.Interaction, nil)
 	}
+}
+
+// countConnected tells Deps.Connected of the activation's first READY or
+// RESUMED; later ones are the gateway reconnecting, not the shard moving.
+func (g *grain) countConnected(resumed bool) {
+	if g.connected {
+		return
+	}
+	g.connected = true
+	g.deps.Connected(resumed, g.deps.Now().Sub(g.activatedAt))
 }
 
 func (g *grain) onReady(ev gateway.EventReady) {
@@ -242,8 +254,8 @@ func (g *grain) onInteraction(at time.Time, i discord.Interaction, payload io.Re
 	}
 	in.Replayed = g.replaying
 	guilds, log, tracer := g.deps.Guilds, g.log, g.deps.tracer()
-	late := func() { g.refuseLate(at, i) }
-	failed := func() { g.refuse(at, i, commands.BusyMessage) }
+	late := func(ctx context.Context) { g.refuseLate(ctx, at, i) }
+	failed := func(ctx context.Context) { g.refuseIn(ctx, at, i, commands.BusyMessage) }
 	accepted := g.deps.Ordered.Submit(in.GetGuildId(), func() {
 		// The interaction's trace starts when the shard received it; its
 		// context travels to the grains in the message.
@@ -257,7 +269,7 @@ func (g *grain) onInteraction(at time.Time, i discord.Interaction, payload io.Re
 		// "busy" beats an answer after Discord's deadline.
 		if time.Since(at) > deliverBudget {
 			span.SetStatus(codes.Error, "late")
-			late()
+			late(ctx)
 			return
 		}
 		// The delivery ends in time for a busy answer if it fails: the
@@ -269,7 +281,7 @@ func (g *grain) onInteraction(at time.Time, i discord.Interaction, payload io.Re
 			span.RecordError(err)
 			span.SetStatus(codes.Error, "not delivered")
 			log.WarnContext(ctx, "deliver interaction to guild grain; answering busy", "err", err, "guild", in.GetGuildId(), "command", in.GetName())
-			failed()
+			failed(ctx)
 		}
 	})
 	if !accepted {
@@ -312,9 +324,9 @@ func payloadChannel(payload io.Reader, id snowflake.ID) (snowflake.ID, error) {
 
 // refuseLate answers busy an interaction that waited too long for its
 // guild. It runs on the delivery's goroutine, not in the grain.
-func (g *grain) refuseLate(at time.Time, i discord.Interaction) {
-	g.log.Warn("interaction waited too long for its guild; answering busy", "interaction", i.ID().String())
-	g.refuse(at, i, commands.BusyMessage)
+func (g *grain) refuseLate(ctx context.Context, at time.Time, i discord.Interaction) {
+	g.log.WarnContext(ctx, "interaction waited too long for its guild; answering busy", "interaction", i.ID().String())
+	g.refuseIn(ctx, at, i, commands.BusyMessage)
 }
 
 // refuse answers an interaction the bot will not handle with message (an
@@ -322,6 +334,14 @@ func (g *grain) refuseLate(at time.Time, i discord.Interaction) {
 // call must not hold the grain, and a guild's full backlog must not hold
 // its refusals.
 func (g *grain) refuse(at time.Time, i discord.Interaction, message string) {
+	g.refuseIn(context.Background(), at, i, message)
+}
+
+// refuseIn is refuse within the trace of parent (the interaction's
+// delivery); with no span in parent the answer starts the interaction's trace,
+// from when the shard received it: an operator sees busy answers and
+// refusals as traces of their own.
+func (g *grain) refuseIn(parent context.Context, at time.Time, i discord.Interaction, message string) {
 	id, token := i.ID(), i.Token()
 	// A ping is answered with a pong and comes only to HTTP endpoints,
 	// never over the gateway; without an ID or token there is nothing to
@@ -330,12 +350,29 @@ func (g *grain) refuse(at time.Time, i discord.Interaction, message string) {
 		g.log.Warn("cannot answer interaction", "interaction", id.String(), "type", int(i.Type()))
 		return
 	}
-	refuse, log, kind := g.deps.Refuse, g.log, commands.KindOf(i)
+	refuse, log, kind, tracer, shard := g.deps.Refuse, g.log, commands.KindOf(i), g.deps.tracer(), g.id
+	answer := "refused"
+	if commands.IsBusy(message) {
+		answer = "busy"
+	}
 	accepted := g.deps.Answers.Submit(id.String(), func() {
-		ctx, cancel := context.WithDeadline(context.Background(), at.Add(answerWithin))
+		var ctx context.Context
+		var span trace.Span
+		attrs := trace.WithAttributes(attribute.Int("ensemble.shard", shard), attribute.String("ensemble.kind", kind.String()),
+			attribute.String("ensemble.answer", answer))
+		if trace.SpanContextFromContext(parent).IsValid() {
+			ctx, span = tracer.Start(parent, "answer "+answer, attrs)
+		} else {
+			ctx, span = tracer.Start(context.Background(), "interaction "+answer, trace.WithTimestamp(at),
+				trace.WithSpanKind(trace.SpanKindServer), attrs)
+		}
+		defer span.End()
+		ctx, cancel := context.WithDeadline(ctx, at.Add(answerWithin))
 		defer cancel()
 		if err := refuse(ctx, id.String(), token, kind, message); err != nil {
-			log.Warn("answer refused interaction", "err", err, "interaction", id.String())
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "not answered")
+			log.WarnContext(ctx, "answer refused interaction", "err", err, "interaction", id.String())
 		}
 	})
 	if !accepted {

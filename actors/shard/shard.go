@@ -119,6 +119,12 @@ type Deps struct {
 	// documents no token format, so these are the only source of both. It
 	// runs in the grain and must not block.
 	OnReady func(appID, botUserID string)
+	// Connected is told once per activation, at its first READY
+	// (resumed false) or RESUMED (true: a session another activation
+	// stored, after a failover or a handover), how long it took from the
+	// activation, lease wait included. It runs in the grain and must not
+	// block.
+	Connected func(resumed bool, took time.Duration)
 	// MaxLag is how long after Discord created it an interaction may reach
 	// the grain; later ones are answered busy at once (the member is
 	// behind on its gateway). Default 250 ms, as in cluster.yaml.
@@ -192,6 +198,9 @@ func (d *Deps) defaults() {
 	}
 	if d.OnReady == nil {
 		d.OnReady = func(string, string) {}
+	}
+	if d.Connected == nil {
+		d.Connected = func(bool, time.Duration) {}
 	}
 	if d.OnActive == nil {
 		d.OnActive = func(int, bool) {}
@@ -281,6 +290,10 @@ type grain struct {
 	// shedding counts the interactions answered busy since the shard fell
 	// behind; 0 when it is not behind.
 	shedding int
+	// activatedAt is when this activation started; connected is set at
+	// its first READY or RESUMED (Deps.Connected is told once).
+	activatedAt time.Time
+	connected   bool
 }
 
 // Self-messages. They never leave the member, so they need not be protobuf.
@@ -326,6 +339,7 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 		return
 	}
 	g.id = id
+	g.activatedAt = g.deps.Now()
 	g.deps.OnActive(id, true)
 	g.root = ctx.ActorSystem().Root
 	g.self = ctx.Self()

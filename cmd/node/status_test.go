@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,23 @@ func clusterStatus(t *testing.T, admin string) status.Cluster {
 		t.Fatalf("GET /status.json: %v\n%s", err, body)
 	}
 	return c
+}
+
+// metricValue reads one series' value from a member's /metrics.
+func metricValue(t *testing.T, admin, series string) int {
+	t.Helper()
+	_, body := get(t, "http://"+admin+"/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %q", series, line)
+			}
+			return int(n)
+		}
+	}
+	t.Fatalf("%s: no such series on %s", series, admin)
+	return 0
 }
 
 // TestStatusPageShowsTheCluster runs three members with six guilds playing
@@ -148,10 +166,30 @@ func TestStatusPageShowsTheCluster(t *testing.T) {
 
 	// A member killed: the others take its shards and sessions, and the
 	// page lists the two that remain once the membership has dropped it.
+	// The survivors count each failover: every session it ran restored
+	// and playing here, every shard it held resumed here.
+	var victim *status.Member
+	for _, r := range c.Members {
+		if r.Member.Admin == nodes[2].Admin {
+			victim = r.Member
+		}
+	}
+	if victim == nil {
+		t.Fatalf("no member answers with admin %s: %+v", nodes[2].Admin, c.Members)
+	}
+	holdersStored(ctx, t, cl, guilds)
 	if err := nodes[2].Kill(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "/status.json: two members holding both shards and six sessions", settled(2))
+	waitFor(t, "the survivors' failover counts", func() bool {
+		sessions, shards := 0, 0
+		for _, n := range nodes[:2] {
+			sessions += metricValue(t, n.Admin, "ensemble_session_failover_seconds_count")
+			shards += metricValue(t, n.Admin, `ensemble_shard_connect_seconds_count{how="resumed"}`)
+		}
+		return sessions == victim.SessionActivations && shards >= len(victim.Shards)
+	})
 	dom = chromium(ctx, t, url, "--dump-dom")
 	if n := strings.Count(dom, `<tr class="member" `); n != 2 || !strings.Contains(dom, `id="total-shards"><b>2/2</b>`) {
 		t.Errorf("after a kill the page shows %d members; want 2, with both shards ready:\n%s", n, dom)

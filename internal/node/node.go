@@ -151,7 +151,15 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	tracer := n.tracing.Provider.Tracer(telemetry.TracerName)
 	n.shardsHeld = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ensemble_shards_held", Help: "Discord shards this member runs."})
 	n.shardsReady = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ensemble_shards_ready", Help: "Discord shards of this member whose gateway is ready."})
-	for _, g := range []prometheus.Collector{n.shardsHeld, n.shardsReady} {
+	shardConnect := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ensemble_shard_connect_seconds",
+		Help:    "Time from a shard's activation on this member to its gateway being ready: how=resumed (the Discord session another activation stored: the shard moved here after a failover or a handover) or identified (a new session). The membership's detection time comes before it.",
+		Buckets: []float64{.1, .25, .5, 1, 2, 3, 5, 10, 20, 60},
+	}, []string{"how"})
+	for _, how := range []string{"resumed", "identified"} {
+		shardConnect.WithLabelValues(how)
+	}
+	for _, g := range []prometheus.Collector{n.shardsHeld, n.shardsReady, shardConnect} {
 		if err := n.metrics.Registry.Register(g); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -345,6 +353,13 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			OnStatus: n.shardStatus,
 			OnActive: n.shardActive,
 			OnReady:  n.discordReady,
+			Connected: func(resumed bool, took time.Duration) {
+				how := "identified"
+				if resumed {
+					how = "resumed"
+				}
+				shardConnect.WithLabelValues(how).Observe(took.Seconds())
+			},
 		}),
 	}
 	for _, k := range kinds {

@@ -31,6 +31,7 @@ func (n *Node) memberStatus() status.Member {
 	m := status.Member{
 		ID:        n.member.System.ID,
 		Address:   n.member.System.Address(),
+		Admin:     n.adminSrv.Addr(),
 		Provider:  string(n.cfg.Cluster.Provider),
 		Version:   status.Version(),
 		StartedAt: n.started.UTC(),

@@ -17,7 +17,7 @@ import (
 // TestInteractionTrace: one trace per interaction, from the shard through
 // the guild grain to the session grain and its Lavalink call, and to the
 // Discord REST calls that answer it; a line logged inside it carries its
-// trace and span IDs.
+// trace and span IDs. An autocomplete's search and answer are traced too.
 func TestInteractionTrace(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
@@ -61,4 +61,28 @@ func TestInteractionTrace(t *testing.T) {
 	answer := byName["discord answer interaction"]
 	want := "trace_id=" + trace.String() + " span_id=" + answer.SpanContext.SpanID().String()
 	waitFor(t, "the failed answer's log line", func() bool { return strings.Contains(w.logs.String(), want) })
+
+	// Autocomplete: the search and the answer under the guild's span.
+	if _, err := w.discord.Autocomplete(w.guild, w.listener, w.text, "play", discordemu.FocusedOption("query", "lofi")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the autocomplete's spans", func() bool {
+		byID := map[string]tracetest.SpanStub{}
+		for _, s := range exp.GetSpans() {
+			byID[s.SpanContext.SpanID().String()] = s
+		}
+		var ok [3]bool
+		for _, s := range exp.GetSpans() {
+			parent := byID[s.Parent.SpanID().String()]
+			switch {
+			case s.Name == "guild autocomplete" && parent.Name == "interaction play" && parent.SpanContext.TraceID() == s.SpanContext.TraceID():
+				ok[0] = true
+			case s.Name == "lavalink search" && parent.Name == "guild autocomplete":
+				ok[1] = true
+			case s.Name == "discord autocomplete" && parent.Name == "guild autocomplete":
+				ok[2] = true
+			}
+		}
+		return ok == [3]bool{true, true, true}
+	})
 }

@@ -17,8 +17,10 @@ import (
 // Member is one member's part of the status. Fields are only ever added:
 // members of two versions answer each other during a rolling upgrade.
 type Member struct {
-	ID        string    `json:"id"`
-	Address   string    `json:"address"`
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	// Admin is the member's admin HTTP address (its own /status, /metrics).
+	Admin     string    `json:"admin"`
 	Provider  string    `json:"provider"`
 	Version   string    `json:"version"`
 	StartedAt time.Time `json:"started_at"`
