@@ -32,18 +32,18 @@ func fakeSecret(prefix string) string {
 // TestSecretsNeverLeak runs a session and the failures a node meets
 // (Discord 429s, 5xx, a gateway resume and a new identify, Lavalink's
 // websocket dropped, Redis frozen) with known secrets: the bot token, the
-// Lavalink and Redis passwords, and the interaction and voice tokens Discord
+// Lavalink and Redis passwords, the admin token, and the interaction and voice tokens Discord
 // hands out. None appears in the node's logs (text and JSON, DEBUG and up),
 // in what it sends users, in its admin endpoints, or in any formatting of
 // its configuration (what a panic or a careless log line would print).
 func TestSecretsNeverLeak(t *testing.T) {
-	lavaPassword, redisPassword := fakeSecret("lava-"), fakeSecret("redis-")
+	lavaPassword, redisPassword, adminToken := fakeSecret("lava-"), fakeSecret("redis-"), fakeSecret("admin-")
 	rds := testserver.StartRedisWithPassword(t, redisPassword)
 	spans := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
 	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
 	w := newWorld(t, worldOpts{store: config.StoreRedis, redis: rds, lavaPassword: lavaPassword, jsonLogs: true, tracer: tp,
-		userCommands: 1000, guildCommands: 1000})
+		userCommands: 1000, guildCommands: 1000, adminToken: adminToken})
 	dc, lava := w.discord, w.lava
 
 	var interactionTokens, voiceTokens []string
@@ -116,13 +116,16 @@ func TestSecretsNeverLeak(t *testing.T) {
 	w.await(press)
 
 	admin := map[string]string{}
-	for _, path := range []string{"/metrics", "/readyz", "/healthz", "/debug/memstats"} {
+	for _, path := range []string{"/metrics", "/readyz", "/healthz", "/debug/memstats", "/status", "/status.json"} {
 		resp, err := http.Get("http://" + w.node.AdminAddr() + path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
 		admin[path] = string(b)
 	}
 	cfg := w.cfg
@@ -132,6 +135,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"the bot token":         dc.Token(),
 		"the Lavalink password": lavaPassword,
 		"the Redis password":    redisPassword,
+		"the admin token":       adminToken,
 		"the bot token's HMAC":  dc.Token()[strings.LastIndex(dc.Token(), ".")+1:],
 	}
 	for i, tok := range interactionTokens {

@@ -88,6 +88,8 @@ type worldOpts struct {
 	userCommands, guildCommands int
 	// unready starts the node without waiting for it to be ready.
 	unready bool
+	// adminToken is ADMIN_TOKEN (the /status bearer token).
+	adminToken string
 }
 
 func newWorld(t testing.TB, o worldOpts) *world {
@@ -155,6 +157,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	cfg.Discord.RESTURL = w.discord.RESTURL()
 	cfg.Discord.GatewayURL = w.discord.GatewayURL()
 	cfg.Discord.Token = secret.New(w.discord.Token())
+	cfg.Node.AdminToken = secret.New(o.adminToken)
 	cfg.Lavalink.Nodes = []config.LavalinkNode{{Name: "emu", Address: w.lava.Addr(), Password: secret.New(lavaPassword)}}
 	cfg.Lavalink.RequestTimeout = 5 * time.Second
 	cfg.Limits.CommandCooldown = 0
