@@ -2,9 +2,13 @@
 // guild's queue, current track and position, playback modes, voice facts,
 // now-playing message and the Lavalink player it drives.
 //
-// Every state change is written to the store, under the activation's
-// fencing epoch, before the user is told it happened; an activation whose
-// write is refused (a newer one exists) stops at once. On activation the
+// Every state change is written to the store under the activation's
+// fencing epoch. A command's reply waits for the write that covers its
+// change: the user is told of a change once it is stored or, when the
+// store fails, that it is not saved yet (the session plays on from memory
+// and retries the write). Voice and player events are acknowledged at once
+// and stored after. An activation whose write is refused (a newer one
+// exists) stops at once. On activation the
 // grain restores its snapshot and, if a track was playing, re-creates the
 // player at the saved position plus the time elapsed since.
 //

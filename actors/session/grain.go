@@ -464,7 +464,10 @@ func (g *Grain) request(r request) {
 		}
 		g.respond(r.sender, &clusterpb.Ack{})
 	case methodWake:
-		// Activation restored the session and resumed its player.
+		// Being active is all Wake asks. Requests wait for the snapshot,
+		// so by now the session is fresh or restored, and a restored one
+		// has started its takeover and play (a play may still wait for
+		// voice facts or the takeover).
 		if g.failed != nil {
 			g.respond(r.sender, cluster.FromError(g.failed))
 			return

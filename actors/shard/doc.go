@@ -27,13 +27,17 @@
 //     channel without a REST call;
 //   - forwards INTERACTION_CREATE to the guild grain and the bot's own
 //     VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE to the session grain,
-//     through cluster.Ordered keyed by guild: one guild's events reach its
-//     grains in the order Discord sent them (a voice server update never
-//     overtakes the voice state), and a slow grain never stalls the reader;
+//     through cluster.Ordered (Deps.Ordered): interactions keyed by guild,
+//     voice events under a key of their own per guild ("voice/<guild>"), so
+//     an interaction backlog neither delays nor drops them. Each keeps the
+//     order Discord sent it in (a voice server update never overtakes the
+//     voice state), but a guild's voice events and interactions are not
+//     ordered with each other; a slow grain never stalls the reader;
 //   - answers every interaction it cannot forward (not in a server, an
 //     unknown command or option, a stale button, a guild of another shard,
-//     ...) through Deps.Refuse with a text for the member, on the same
-//     workers: nothing is left unanswered;
+//     a full guild backlog, ...) through Deps.Refuse with a text for the
+//     member, on workers of their own (Deps.Answers), so a full backlog
+//     still gets its answers: nothing is left unanswered;
 //   - answers busy at once, instead of forwarding, an interaction that comes
 //     too late or finds no room: one that reaches the grain more than
 //     Deps.MaxLag after Discord created it (its snowflake time, corrected for

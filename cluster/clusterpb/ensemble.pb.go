@@ -2001,57 +2001,26 @@ func (x *UserVoice) GetSessionId() string {
 	return ""
 }
 
-// StatusRequest asks a member's status actor (a named local actor on every
-// member, reached over protoactor remote) for the member's /status part.
-type StatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StatusRequest) Reset() {
-	*x = StatusRequest{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StatusRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StatusRequest) ProtoMessage() {}
-
-func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
-func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{23}
-}
-
-// StatusReply carries the member's status as JSON: the admin server's
-// status page decodes it with the same Go type it encodes it from, so a
-// member of another version only adds or lacks fields.
+// StatusReply answers a member's status actor (a named local actor on
+// every member, reached over protoactor remote) asked with an Ack: every
+// version knows Ack, while a message type a member does not know crashes it
+// (protoactor's remote/proto_serializer.go:32 dereferences the nil type it
+// looks up), so a new request type would bring down the members of the
+// previous version during a rolling upgrade. member_json is the member's
+// status as JSON: the admin server's status page decodes it with the same
+// Go type it encodes it from, so a member of another version only adds or
+// lacks fields; error says why a member could not describe itself.
 type StatusReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MemberJson    []byte                 `protobuf:"bytes,1,opt,name=member_json,json=memberJson,proto3" json:"member_json,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusReply) Reset() {
 	*x = StatusReply{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2032,7 @@ func (x *StatusReply) String() string {
 func (*StatusReply) ProtoMessage() {}
 
 func (x *StatusReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2045,7 @@ func (x *StatusReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusReply.ProtoReflect.Descriptor instead.
 func (*StatusReply) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{24}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StatusReply) GetMemberJson() []byte {
@@ -2084,6 +2053,13 @@ func (x *StatusReply) GetMemberJson() []byte {
 		return x.MemberJson
 	}
 	return nil
+}
+
+func (x *StatusReply) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
 }
 
 type Embed_Field struct {
@@ -2097,7 +2073,7 @@ type Embed_Field struct {
 
 func (x *Embed_Field) Reset() {
 	*x = Embed_Field{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[25]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2085,7 @@ func (x *Embed_Field) String() string {
 func (*Embed_Field) ProtoMessage() {}
 
 func (x *Embed_Field) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[25]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2140,7 @@ type SessionSnapshot_Track struct {
 
 func (x *SessionSnapshot_Track) Reset() {
 	*x = SessionSnapshot_Track{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[26]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2152,7 @@ func (x *SessionSnapshot_Track) String() string {
 func (*SessionSnapshot_Track) ProtoMessage() {}
 
 func (x *SessionSnapshot_Track) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[26]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2448,11 +2424,11 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\n" +
 	"channel_id\x18\x02 \x01(\x06R\tchannelId\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x03 \x01(\tR\tsessionId\"\x0f\n" +
-	"\rStatusRequest\".\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\"D\n" +
 	"\vStatusReply\x12\x1f\n" +
 	"\vmember_json\x18\x01 \x01(\fR\n" +
-	"memberJson*\x91\x01\n" +
+	"memberJson\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error*\x91\x01\n" +
 	"\x0fInteractionKind\x12 \n" +
 	"\x1cINTERACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18INTERACTION_KIND_COMMAND\x10\x01\x12\x1b\n" +
@@ -2491,7 +2467,7 @@ func file_cluster_clusterpb_ensemble_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_clusterpb_ensemble_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cluster_clusterpb_ensemble_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_cluster_clusterpb_ensemble_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_cluster_clusterpb_ensemble_proto_goTypes = []any{
 	(InteractionKind)(0),          // 0: ensemble.InteractionKind
 	(PlayerEventKind)(0),          // 1: ensemble.PlayerEventKind
@@ -2518,16 +2494,15 @@ var file_cluster_clusterpb_ensemble_proto_goTypes = []any{
 	(*ShardResume)(nil),           // 22: ensemble.ShardResume
 	(*GuildVoice)(nil),            // 23: ensemble.GuildVoice
 	(*UserVoice)(nil),             // 24: ensemble.UserVoice
-	(*StatusRequest)(nil),         // 25: ensemble.StatusRequest
-	(*StatusReply)(nil),           // 26: ensemble.StatusReply
-	(*Embed_Field)(nil),           // 27: ensemble.Embed.Field
-	(*SessionSnapshot_Track)(nil), // 28: ensemble.SessionSnapshot.Track
+	(*StatusReply)(nil),           // 25: ensemble.StatusReply
+	(*Embed_Field)(nil),           // 26: ensemble.Embed.Field
+	(*SessionSnapshot_Track)(nil), // 27: ensemble.SessionSnapshot.Track
 }
 var file_cluster_clusterpb_ensemble_proto_depIdxs = []int32{
 	2,  // 0: ensemble.Interaction.invoker:type_name -> ensemble.Invoker
 	0,  // 1: ensemble.Interaction.kind:type_name -> ensemble.InteractionKind
 	3,  // 2: ensemble.Interaction.options:type_name -> ensemble.Option
-	27, // 3: ensemble.Embed.fields:type_name -> ensemble.Embed.Field
+	26, // 3: ensemble.Embed.fields:type_name -> ensemble.Embed.Field
 	7,  // 4: ensemble.ButtonRow.buttons:type_name -> ensemble.Button
 	6,  // 5: ensemble.Reply.embeds:type_name -> ensemble.Embed
 	8,  // 6: ensemble.Reply.rows:type_name -> ensemble.ButtonRow
@@ -2538,8 +2513,8 @@ var file_cluster_clusterpb_ensemble_proto_depIdxs = []int32{
 	14, // 11: ensemble.VoiceEvent.state:type_name -> ensemble.VoiceState
 	15, // 12: ensemble.VoiceEvent.server:type_name -> ensemble.VoiceServer
 	1,  // 13: ensemble.PlayerEvent.kind:type_name -> ensemble.PlayerEventKind
-	28, // 14: ensemble.SessionSnapshot.queue:type_name -> ensemble.SessionSnapshot.Track
-	28, // 15: ensemble.SessionSnapshot.current:type_name -> ensemble.SessionSnapshot.Track
+	27, // 14: ensemble.SessionSnapshot.queue:type_name -> ensemble.SessionSnapshot.Track
+	27, // 15: ensemble.SessionSnapshot.current:type_name -> ensemble.SessionSnapshot.Track
 	23, // 16: ensemble.ShardResume.guilds:type_name -> ensemble.GuildVoice
 	24, // 17: ensemble.GuildVoice.users:type_name -> ensemble.UserVoice
 	4,  // 18: ensemble.Guild.Handle:input_type -> ensemble.Interaction
@@ -2578,7 +2553,7 @@ func file_cluster_clusterpb_ensemble_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_clusterpb_ensemble_proto_rawDesc), len(file_cluster_clusterpb_ensemble_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

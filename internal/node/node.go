@@ -374,7 +374,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 	placement := ecluster.NewPlacement(c)
 	n.placement = placement
 	placed.Store(placement)
-	if _, err := status.Spawn(n.member.System, n.memberStatus); err != nil {
+	if _, err := status.Spawn(n.member.System, log, n.memberStatus); err != nil {
 		return nil, err
 	}
 	n.statusFrom.Store(placement)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -21,10 +23,12 @@ const ActorName = "ensemble-status"
 
 // Spawn starts this member's status actor. snapshot describes the member;
 // it may take a few milliseconds (it gathers the metrics registry), so it
-// runs off the actor's mailbox, and a slow one holds no other request.
-func Spawn(sys *actor.ActorSystem, snapshot func() Member) (*actor.PID, error) {
+// runs off the actor's mailbox, and a slow one holds no other request. The
+// request is a clusterpb.Ack (see StatusReply in ensemble.proto: a request
+// type of its own would crash members of older versions).
+func Spawn(sys *actor.ActorSystem, log *slog.Logger, snapshot func() Member) (*actor.PID, error) {
 	props := actor.PropsFromFunc(func(ctx actor.Context) {
-		if _, ok := ctx.Message().(*clusterpb.StatusRequest); !ok {
+		if _, ok := ctx.Message().(*clusterpb.Ack); !ok {
 			return
 		}
 		sender := ctx.Sender()
@@ -33,10 +37,21 @@ func Spawn(sys *actor.ActorSystem, snapshot func() Member) (*actor.PID, error) {
 		}
 		go func() {
 			reply := &clusterpb.StatusReply{}
-			if b, err := json.Marshal(snapshot()); err == nil {
-				reply.MemberJson = b
+			defer func() {
+				// A bug in a snapshot must not take the node down: the
+				// page shows the member's error instead.
+				if r := recover(); r != nil {
+					log.Error("status snapshot panic", "panic", r, "stack", string(debug.Stack()))
+					reply = &clusterpb.StatusReply{Error: fmt.Sprintf("status snapshot failed: %v", r)}
+				}
+				sys.Root.Send(sender, reply)
+			}()
+			b, err := json.Marshal(snapshot())
+			if err != nil {
+				reply.Error = err.Error()
+				return
 			}
-			sys.Root.Send(sender, reply)
+			reply.MemberJson = b
 		}()
 	})
 	pid, err := sys.Root.SpawnNamed(props, ActorName)
@@ -74,12 +89,16 @@ func Ask(ctx context.Context, sys *actor.ActorSystem, name string, addresses []s
 
 func ask(sys *actor.ActorSystem, addr string, timeout time.Duration) MemberResult {
 	r := MemberResult{Address: addr}
-	res, err := sys.Root.RequestFuture(actor.NewPID(addr, ActorName), &clusterpb.StatusRequest{}, timeout).Result()
+	res, err := sys.Root.RequestFuture(actor.NewPID(addr, ActorName), &clusterpb.Ack{}, timeout).Result()
 	if err != nil {
 		r.Error = fmt.Errorf("%w: %v", ErrNoAnswer, err).Error()
 		return r
 	}
 	reply, ok := res.(*clusterpb.StatusReply)
+	if ok && reply.GetError() != "" {
+		r.Error = reply.GetError()
+		return r
+	}
 	if !ok || len(reply.GetMemberJson()) == 0 {
 		r.Error = fmt.Sprintf("%v: answered %T", ErrNoAnswer, res)
 		return r

@@ -10,6 +10,7 @@ package status
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -38,7 +39,7 @@ func TestAskReachesEveryMember(t *testing.T) {
 	for i, sys := range []*actor.ActorSystem{a, b} {
 		m := Member{ID: sys.ID, Address: sys.Address(), Ready: i == 0, GuildActivations: 10 * (i + 1), SessionActivations: i + 1,
 			Shards: []Shard{{ID: i, Ready: true}}}
-		if _, err := Spawn(sys, func() Member { return m }); err != nil {
+		if _, err := Spawn(sys, slog.New(slog.DiscardHandler), func() Member { return m }); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ensemble-bot/ensemble/internal/secret"
@@ -193,5 +195,32 @@ func TestBreakerName(t *testing.T) {
 		if got := breakerName(v); got != want {
 			t.Errorf("breakerName(%v) = %q; want %q", v, got, want)
 		}
+	}
+}
+
+// TestSnapshotPanicIsAnError: a member whose snapshot panics answers with
+// the error, and stays up to answer the next request.
+func TestSnapshotPanicIsAnError(t *testing.T) {
+	sys := actor.NewActorSystem()
+	t.Cleanup(sys.Shutdown)
+	calls := 0
+	_, err := Spawn(sys, slog.New(slog.DiscardHandler), func() Member {
+		calls++
+		if calls == 1 {
+			var m map[string]int
+			m["boom"]++ // a nil map write: a panic
+		}
+		return Member{ID: "after"}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Ask(context.Background(), sys, "c", []string{sys.Address()}, 5*time.Second)
+	if r := c.Members[0]; r.Member != nil || !strings.Contains(r.Error, "status snapshot failed") {
+		t.Fatalf("first answer %+v; want the snapshot's panic as an error", r)
+	}
+	c = Ask(context.Background(), sys, "c", []string{sys.Address()}, 5*time.Second)
+	if r := c.Members[0]; r.Member == nil || r.Member.ID != "after" {
+		t.Fatalf("second answer %+v; want the member's status", r)
 	}
 }
