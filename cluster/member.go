@@ -101,7 +101,11 @@ func New(cfg config.Cluster, opts Options) (*Member, error) {
 		actorOpts = append(actorOpts, actor.WithMetricProviders(opts.MeterProvider))
 	}
 	system := actor.NewActorSystem(actorOpts...)
-	remoteCfg := remote.Configure(host, port)
+	var remoteOpts []remote.ConfigOption
+	if cfg.AdvertiseAddr != "" {
+		remoteOpts = append(remoteOpts, remote.WithAdvertisedHost(cfg.AdvertiseAddr))
+	}
+	remoteCfg := remote.Configure(host, port, remoteOpts...)
 	clusterCfg := pcluster.Configure(cfg.Name, provider, disthash.New(), remoteCfg,
 		pcluster.WithKinds(opts.Kinds...),
 		pcluster.WithRequestTimeout(cfg.RequestTimeout),

@@ -150,3 +150,40 @@ func TestStoppedGrainsLeaveThePIDCache(t *testing.T) {
 		t.Fatalf("after the stop: %v %v, want a fresh activation", res, err)
 	}
 }
+
+// TestAdvertisedAddress: a member bound to one address names itself by
+// cluster.advertise_addr — the address the others reach it at, in its
+// topology and its PIDs — and serves grains there.
+func TestAdvertisedAddress(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+	cfg := testConfig()
+	cfg.BindAddr = "127.0.0.1:" + port
+	cfg.AdvertiseAddr = "localhost:" + port
+	kind := pcluster.NewKind("counter", actor.PropsFromProducer(func() actor.Actor { return &counterGrain{} }))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := Start(ctx, cfg, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Kinds: []*pcluster.Kind{kind}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	if got := m.System.Address(); got != cfg.AdvertiseAddr {
+		t.Fatalf("member address %q; want the advertised %q", got, cfg.AdvertiseAddr)
+	}
+	members := m.Cluster.MemberList.Members().Members()
+	if len(members) != 1 || members[0].Address() != cfg.AdvertiseAddr {
+		t.Fatalf("topology %v; want this member at %s", members, cfg.AdvertiseAddr)
+	}
+	res, err := m.Cluster.Request("g1", "counter", wrapperspb.String("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.(*wrapperspb.StringValue).GetValue(); got != "g1/hi/1" {
+		t.Fatalf("grain answered %q", got)
+	}
+}

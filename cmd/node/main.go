@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,6 +46,8 @@ type flags struct {
 	logFormat string
 	logLevel  string
 	adminAddr string
+	bindAddr  string
+	advertise string
 	sandbox   bool
 	nodes     int
 }
@@ -57,6 +60,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.adminAddr, "admin-addr", "", "admin HTTP address (overrides node.admin_addr), so several nodes can share a host")
+	fs.StringVar(&f.bindAddr, "bind-addr", "", "cluster gRPC listener (overrides cluster.bind_addr)")
+	fs.StringVar(&f.advertise, "advertise-addr", "", "where the other members reach this one (overrides cluster.advertise_addr), e.g. \"$(POD_IP):7000\" in Kubernetes")
 	fs.BoolVar(&f.sandbox, "sandbox", false, "run one node against the built-in Discord and Lavalink emulators with a scripted listener, then exit")
 	fs.IntVar(&f.nodes, "nodes", 1, "with --sandbox: run this many members (2-9) as one cluster on a throwaway etcd and Redis, and kill one mid-track")
 	if err := fs.Parse(args); err != nil {
@@ -129,10 +134,26 @@ func loadConfig(f flags, getenv func(string) string) (config.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	if f.adminAddr != "" {
-		cfg.Node.AdminAddr = f.adminAddr
+	overrides := []struct {
+		flag, value string
+		field       *string
+	}{
+		{"--admin-addr", f.adminAddr, &cfg.Node.AdminAddr},
+		{"--bind-addr", f.bindAddr, &cfg.Cluster.BindAddr},
+		{"--advertise-addr", f.advertise, &cfg.Cluster.AdvertiseAddr},
+	}
+	var given []string
+	for _, o := range overrides {
+		if o.value != "" {
+			*o.field = o.value
+			given = append(given, o.flag)
+		}
+	}
+	// Validated together: one flag may be what makes another valid
+	// (--advertise-addr beside --bind-addr 0.0.0.0:7000).
+	if len(given) > 0 {
 		if err := cfg.Validate(); err != nil {
-			return cfg, fmt.Errorf("--admin-addr: %w", err)
+			return cfg, fmt.Errorf("%s: %w", strings.Join(given, ", "), err)
 		}
 	}
 	return cfg, nil

@@ -242,6 +242,7 @@ func TestBadInvocationExits2WithOneLine(t *testing.T) {
 		{"bad provider", []string{"--config", write("provider.yaml", strings.Replace(string(good), "provider: single", "provider: consul", 1))}, "cluster.provider"},
 		{"missing file", []string{"--config", filepath.Join(dir, "absent.yaml")}, "absent.yaml"},
 		{"bad admin flag", []string{"--config", "../../cluster.yaml", "--admin-addr", "127.0.0.1:70000"}, "node.admin_addr"},
+		{"bad advertise flag", []string{"--config", "../../cluster.yaml", "--advertise-addr", "0.0.0.0:7000"}, "cluster.advertise_addr"},
 		{"bad log format", []string{"--log-format", "xml"}, "log format"},
 		{"unknown flag", []string{"--nope"}, "nope"},
 		{"stray argument", []string{"extra"}, "unexpected argument"},

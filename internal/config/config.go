@@ -70,6 +70,10 @@ type Cluster struct {
 	Provider Provider `yaml:"provider"`
 	// BindAddr is the gRPC remote listener (host:port; port 0 picks a free one).
 	BindAddr string `yaml:"bind_addr"`
+	// AdvertiseAddr is where the other members reach this one (host:port),
+	// when that is not bind_addr: a container binds 0.0.0.0 and is
+	// reached at its pod or container address. Empty: bind_addr.
+	AdvertiseAddr string `yaml:"advertise_addr"`
 	// RequestTimeout is the deadline of grain calls no user waits on
 	// (Lavalink events to sessions).
 	RequestTimeout time.Duration `yaml:"request_timeout"`
@@ -334,6 +338,12 @@ func secretFromEnv(getenv func(string) string, name string) (secret.String, erro
 	}
 }
 
+// unspecified: host binds every interface (0.0.0.0, ::, or empty).
+func unspecified(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
+}
+
 // FieldError names the configuration field at fault and its value.
 type FieldError struct {
 	Field  string
@@ -415,11 +425,20 @@ func (c *Config) validateCluster() error {
 	if cl.AutomanagedRefresh < 500*time.Millisecond || cl.AutomanagedRefresh > time.Minute {
 		return fieldErr("cluster.automanaged_refresh", cl.AutomanagedRefresh, "must be from 500ms to 1m")
 	}
-	if cl.Provider == ProviderAutomanaged {
-		// The others reach this member's grains at bind_addr's host.
-		host, _, _ := net.SplitHostPort(cl.BindAddr)
-		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-			return fieldErr("cluster.bind_addr", cl.BindAddr, "must name an address the other members can reach (not 0.0.0.0 or ::) with the automanaged provider")
+	if cl.AdvertiseAddr != "" {
+		if err := checkHostPort("cluster.advertise_addr", cl.AdvertiseAddr, false); err != nil {
+			return err
+		}
+		if host, _, _ := net.SplitHostPort(cl.AdvertiseAddr); unspecified(host) {
+			return fieldErr("cluster.advertise_addr", cl.AdvertiseAddr, "must name an address the other members can reach (not 0.0.0.0 or ::)")
+		}
+		if _, port, _ := net.SplitHostPort(cl.BindAddr); port == "0" {
+			return fieldErr("cluster.bind_addr", cl.BindAddr, "must have a fixed port when cluster.advertise_addr is set (the others reach the advertised port)")
+		}
+	} else if cl.Provider == ProviderAutomanaged || cl.Provider == ProviderEtcd {
+		// The others reach this member's grains at bind_addr.
+		if host, _, _ := net.SplitHostPort(cl.BindAddr); unspecified(host) {
+			return fieldErr("cluster.bind_addr", cl.BindAddr, fmt.Sprintf("must name an address the other members can reach (not 0.0.0.0 or ::) with the %s provider, or set cluster.advertise_addr", cl.Provider))
 		}
 	}
 	if cl.Provider == ProviderEtcd && len(cl.EtcdEndpoints) == 0 {

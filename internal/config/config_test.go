@@ -64,6 +64,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"automanaged refresh too short", "cluster: {automanaged_refresh: 100ms}", "cluster.automanaged_refresh"},
 		{"automanaged refresh too long", "cluster: {automanaged_refresh: 2m}", "cluster.automanaged_refresh"},
 		{"automanaged on an unspecified bind address", "cluster: {provider: automanaged, automanaged_addr: '127.0.0.1:6330', members: ['127.0.0.1:6330'], bind_addr: '0.0.0.0:0'}\nstore: {kind: redis}", "cluster.bind_addr"},
+		{"etcd on an unspecified bind address", "cluster: {provider: etcd, etcd_endpoints: ['127.0.0.1:2379'], bind_addr: '0.0.0.0:7000'}\nstore: {kind: redis}", "cluster.bind_addr"},
+		{"advertised address unspecified", "cluster: {provider: etcd, etcd_endpoints: ['127.0.0.1:2379'], bind_addr: '0.0.0.0:7000', advertise_addr: '0.0.0.0:7000'}\nstore: {kind: redis}", "cluster.advertise_addr"},
+		{"advertised address without port", "cluster: {advertise_addr: '10.0.0.5'}", "cluster.advertise_addr"},
+		{"advertised with a bind port picked at random", "cluster: {provider: etcd, etcd_endpoints: ['127.0.0.1:2379'], bind_addr: '0.0.0.0:0', advertise_addr: '10.0.0.5:7000'}\nstore: {kind: redis}", "cluster.bind_addr"},
 		{"etcd without endpoints", "cluster: {provider: etcd}\nstore: {kind: redis}", "cluster.etcd_endpoints"},
 		{"etcd bad endpoint", "cluster: {provider: etcd, etcd_endpoints: ['http://127.0.0.1']}\nstore: {kind: redis}", "cluster.etcd_endpoints[0]"},
 		{"etcd lease below etcd's minimum", "cluster: {provider: etcd, etcd_endpoints: ['127.0.0.1:2379'], etcd_lease_ttl: 1s}\nstore: {kind: redis}", "cluster.etcd_lease_ttl"},
@@ -131,6 +135,7 @@ func TestValidBaseAndAlternatives(t *testing.T) {
 		validYAML + "cluster: {provider: automanaged, automanaged_addr: '127.0.0.1:6330', members: ['127.0.0.1:6330', '127.0.0.1:6331']}\nstore: {kind: redis}\n",
 		validYAML + "cluster: {provider: automanaged, automanaged_addr: '0.0.0.0:6330', bind_addr: '192.168.1.5:7000', members: ['192.168.1.5:6330', '192.168.1.6:6330'], automanaged_refresh: 500ms}\nstore: {kind: redis}\n",
 		validYAML + "discord: {shard_count: 16, dev_guild_id: '81384788765712384'}\n",
+		validYAML + "cluster: {provider: etcd, etcd_endpoints: ['etcd:2379'], bind_addr: '0.0.0.0:7000', advertise_addr: '10.0.0.5:7000'}\nstore: {kind: redis}\n",
 	} {
 		cfg, err := Decode(strings.NewReader(y))
 		if err != nil {
