@@ -3,7 +3,8 @@
 # started by the tests themselves on free loopback ports; iproute2's ip for
 # the network namespaces the partition tests put nodes in; promtool, from
 # the prometheus package, for the alert rules' tests; chromium, the
-# headless browser the status page's test loads it in). Idempotent:
+# headless browser the status page's test loads it in; curl, which
+# scripts/deployment-check.sh uses). Idempotent:
 # does nothing when they are already installed.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -35,4 +37,4 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ "$created_policy" -eq 1 ] && rm -f "$policy"' EXIT
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-command -v redis-server >/dev/null && command -v etcd >/dev/null && command -v ip >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null
+command -v redis-server >/dev/null && command -v etcd >/dev/null && command -v ip >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null && command -v curl >/dev/null

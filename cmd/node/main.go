@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -130,33 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 }
 
 func loadConfig(f flags, getenv func(string) string) (config.Config, error) {
-	cfg, err := config.Load(f.config, getenv)
-	if err != nil {
-		return cfg, err
-	}
-	overrides := []struct {
-		flag, value string
-		field       *string
-	}{
-		{"--admin-addr", f.adminAddr, &cfg.Node.AdminAddr},
-		{"--bind-addr", f.bindAddr, &cfg.Cluster.BindAddr},
-		{"--advertise-addr", f.advertise, &cfg.Cluster.AdvertiseAddr},
-	}
-	var given []string
-	for _, o := range overrides {
-		if o.value != "" {
-			*o.field = o.value
-			given = append(given, o.flag)
-		}
-	}
-	// Validated together: one flag may be what makes another valid
-	// (--advertise-addr beside --bind-addr 0.0.0.0:7000).
-	if len(given) > 0 {
-		if err := cfg.Validate(); err != nil {
-			return cfg, fmt.Errorf("%s: %w", strings.Join(given, ", "), err)
-		}
-	}
-	return cfg, nil
+	return config.LoadWith(f.config, getenv, config.Flags{AdminAddr: f.adminAddr, BindAddr: f.bindAddr, AdvertiseAddr: f.advertise})
 }
 
 // rejoinBackoff spaces the starts of a node the cluster dropped, while

@@ -270,6 +270,21 @@ func Decode(r io.Reader) (Config, error) {
 // Load decodes the file at path, applies the environment and validates.
 // getenv is os.Getenv outside tests.
 func Load(path string, getenv func(string) string) (Config, error) {
+	return LoadWith(path, getenv, Flags{})
+}
+
+// Flags are command-line overrides of configuration fields (cmd/node's
+// --admin-addr, --bind-addr and --advertise-addr); empty ones change
+// nothing. They apply after the file and the environment and before
+// validation, so a flag may be what makes the file valid: one cluster.yaml
+// with bind_addr 0.0.0.0:7000 for every pod, each started with its own
+// --advertise-addr.
+type Flags struct {
+	AdminAddr, BindAddr, AdvertiseAddr string
+}
+
+// LoadWith is Load with flags applied before validation.
+func LoadWith(path string, getenv func(string) string, flags Flags) (Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("open config: %w", err)
@@ -281,6 +296,18 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	}
 	if err := cfg.ApplyEnv(getenv); err != nil {
 		return cfg, err
+	}
+	for _, o := range []struct {
+		value string
+		field *string
+	}{
+		{flags.AdminAddr, &cfg.Node.AdminAddr},
+		{flags.BindAddr, &cfg.Cluster.BindAddr},
+		{flags.AdvertiseAddr, &cfg.Cluster.AdvertiseAddr},
+	} {
+		if o.value != "" {
+			*o.field = o.value
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("%s: %w", path, err)

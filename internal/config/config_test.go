@@ -402,3 +402,28 @@ func FuzzTokenShape(f *testing.F) {
 		}
 	})
 }
+
+// TestFlagsApplyBeforeValidation: a file that is only valid with a flag
+// (one cluster.yaml for every pod, each with its own --advertise-addr)
+// loads with it, and is refused, naming the field, without it.
+func TestFlagsApplyBeforeValidation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cluster.yaml")
+	y := validYAML + "cluster: {provider: etcd, etcd_endpoints: ['etcd:2379'], bind_addr: '0.0.0.0:7000'}\nstore: {kind: redis}\n"
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noEnv := func(string) string { return "" }
+	if _, err := Load(path, noEnv); err == nil || !strings.Contains(err.Error(), "cluster.bind_addr") {
+		t.Fatalf("without the flag: %v; want cluster.bind_addr refused", err)
+	}
+	cfg, err := LoadWith(path, noEnv, Flags{AdvertiseAddr: "10.0.0.5:7000", AdminAddr: "127.0.0.1:9191"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Cluster.AdvertiseAddr != "10.0.0.5:7000" || cfg.Node.AdminAddr != "127.0.0.1:9191" || cfg.Cluster.BindAddr != "0.0.0.0:7000" {
+		t.Fatalf("flags not applied: %+v %+v", cfg.Cluster, cfg.Node)
+	}
+	if _, err := LoadWith(path, noEnv, Flags{AdvertiseAddr: "0.0.0.0:7000"}); err == nil || !strings.Contains(err.Error(), "cluster.advertise_addr") {
+		t.Fatalf("a bad flag: %v; want cluster.advertise_addr refused", err)
+	}
+}
