@@ -108,8 +108,16 @@ func runFailover(t testing.TB, n int) failover {
 			}
 		}
 	}
-	if got := h.metric("ensemble_lavalink_player_migrations_total"); got == 0 {
-		t.Fatalf("no migration counted")
+	// metric returns the first series that matches: name the victim's
+	// own series (every from/to pair starts at zero).
+	migrated := 0.0
+	for node := range h.emus {
+		if node != victim {
+			migrated += h.metric("ensemble_lavalink_player_migrations_total", "from", victim, "to", node)
+		}
+	}
+	if migrated == 0 {
+		t.Fatalf("no migration from %s counted", victim)
 	}
 	return res
 }
