@@ -44,6 +44,7 @@ type call struct {
 	ephemeral bool
 	at        time.Time
 	deadline  time.Time // the call's context's
+	choices   []*clusterpb.Choice
 }
 
 type fakeReplier struct {
@@ -109,8 +110,8 @@ func (f *fakeReplier) Followup(_ context.Context, _, tok string, r *clusterpb.Re
 	f.add(call{kind: "followup", token: tok, reply: r})
 	return nil
 }
-func (f *fakeReplier) Autocomplete(ctx context.Context, _, tok string, _ []*clusterpb.Choice) error {
-	f.add(call{kind: "autocomplete", token: tok, deadline: deadlineOf(ctx)})
+func (f *fakeReplier) Autocomplete(ctx context.Context, _, tok string, choices []*clusterpb.Choice) error {
+	f.add(call{kind: "autocomplete", token: tok, deadline: deadlineOf(ctx), choices: choices})
 	return nil
 }
 
