@@ -222,17 +222,12 @@ func secretEnv(cfg config.Config) map[string]bool {
 	return names
 }
 
-// loadAs loads the configuration file at path through config.Load, with
-// the environment a manifest gives the node: a NAME_FILE variable's
-// container path is replaced by a file the test writes (a token-shaped
-// fake for the Discord token), and other values (often interpolations such
-// as ${LAVALINK_PASSWORD:?...}) by a fake, so the loader reads the secrets
-// the way it will in the container.
-func loadAs(t *testing.T, path string, env map[string]string) (config.Config, error) {
-	t.Helper()
-	return loadWith(t, path, env, config.Flags{})
-}
-
+// loadWith loads the configuration file at path through config.LoadWith,
+// with flags and the environment a manifest gives the node: a NAME_FILE
+// variable's container path is replaced by a file the test writes (a
+// token-shaped fake for the Discord token), and other values (often
+// interpolations such as ${LAVALINK_PASSWORD:?...}) by a fake, so the
+// loader reads the secrets the way it will in the container.
 func loadWith(t *testing.T, path string, env map[string]string, flags config.Flags) (config.Config, error) {
 	t.Helper()
 	dir := t.TempDir()

@@ -38,7 +38,7 @@ func endedSpan(t *testing.T, exp *tracetest.InMemoryExporter, name string) trace
 func attr(s tracetest.SpanStub, key string) string {
 	for _, a := range s.Attributes {
 		if a.Key == attribute.Key(key) {
-			return a.Value.Emit()
+			return a.Value.String()
 		}
 	}
 	return ""
