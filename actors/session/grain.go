@@ -227,8 +227,8 @@ func (g *Grain) Receive(ctx actor.Context) {
 		g.request(request{sender: sender, method: m.MethodIndex, data: m.MessageData})
 	case effectDone:
 		g.effectFinished(m)
-	case flushReq:
-		g.flush(ctx.Sender())
+	case stopReq:
+		g.stopWhenStored()
 	default:
 		if g.st != nil && !g.fenced && !g.stopped {
 			g.timer(m)
@@ -239,11 +239,11 @@ func (g *Grain) Receive(ctx actor.Context) {
 // init starts reading the snapshot; requests wait until it is read.
 func (g *Grain) init(ctx actor.Context, m *cluster.ClusterInit) {
 	g.sys, g.self = ctx.ActorSystem(), ctx.Self()
-	local.Add(g.sys, g.self, m.Identity.GetIdentity())
 	g.deps.Metrics.activated(1)
 	g.activatedAt = g.deps.Now()
 	g.guildID = m.Identity.GetIdentity()
 	g.log = g.deps.Log.With("guild", g.guildID)
+	g.register(g.guildID)
 	g.loading = true
 	st, guild := g.deps.Store, g.guildID
 	type loaded struct {
@@ -346,7 +346,7 @@ func (g *Grain) stopping() {
 		return
 	}
 	g.stopped = true
-	local.Remove(g.self)
+	g.unregister()
 	g.deps.Metrics.activated(-1)
 	for _, t := range []*time.Timer{g.endTimer, g.idleTimer} {
 		if t != nil {

@@ -2,7 +2,9 @@ package clustertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
 	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
@@ -12,6 +14,17 @@ import (
 // returns the answer's text (the edit of a deferred answer).
 func (c *Cluster) Answer(ctx context.Context, g discordemu.LoadGuild, name string, opts ...discordemu.Option) (string, error) {
 	ix, err := c.Discord.InvokeCommand(g.ID, g.Members[0], g.Text, name, opts...)
+	// The bot registers its commands once its first shard is ready, a
+	// moment after /readyz says so: until then no user can run one
+	// either.
+	for errors.Is(err, discordemu.ErrNoCommand) {
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("/%s in %s: %w (%w)", name, g.ID, err, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+		ix, err = c.Discord.InvokeCommand(g.ID, g.Members[0], g.Text, name, opts...)
+	}
 	if err != nil {
 		return "", err
 	}

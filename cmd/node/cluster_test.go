@@ -265,13 +265,8 @@ func TestTwoNodesShareTheGuildsAndFailOver(t *testing.T) {
 			t.Fatalf("/queue in %s after the rolling restart: %s", g.ID, q)
 		}
 	}
-	// A SIGTERM about 80 ms after this member had taken over twenty
-	// sessions (their takeovers and first saves under way) once overran
-	// the 5 s shutdown timeout in CI, with no log line between the shards
-	// stopping and the deadline; the drain steps now log their
-	// durations. Until that is understood, the member is stopped settled.
-	holdersStored(ctx, t, cl, guilds)
-	if err := c.Stop(time.Minute); err != nil {
-		t.Fatalf("last node: %v", err)
-	}
+	// Stopped as it is, its takeovers just done: the drain ends within
+	// node.shutdown_timeout whatever its sessions are doing
+	// (TestStopDuringTakeovers).
+	stopInTime(t, c)
 }
