@@ -141,13 +141,17 @@ type outFrame struct {
 // gwConn is one websocket connection. Frames go through a queue to a single writer so that
 // dispatch order is fixed under e.mu without doing network I/O while holding it.
 type gwConn struct {
-	e    *Emulator
-	ws   *websocket.Conn
-	enc  frameEncoder
-	comp Compression
-	out  chan outFrame
-	done chan struct{}
-	once sync.Once
+	// recIdx is the recorder's index of the payload being handled: its
+	// shard and session are filled in before the answer can reach the
+	// client, which may read the recording as soon as it sees READY.
+	recIdx int
+	e      *Emulator
+	ws     *websocket.Conn
+	enc    frameEncoder
+	comp   Compression
+	out    chan outFrame
+	done   chan struct{}
+	once   sync.Once
 	// replaying counts replayed frames not yet written, which the GatewayQueue bound
 	// leaves out.
 	replaying atomic.Int64
@@ -399,6 +403,7 @@ func (c *gwConn) readLoop() {
 		case decodeErr != nil || msg.Op == nil:
 			c.closeLocked(CloseDecodeError, "")
 		default:
+			c.recIdx = idx
 			c.handleLocked(*msg.Op, msg.D, now, &rec)
 		}
 		e.rec.setPayload(idx, rec)
@@ -515,6 +520,7 @@ func (c *gwConn) identifyLocked(d json.RawMessage, now time.Time, rec *RecordedP
 	e.sessions[s.id] = s
 	c.sess = s
 	rec.SessionID = s.id
+	e.rec.setPayload(c.recIdx, *rec)
 
 	owned := e.ownedGuildsLocked(shard, count)
 	stubs := make([]any, 0, len(owned))
@@ -591,6 +597,7 @@ func (c *gwConn) resumeLocked(d json.RawMessage, rec *RecordedPayload) {
 		return
 	}
 	rec.Shard, rec.SessionID = s.shard, s.id
+	e.rec.setPayload(c.recIdx, *rec)
 	if old := s.conn; old != nil && old != c {
 		old.sess = nil
 		old.closing = true
