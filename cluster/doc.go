@@ -1,7 +1,13 @@
 // Package cluster starts a node's protoactor cluster member: the actor
 // system (logging into slog, metrics into the node's OTel MeterProvider),
-// gRPC remote, disthash identity lookup and the membership provider chosen
-// in cluster.yaml.
+// gRPC remote, the identity lookup and the membership provider chosen in
+// cluster.yaml.
+//
+// The identity lookup (lookup.go) places identities as protoactor's
+// disthash does, rendezvous hashing over the members, and speaks its
+// activation protocol, but keeps each activation small: one shared Props
+// per kind, a name never reused, and passivation of idle activations by a
+// member-wide sweep (Options.IdleTimeouts) instead of a timer each.
 //
 // Three providers are wired, all our own:
 //   - "single": a one-member topology published at start, with no network
@@ -19,7 +25,7 @@
 //     silent for cluster.automanaged_refresh is dropped, and one that finds
 //     itself dropped by another is told through Member.Ejected.
 //
-// Placement tells a member which identities it owns (disthash's rendezvous
+// Placement tells a member which identities it owns (the same rendezvous
 // hashing) and when the membership changes, so each member keeps only its
 // own shards and wakes only its own sessions.
 //

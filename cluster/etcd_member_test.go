@@ -4,7 +4,8 @@
 // in one process, race inside protoactor and gRPC (the Makefile lists
 // where): disthash's Manager.Get reads the rendezvous table
 // (identitylookup/disthash/manager.go:75) that a topology change replaces
-// (manager.go:69) without a lock, and remote.Start replaces gRPC's global
+// (manager.go:69) without a lock (TestLookupWorksWithDisthash runs a
+// disthash member), and remote.Start replaces gRPC's global
 // logger (remote/server.go:61 -> grpclog/loggerv2.go:75) while another
 // member's gRPC connections log through it (internal/grpclog/grpclog.go:34).
 // Our own concurrency in the etcd provider is covered by etcd_test.go
@@ -22,6 +23,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/ensemble-bot/ensemble/cluster/membership"
@@ -53,10 +55,17 @@ func startEtcdMember(t *testing.T, endpoint string) *Member {
 // stopped when the test ends.
 func startWhereMember(t *testing.T, cfg config.Cluster) *Member {
 	t.Helper()
+	return startWhereMemberWith(t, cfg, nil)
+}
+
+// startWhereMemberWith is startWhereMember with another identity lookup
+// (nil: the member's own).
+func startWhereMemberWith(t *testing.T, cfg config.Cluster, other pcluster.IdentityLookup) *Member {
+	t.Helper()
 	kind := pcluster.NewKind("where", actor.PropsFromProducer(func() actor.Actor { return &whereGrain{} }))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	m, err := Start(ctx, cfg, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Kinds: []*pcluster.Kind{kind}})
+	m, err := Start(ctx, cfg, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Kinds: []*pcluster.Kind{kind}, otherLookup: other})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +195,38 @@ func TestEtcdMembersShareGrains(t *testing.T) {
 	}
 	if hosts[a2.System.ID] == 0 {
 		t.Fatalf("the new member hosts nothing: %v", hosts)
+	}
+}
+
+// TestLookupWorksWithDisthash: during a rolling upgrade from a version on
+// protoactor's disthash lookup, members of both versions agree where each
+// identity lives and activate grains for each other.
+func TestLookupWorksWithDisthash(t *testing.T) {
+	e := testserver.StartEtcd(t)
+	cfg := testConfig()
+	cfg.Provider = config.ProviderEtcd
+	cfg.EtcdEndpoints = []string{e.Endpoint}
+	cfg.EtcdLeaseTTL = 2 * time.Second
+	ours := startWhereMember(t, cfg)
+	old := startWhereMemberWith(t, cfg, disthash.New())
+	waitApplied(t, ours, ours, old)
+	waitApplied(t, old, ours, old)
+	hosts := map[string]int{}
+	for i := range 20 {
+		id := "guild-" + string(rune('a'+i))
+		first, from := ours, old
+		if i%2 == 1 {
+			first, from = old, ours
+		}
+		host, seen := where(t, first, id)
+		again, seen2 := where(t, from, id)
+		if again != host || seen != "1" || seen2 != "2" {
+			t.Fatalf("%s: %s (#%s), then %s (#%s): want one activation", id, host, seen, again, seen2)
+		}
+		hosts[host]++
+	}
+	if hosts[ours.System.ID] == 0 || hosts[old.System.ID] == 0 {
+		t.Fatalf("20 guilds placed on %v: want both members", hosts)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 	"go.opentelemetry.io/otel/metric"
 
@@ -37,6 +36,7 @@ type Member struct {
 	// ejected is closed when the membership dropped this member (nil for
 	// a provider that never does).
 	ejected chan struct{}
+	lookup  *lookup
 }
 
 // Options carry what a member needs besides its configuration.
@@ -47,6 +47,13 @@ type Options struct {
 	// routine events at INFO. Zero means slog.LevelWarn.
 	LibraryLogLevel slog.Leveler
 	Kinds           []*pcluster.Kind
+	// IdleTimeouts passivates a kind's activations after that long
+	// without a message (by kind name; absent or zero: never).
+	IdleTimeouts map[string]time.Duration
+
+	// otherLookup replaces the member's identity lookup (tests: a member
+	// of the previous version, on protoactor's disthash).
+	otherLookup pcluster.IdentityLookup
 }
 
 // New builds a member without starting it, so the grains' dependencies can
@@ -106,7 +113,12 @@ func New(cfg config.Cluster, opts Options) (*Member, error) {
 		remoteOpts = append(remoteOpts, remote.WithAdvertisedHost(cfg.AdvertiseAddr))
 	}
 	remoteCfg := remote.Configure(host, port, remoteOpts...)
-	clusterCfg := pcluster.Configure(cfg.Name, provider, disthash.New(), remoteCfg,
+	m.lookup = newLookup(opts.IdleTimeouts, opts.Log)
+	var identityLookup pcluster.IdentityLookup = m.lookup
+	if opts.otherLookup != nil {
+		identityLookup = opts.otherLookup
+	}
+	clusterCfg := pcluster.Configure(cfg.Name, provider, identityLookup, remoteCfg,
 		pcluster.WithKinds(opts.Kinds...),
 		pcluster.WithRequestTimeout(cfg.RequestTimeout),
 	)
@@ -141,6 +153,7 @@ func (m *Member) Start(ctx context.Context) error {
 	case err := <-started:
 		if err != nil {
 			m.System.Shutdown()
+			m.lookup.close()
 			return err
 		}
 	case <-ctx.Done():
@@ -152,6 +165,7 @@ func (m *Member) Start(ctx context.Context) error {
 		} else {
 			m.Cluster.Shutdown(false)
 		}
+		m.lookup.close()
 		return fmt.Errorf("start cluster member: %w", ctx.Err())
 	}
 	m.running = true
@@ -189,6 +203,7 @@ func (m *Member) Stop() {
 	m.running = false
 	start := time.Now()
 	m.Cluster.Shutdown(false)
+	m.lookup.close()
 	m.log.Info("cluster member stopped", "took", time.Since(start).Round(time.Millisecond))
 }
 

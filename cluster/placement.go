@@ -12,8 +12,8 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 )
 
-// Placement tells which identities this member owns, as protoactor's
-// disthash lookup places them (rendezvous hashing over the members that
+// Placement tells which identities this member owns, as the identity
+// lookup places them (rendezvous hashing over the members that
 // host the kind), and signals every change of the membership. A member
 // uses it to do the work of what it owns only: wake its sessions, keep its
 // shards, and hand over the activations the cluster now places elsewhere.

@@ -88,13 +88,13 @@ func measureIdleGuilds(tb testing.TB, n int, bare bool) footprint {
 	replier := countingReplier{answered: make(chan struct{}, n+1)}
 	// The production defaults, with the cooldown cluster.yaml sets.
 	d := Deps{Store: st, Replier: replier, Sessions: idleSessions{}, Log: log, Cooldown: 2 * time.Second, Mailbox: &ecluster.MailboxDepth{}}
-	kind := NewKind(d, time.Hour)
+	kind := NewKind(d)
 	if bare {
 		kind = pcluster.NewKind(idleKind, actor.PropsFromProducer(func() actor.Actor { return idleGrain{} }, actor.WithMailbox(actor.UnboundedLockfree())))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	m, err := ecluster.Start(ctx, config.Default().Cluster, ecluster.Options{Log: log, Kinds: []*pcluster.Kind{kind}})
+	m, err := ecluster.Start(ctx, config.Default().Cluster, ecluster.Options{Log: log, Kinds: []*pcluster.Kind{kind}, IdleTimeouts: map[string]time.Duration{Kind: time.Hour, idleKind: time.Hour}})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -120,8 +120,10 @@ func (d *Deps) defaults() {
 	d.epoch = d.Now()
 }
 
-// NewKind returns the guild kind; idle grains passivate after idle.
-func NewKind(deps Deps, idle time.Duration) *cluster.Kind {
+// NewKind returns the guild kind. Its grains have no receive timeout: the
+// member passivates idle ones (cluster.Options.IdleTimeouts), which costs
+// an idle grain no timer.
+func NewKind(deps Deps) *cluster.Kind {
 	deps.defaults()
 	d := &deps
 	// The lock-free mailbox holds nothing but two list heads while empty;
@@ -132,7 +134,7 @@ func NewKind(deps Deps, idle time.Duration) *cluster.Kind {
 	if d.Mailbox != nil {
 		depth = append(depth, d.Mailbox)
 	}
-	return clusterpb.NewGuildKind(func() clusterpb.Guild { return &Grain{deps: d} }, idle, actor.WithMailbox(actor.UnboundedLockfree(depth...)))
+	return clusterpb.NewGuildKind(func() clusterpb.Guild { return &Grain{deps: d} }, 0, actor.WithMailbox(actor.UnboundedLockfree(depth...)))
 }
 
 const (

@@ -360,7 +360,7 @@ func newHarness(t *testing.T, tweak func(*Deps), before func(*harness)) *harness
 	ccfg := config.Default().Cluster
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	m, err := ecluster.Start(ctx, ccfg, ecluster.Options{Log: log, Kinds: []*pcluster.Kind{NewKind(d, time.Minute)}})
+	m, err := ecluster.Start(ctx, ccfg, ecluster.Options{Log: log, Kinds: []*pcluster.Kind{NewKind(d)}, IdleTimeouts: map[string]time.Duration{Kind: time.Minute}})
 	if err != nil {
 		t.Fatal(err)
 	}

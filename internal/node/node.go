@@ -215,7 +215,8 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 		log.Warn("discord: not configured (set DISCORD_TOKEN or DISCORD_TOKEN_FILE); the node runs but is not ready")
 	}
 
-	n.member, err = ecluster.New(cfg.Cluster, ecluster.Options{Log: log, MeterProvider: n.metrics.MeterProvider})
+	n.member, err = ecluster.New(cfg.Cluster, ecluster.Options{Log: log, MeterProvider: n.metrics.MeterProvider,
+		IdleTimeouts: map[string]time.Duration{guild.Kind: cfg.Limits.GuildIdleTimeout}})
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +303,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			Log:         log,
 			Cooldown:    cfg.Limits.CommandCooldown,
 			MaxInFlight: cfg.Limits.GuildCommandsInFlight,
-		}, cfg.Limits.GuildIdleTimeout),
+		}),
 		shard.NewKind(shard.Deps{
 			Tracer:      tracer,
 			Mailbox:     mailboxes[shard.Kind],
