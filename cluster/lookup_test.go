@@ -41,11 +41,11 @@ type lifeGrain struct {
 func (g *lifeGrain) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *pcluster.ClusterInit:
-		if g.identity != "" {
-			panic("a second ClusterInit")
+		if g.lean || g.identity != "" {
+			panic("a second ClusterInit, or one for a lean kind")
 		}
 		g.identity = msg.Identity.Kind + "/" + msg.Identity.Identity
-		if !g.lean && pcluster.GetClusterIdentity(ctx).Identity != msg.Identity.Identity {
+		if pcluster.GetClusterIdentity(ctx).Identity != msg.Identity.Identity {
 			panic("context and ClusterInit disagree on the identity")
 		}
 	case *actor.ReceiveTimeout:
@@ -57,6 +57,17 @@ func (g *lifeGrain) Receive(ctx actor.Context) {
 	}
 }
 
+// leanLifeGrain is lifeGrain in a lean kind: it learns its identity from
+// Activated, never from ClusterInit.
+type leanLifeGrain struct{ lifeGrain }
+
+func (g *leanLifeGrain) Activated(identity string, c *pcluster.Cluster) {
+	if g.identity != "" || c == nil {
+		panic("Activated twice, or without the cluster")
+	}
+	g.identity = "life/" + identity
+}
+
 // startLifeMember starts a single member hosting "life", idle after idle,
 // made by NewKind when lean, else by protoactor's cluster.NewKind.
 func startLifeMember(t *testing.T, lean bool, idle time.Duration) (*Member, <-chan string) {
@@ -64,6 +75,9 @@ func startLifeMember(t *testing.T, lean bool, idle time.Duration) (*Member, <-ch
 	stopped := make(chan string, 64)
 	props := actor.PropsFromProducer(func() actor.Actor { return &lifeGrain{lean: lean, stopped: stopped} })
 	kind := pcluster.NewKind("life", props)
+	if lean {
+		kind = NewKind("life", func() LeanGrain { return &leanLifeGrain{lifeGrain{lean: true, stopped: stopped}} })
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	m, err := Start(ctx, testConfig(), Options{
@@ -116,6 +130,7 @@ func waitStopped(t *testing.T, stopped <-chan string, ids ...string) {
 // for a lean one (NewKind).
 func bothKinds(t *testing.T, test func(*testing.T, bool)) {
 	t.Run("protoactor kind", func(t *testing.T) { test(t, false) })
+	t.Run("lean kind", func(t *testing.T) { test(t, true) })
 }
 
 func activeCount(l *lookup, kind string) int {

@@ -120,9 +120,10 @@ func (d *Deps) defaults() {
 	d.epoch = d.Now()
 }
 
-// NewKind returns the guild kind. Its grains have no receive timeout: the
-// member passivates idle ones (cluster.Options.IdleTimeouts), which costs
-// an idle grain no timer.
+// NewKind returns the guild kind, a lean one (guildActor): no receive
+// timeout (the member passivates idle guilds, cluster.Options.IdleTimeouts)
+// and nothing kept for the cluster in the actor's context, so an idle guild
+// costs no timer and little heap. Callers use the generated client.
 func NewKind(deps Deps) *cluster.Kind {
 	deps.defaults()
 	d := &deps
@@ -134,7 +135,8 @@ func NewKind(deps Deps) *cluster.Kind {
 	if d.Mailbox != nil {
 		depth = append(depth, d.Mailbox)
 	}
-	return clusterpb.NewGuildKind(func() clusterpb.Guild { return &Grain{deps: d} }, 0, actor.WithMailbox(actor.UnboundedLockfree(depth...)))
+	return ecluster.NewKind(Kind, func() ecluster.LeanGrain { return &guildActor{grain: Grain{deps: d}} },
+		actor.WithMailbox(actor.UnboundedLockfree(depth...)))
 }
 
 const (
