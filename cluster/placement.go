@@ -24,10 +24,12 @@ type Placement struct {
 
 	mu       sync.RWMutex
 	rdv      *pcluster.Rendezvous
-	members  map[string]bool // addresses
+	members  map[string]string // address → member ID
 	watchers []chan struct{}
 	// lost are members whose connection from here dropped and has not
-	// come back (remote's endpoint events), by address.
+	// come back (remote's endpoint events), by member ID: a new member at
+	// a lost one's address (a restarted container keeps its name) is not
+	// lost.
 	lost map[string]bool
 }
 
@@ -59,15 +61,17 @@ func NewPlacement(c *pcluster.Cluster) *Placement {
 func (p *Placement) update(members []*pcluster.Member) {
 	rdv := pcluster.NewRendezvous()
 	rdv.UpdateMembers(members)
-	addrs := make(map[string]bool, len(members))
+	addrs := make(map[string]string, len(members))
+	ids := make(map[string]bool, len(members))
 	for _, m := range members {
-		addrs[m.Address()] = true
+		addrs[m.Address()] = m.Id
+		ids[m.Id] = true
 	}
 	p.mu.Lock()
 	p.rdv, p.members = rdv, addrs
-	for a := range p.lost {
-		if !addrs[a] {
-			delete(p.lost, a)
+	for id := range p.lost {
+		if !ids[id] {
+			delete(p.lost, id)
 		}
 	}
 	watchers := p.watchers
@@ -89,17 +93,22 @@ func (p *Placement) Owns(kind, identity string) bool {
 	return rdv.GetByClusterIdentity(pcluster.NewClusterIdentity(identity, kind)) == p.self
 }
 
+// setLost records the member at address now as lost or back; an address
+// no member has is nothing to record.
 func (p *Placement) setLost(address string, lost bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !lost {
-		delete(p.lost, address)
-		return
+	id, ok := p.members[address]
+	switch {
+	case !ok:
+	case !lost:
+		delete(p.lost, id)
+	default:
+		if p.lost == nil {
+			p.lost = map[string]bool{}
+		}
+		p.lost[id] = true
 	}
-	if p.lost == nil {
-		p.lost = map[string]bool{}
-	}
-	p.lost[address] = true
 }
 
 // ErrOwnerUnreachable: the member the cluster places a grain on has lost
@@ -120,7 +129,7 @@ func (p *Placement) Reachable(kind, identity string) error {
 	if len(p.lost) == 0 {
 		return nil
 	}
-	if owner := p.rdv.GetByClusterIdentity(pcluster.NewClusterIdentity(identity, kind)); p.lost[owner] {
+	if owner := p.rdv.GetByClusterIdentity(pcluster.NewClusterIdentity(identity, kind)); p.lost[p.members[owner]] {
 		return fmt.Errorf("%s/%s on %s: %w", kind, identity, owner, ErrOwnerUnreachable)
 	}
 	return nil
@@ -130,7 +139,8 @@ func (p *Placement) Reachable(kind, identity string) error {
 func (p *Placement) Member(address string) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.members[address]
+	_, ok := p.members[address]
+	return ok
 }
 
 // Members returns the addresses of the cluster's members now, sorted.

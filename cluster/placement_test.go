@@ -44,4 +44,22 @@ func TestPlacementReachable(t *testing.T) {
 	if err := p.Reachable("counter", "1"); err != nil {
 		t.Fatalf("owner's connection back: %v", err)
 	}
+
+	// Lost again; then a new member (another ID) takes the address, as a
+	// restarted container does: it is not the lost one.
+	m.System.EventStream.Publish(&remote.EndpointTerminatedEvent{Address: self})
+	if err := p.Reachable("counter", "1"); !errors.Is(err, ErrOwnerUnreachable) {
+		t.Fatalf("owner's connection lost again: %v, want ErrOwnerUnreachable", err)
+	}
+	host, port, err := m.System.GetHostPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.update([]*pcluster.Member{{Id: "restarted", Host: host, Port: int32(port), Kinds: []string{"counter"}}})
+	if err := p.Reachable("counter", "1"); err != nil {
+		t.Fatalf("a new member at the lost one's address: %v", err)
+	}
+	if !p.Member(self) || p.Member("127.0.0.1:1") {
+		t.Fatal("Member wrong after the change")
+	}
 }
