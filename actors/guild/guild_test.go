@@ -585,6 +585,17 @@ func TestRetriedDeliveryRunsOnce(t *testing.T) {
 	// late) and the set holds only what is recent.
 	h.clock.advance(dedupBounds.Window + time.Second)
 	h.deliver(in)
+	// Its answer, not the next command, says it reached the session: the
+	// guild runs the two commands' session calls side by side.
+	h.replier.wait(t, "a second final reply for 4242", func(cs []call) bool {
+		n := 0
+		for _, c := range of(cs, "4242") {
+			if finalReply([]call{c}) != nil {
+				n++
+			}
+		}
+		return n == 2
+	})
 	h.answer(h.command(listener, "resume"))
 	if n := h.sessions.count(); n != 4 {
 		t.Fatalf("after the window the session got %d commands, want 4", n)
