@@ -52,6 +52,11 @@ type fakeServer struct {
 	// of one of its players: its member closed its websocket between a
 	// takeover's read and destroy.
 	dropAfterRead map[string]bool
+	// heldElsewhere counts the next claims of a session that find it held
+	// by another member's claim (answered with a new session) which ends
+	// right after, leaving it waiting; claims counts every claim.
+	heldElsewhere map[string]int
+	claims        int
 }
 
 func newFakeServer(name string) *fakeServer {
@@ -68,6 +73,11 @@ func (s *fakeServer) resume(sid string) (func(), bool, error) {
 	defer s.mu.Unlock()
 	if err := s.check(); err != nil {
 		return nil, false, err
+	}
+	s.claims++
+	if s.heldElsewhere[sid] > 0 {
+		s.heldElsewhere[sid]--
+		return func() {}, false, nil
 	}
 	if !s.waiting[sid] {
 		return func() {}, false, nil

@@ -33,7 +33,9 @@ import (
 // player is read and destroyed and shared by the takeovers of the
 // session's other guilds, then closed, so that Lavalink keeps the session
 // waiting (its other players play on for their own takeovers) until its
-// timeout.
+// timeout. A claim answered with a new session found the session gone,
+// or held by another member's claim that may end before the next call:
+// the session counts as gone only after claimTries such claims.
 //
 // from naming this member's own current session on the node is not a
 // takeover (the player is this client's, and Play replaces it): ok is
@@ -75,26 +77,35 @@ func (c *Client) TakeOver(ctx context.Context, guild string, from audio.Holder) 
 	// (keeping its players for their takeovers) at any moment, and a
 	// destroy answered "Session not found" then would leave the player
 	// playing beside the new one.
-	var release func()
+	var held *sessionClaim
 	defer func() {
-		if release != nil {
-			release()
+		if held != nil {
+			c.unclaim(held)
 		}
 	}()
 	onSession := func(call func() error) error {
 		err := call()
-		if !sessionNotFound(err) || release != nil {
-			return err
+		for tries := 0; sessionNotFound(err) && tries < claimTries; tries++ {
+			if held != nil && held.resumed {
+				return err // ours, and still not found: gone
+			}
+			// Not claimed yet, or a claim that did not resume it: held
+			// by another member's claim then (addressable while it
+			// lasts), or gone. Another member's claim can end between
+			// that claim and this call, and the session waits again:
+			// claim it anew rather than take it for gone, which would
+			// leave its player playing beside ours.
+			cl, cerr := c.claim(ctx, cfg, from.Session, held)
+			if held != nil {
+				c.unclaim(held)
+			}
+			held = cl
+			if cerr != nil {
+				return fmt.Errorf("resume the old session to reach its player: %w", cerr)
+			}
+			err = call()
 		}
-		rel, cerr := c.claim(ctx, cfg, from.Session)
-		if cerr != nil {
-			return fmt.Errorf("resume the old session to reach its player: %w", cerr)
-		}
-		// Resumed by this claim, or connected elsewhere (another
-		// member's claim holds it): addressable either way. Still 404:
-		// gone.
-		release = rel
-		return call()
+		return err
 	}
 	var pl *lavalink.Player
 	err = onSession(func() (err error) {
@@ -151,6 +162,7 @@ func sessionNotFound(err error) bool {
 // of its guilds share it; it is closed ClaimLinger after the last one, at
 // once if the attempt failed, and at Close.
 type sessionClaim struct {
+	key     string        // node name/session ID
 	done    chan struct{} // closed once the attempt is over; then:
 	resumed bool          // the server resumed the session for us
 	err     error
@@ -160,11 +172,19 @@ type sessionClaim struct {
 	linger *time.Timer
 }
 
+// claimTries bounds the claims one takeover makes of a session that
+// REST does not find: each claim that does not resume it may have met
+// another member's claim, which can end before the next call.
+const claimTries = 3
+
 // claim resumes session sid on cfg's node for a takeover, or joins a
-// claim of it that is held or being made. release ends this user's part.
-// A claim the server answered with a new session (sid is gone, or held by
-// another member's claim) is no error: the caller's next REST call tells.
-func (c *Client) claim(ctx context.Context, cfg config.LavalinkNode, sid string) (release func(), err error) {
+// claim of it that is held or being made; unclaim ends this user's part
+// (the caller's, also when claim fails). stale, if not nil, is a claim
+// that did not resume the session: claim then makes a new attempt
+// instead of joining it (its users keep it until they unclaim). A claim
+// the server answered with a new session (sid is gone, or held by another
+// member's claim) is no error: the caller's next REST call tells.
+func (c *Client) claim(ctx context.Context, cfg config.LavalinkNode, sid string, stale *sessionClaim) (*sessionClaim, error) {
 	key := cfg.Name + "/" + sid
 	c.claimMu.Lock()
 	if c.closing.Load() {
@@ -172,9 +192,14 @@ func (c *Client) claim(ctx context.Context, cfg config.LavalinkNode, sid string)
 		return nil, errClosed
 	}
 	cl := c.claims[key]
+	if cl != nil && cl == stale {
+		// The stale claim's last user (our caller) ends it.
+		delete(c.claims, key)
+		cl = nil
+	}
 	first := cl == nil
 	if first {
-		cl = &sessionClaim{done: make(chan struct{})}
+		cl = &sessionClaim{key: key, done: make(chan struct{})}
 		c.claims[key] = cl
 	} else if cl.linger != nil {
 		cl.linger.Stop() // a timer that fired meanwhile finds a user and keeps it
@@ -182,7 +207,6 @@ func (c *Client) claim(ctx context.Context, cfg config.LavalinkNode, sid string)
 	}
 	cl.users++
 	c.claimMu.Unlock()
-	release = func() { c.unclaim(key, cl) }
 	if first {
 		dctx, cancel := context.WithTimeout(ctx, c.t.ConnectTimeout)
 		cl.close, cl.resumed, cl.err = c.resume(dctx, cfg, sid)
@@ -195,29 +219,25 @@ func (c *Client) claim(ctx context.Context, cfg config.LavalinkNode, sid string)
 		select {
 		case <-cl.done:
 		case <-ctx.Done():
-			release()
-			return nil, ctx.Err()
+			return cl, ctx.Err()
 		}
 	}
-	if cl.err != nil {
-		release()
-		return nil, cl.err
-	}
-	return release, nil
+	return cl, cl.err
 }
 
 // unclaim ends one user's part of cl; the last one's starts the linger
-// (or closes it, after a failed attempt or once the client closes). The
-// first user releases only after its attempt, so cl.done is closed when
-// the users run out.
-func (c *Client) unclaim(key string, cl *sessionClaim) {
+// (or closes it, after a failed attempt, once the client closes, or if a
+// newer claim replaced it). The first user unclaims only after its
+// attempt, so cl.done is closed when the users run out.
+func (c *Client) unclaim(cl *sessionClaim) {
+	key := cl.key
 	c.claimMu.Lock()
 	cl.users--
 	if cl.users > 0 {
 		c.claimMu.Unlock()
 		return
 	}
-	if cl.err == nil && !c.closing.Load() {
+	if cl.err == nil && !c.closing.Load() && c.claims[key] == cl {
 		cl.linger = time.AfterFunc(c.t.ClaimLinger, func() {
 			c.claimMu.Lock()
 			if cl.users > 0 || c.claims[key] != cl {

@@ -71,9 +71,9 @@ func TestFakeLinkTakeOver(t *testing.T) {
 			t.Fatalf("TakeOver of a gone player in %s = %+v, %v, %v", sid, st, ok, err)
 		}
 	}
-	// (An unknown session may be one waiting for a resume: after a claim
-	// that did not resume it, the second read says it is gone.)
-	if log := a.foreignLog(); !slices.Equal(log[2:], []string{"GET dead-s1", "GET never-s9", "GET never-s9"}) {
+	// (An unknown session may be one waiting for a resume: after each of
+	// claimTries claims that did not resume it, a read; then it is gone.)
+	if log := a.foreignLog(); !slices.Equal(log[2:], []string{"GET dead-s1", "GET never-s9", "GET never-s9", "GET never-s9", "GET never-s9"}) {
 		t.Fatalf("calls for gone players %v", log[2:])
 	}
 
@@ -175,9 +175,35 @@ func TestFakeLinkTakeOverDeadSession(t *testing.T) {
 		t.Fatalf("calls %v: the read, a 404 for the session, then the destroy while claimed", log)
 	}
 
-	// A session no claim can resume is gone.
+	// Another member's claim holds the session when ours is made (ours
+	// gets a new session) and ends before our read: the session waits
+	// again, which is no proof it is gone. The claim is made anew and the
+	// player destroyed, not left playing beside the new one.
+	a.addForeign("raced-s6", oldPlayer(t, gid, "5.1", 2*time.Second))
+	a.mu.Lock()
+	a.waiting["raced-s6"] = true
+	a.heldElsewhere = map[string]int{"raced-s6": 1}
+	a.mu.Unlock()
+	if st, ok, err := c.TakeOver(ctx, g, audio.Holder{Node: "a", Session: "raced-s6"}); err != nil || !ok || st.PlayID != "5.1" {
+		t.Fatalf("TakeOver of a session another member's claim held = %+v, %v, %v", st, ok, err)
+	}
+	if a.hasForeign("raced-s6", gid) {
+		t.Fatal("the player of a session another member's claim held plays on")
+	}
+
+	// A session no claim can resume is gone, after a bounded number of
+	// claims.
+	a.mu.Lock()
+	claims := a.claims
+	a.mu.Unlock()
 	if _, ok, err := c.TakeOver(ctx, g, audio.Holder{Node: "a", Session: "expired-s4"}); ok || err != nil {
 		t.Fatalf("TakeOver in a gone session = %v, %v", ok, err)
+	}
+	a.mu.Lock()
+	claims = a.claims - claims
+	a.mu.Unlock()
+	if claims != claimTries {
+		t.Fatalf("%d claims of a gone session, want %d", claims, claimTries)
 	}
 
 	// A claim that fails: an error, and the player stays.
