@@ -177,7 +177,8 @@ func (l *lookup) Setup(c *pcluster.Cluster, kinds []string, _ bool) {
 		}
 		if lk, lean := leanKinds.Load(ak.Props); lean {
 			lk := lk.(leanKind)
-			k.props = actor.PropsFromProducer(func() actor.Actor { return &leanShell{inner: lk.produce(), k: k} }, lk.opts...)
+			k.props = actor.PropsFromProducer(func() actor.Actor { return &leanShell{inner: lk.produce(), k: k} },
+				append([]actor.PropsOption{actor.WithDispatcher(Dispatcher)}, lk.opts...)...)
 		} else {
 			// protoactor's cluster middleware is in the kind's Props and
 			// reads the identity from the context.
@@ -187,6 +188,7 @@ func (l *lookup) Setup(c *pcluster.Cluster, kinds []string, _ bool) {
 					pcluster.SetClusterIdentity(ctx, pcluster.NewClusterIdentity(identity, kind))
 				}),
 				actor.WithReceiverMiddleware(l.middleware(k)),
+				actor.WithDispatcher(Dispatcher),
 			)
 		}
 		l.kinds[name] = k
