@@ -44,6 +44,7 @@ type ackOptions struct {
 	runs       int
 	seed       uint64
 	cpuProfile string
+	trace      string
 	bareInline bool
 }
 
@@ -60,6 +61,7 @@ func parseAck(args []string, stderr io.Writer) (ackOptions, error) {
 	fs.IntVar(&o.runs, "runs", 1, "scenario runs, each with fresh processes (one JSON object each)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the guild, member, command and query draws")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the node during its measured load to this file (run N > 1: FILE-N)")
+	fs.StringVar(&o.trace, "trace", "", "write an execution trace of the node's first 5 s of measured load to this file, for go tool trace (run N > 1: FILE-N)")
 	fs.BoolVar(&o.bareInline, "bare-inline", false, "the bare bot answers on the gateway's reader goroutine instead of a goroutine per interaction")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -182,9 +184,14 @@ func measureAck(ctx context.Context, env *runEnv, emu *emulators, o ackOptions, 
 	}
 
 	spec.Duration, spec.Seed = o.duration, o.seed+uint64(run)
-	profDone := make(chan error, 1)
+	profDone := make(chan error, 2)
 	if ensemble && o.cpuProfile != "" {
 		go func() { profDone <- cpuProfile(ctx, admin, profilePath(o.cpuProfile, run), o.duration) }()
+	} else {
+		profDone <- nil
+	}
+	if ensemble && o.trace != "" {
+		go func() { profDone <- execTrace(ctx, admin, profilePath(o.trace, run)) }()
 	} else {
 		profDone <- nil
 	}
@@ -216,8 +223,10 @@ func measureAck(ctx context.Context, env *runEnv, emu *emulators, o ackOptions, 
 	if err := errors.Join(cerr, ecerr, mcerr, merr); err != nil {
 		return targetStats{}, fmt.Errorf("%s: %w", proc.name, err)
 	}
-	if err := <-profDone; err != nil {
-		env.log.Warn("no CPU profile", "err", err)
+	for range 2 {
+		if err := <-profDone; err != nil {
+			env.log.Warn("no profile or trace", "err", err)
+		}
 	}
 	// Every interaction's record, for a closer look (kept with --log-dir).
 	if b, err := json.Marshal(res); err == nil {
@@ -249,6 +258,16 @@ func cpuProfile(ctx context.Context, admin, path string, window time.Duration) e
 	secs := min(max(int(window.Seconds())-1, 1), 120)
 	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, secs)
 	return download(ctx, url, path, time.Duration(secs)*time.Second+30*time.Second)
+}
+
+// traceSeconds is the length of the execution trace: at 1000 interactions/s a second of
+// trace is several MB.
+const traceSeconds = 5
+
+// execTrace saves an execution trace of the node's first traceSeconds of measured load.
+func execTrace(ctx context.Context, admin, path string) error {
+	url := fmt.Sprintf("%s/debug/pprof/trace?seconds=%d", admin, traceSeconds)
+	return download(ctx, url, path, traceSeconds*time.Second+30*time.Second)
 }
 
 // download saves what GET url answers to path.

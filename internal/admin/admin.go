@@ -2,7 +2,7 @@
 // (liveness: the process answers), /readyz (readiness: every component the
 // node needs to serve users is up, and which are not), /metrics, the routes
 // other packages add (the status page), and, to
-// loopback clients only, /debug/memstats and /debug/pprof/ (profile, heap,
+// loopback clients only, /debug/memstats and /debug/pprof/ (profile, trace, heap,
 // allocs, goroutine, threadcreate, mutex, block) for load tests and
 // profiling.
 package admin

@@ -2,10 +2,12 @@ package admin
 
 import (
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"time"
 )
@@ -41,6 +43,7 @@ const (
 func registerDebug(mux *http.ServeMux) {
 	mux.Handle("GET /debug/memstats", loopbackOnly(http.HandlerFunc(memStats)))
 	mux.Handle("GET /debug/pprof/profile", loopbackOnly(http.HandlerFunc(cpuProfile)))
+	mux.Handle("GET /debug/pprof/trace", loopbackOnly(http.HandlerFunc(execTrace)))
 	mux.Handle("GET /debug/pprof/{name}", loopbackOnly(http.HandlerFunc(namedProfile)))
 }
 
@@ -72,6 +75,18 @@ func memStats(w http.ResponseWriter, r *http.Request) {
 // cpuProfile writes a CPU profile of ?seconds=N (default 30, at most 120), in the format
 // `go tool pprof` reads.
 func cpuProfile(w http.ResponseWriter, r *http.Request) {
+	record(w, r, "profile", pprof.StartCPUProfile, pprof.StopCPUProfile)
+}
+
+// execTrace writes an execution trace of ?seconds=N (default 30, at most 120), which
+// `go tool trace` reads: where a latency tail comes from (goroutines runnable but not
+// running, GC, syscalls) shows there and not in a CPU profile.
+func execTrace(w http.ResponseWriter, r *http.Request) {
+	record(w, r, "trace", trace.Start, trace.Stop)
+}
+
+// record runs start, waits ?seconds=N (or until the client leaves), and runs stop.
+func record(w http.ResponseWriter, r *http.Request, name string, start func(io.Writer) error, stop func()) {
 	secs := defaultProfileSeconds
 	if s := r.URL.Query().Get("seconds"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -82,18 +97,18 @@ func cpuProfile(w http.ResponseWriter, r *http.Request) {
 		secs = n
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", `attachment; filename="profile"`)
-	if err := pprof.StartCPUProfile(w); err != nil {
-		// The headers are not sent yet: the profile writes only on Stop.
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	if err := start(w); err != nil {
+		// Nothing is written yet: one recording runs at a time, and this is the second.
 		w.Header().Del("Content-Disposition")
-		http.Error(w, "cannot profile: "+err.Error(), http.StatusConflict)
+		http.Error(w, "cannot record: "+err.Error(), http.StatusConflict)
 		return
 	}
 	select {
 	case <-time.After(time.Duration(secs) * time.Second):
 	case <-r.Context().Done():
 	}
-	pprof.StopCPUProfile()
+	stop()
 }
 
 // profiles lists what /debug/pprof/{name} serves; ?gc=1 collects before a heap profile,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime/trace"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,7 +46,7 @@ func TestMemStatsAfterGC(t *testing.T) {
 }
 
 func TestDebugOnlyFromLoopback(t *testing.T) {
-	for _, target := range []string{"/debug/memstats", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1", "/debug/pprof/goroutine?debug=1"} {
+	for _, target := range []string{"/debug/memstats", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1", "/debug/pprof/goroutine?debug=1"} {
 		if rec := debugGet(t, "192.0.2.7:4444", target); rec.Code != http.StatusNotFound {
 			t.Errorf("%s from 192.0.2.7: %d, want 404", target, rec.Code)
 		}
@@ -70,7 +71,7 @@ func TestProfiles(t *testing.T) {
 			t.Errorf("%s: %d, want 404", target, rec.Code)
 		}
 	}
-	for _, target := range []string{"/debug/pprof/profile?seconds=0", "/debug/pprof/profile?seconds=121", "/debug/pprof/profile?seconds=x"} {
+	for _, target := range []string{"/debug/pprof/profile?seconds=0", "/debug/pprof/profile?seconds=121", "/debug/pprof/profile?seconds=x", "/debug/pprof/trace?seconds=0"} {
 		if rec := debugGet(t, "127.0.0.1:1", target); rec.Code != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", target, rec.Code)
 		}
@@ -87,5 +88,24 @@ func TestCPUProfile(t *testing.T) {
 	}
 	if _, err := gzip.NewReader(bytes.NewReader(rec.Body.Bytes())); err != nil {
 		t.Fatalf("CPU profile is not gzipped protobuf: %v", err)
+	}
+}
+
+func TestExecTrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes a second")
+	}
+	rec := debugGet(t, "127.0.0.1:1", "/debug/pprof/trace?seconds=1")
+	// An execution trace starts with its version header ("go 1.26 trace").
+	if rec.Code != 200 || !bytes.HasPrefix(rec.Body.Bytes(), []byte("go 1.")) {
+		t.Fatalf("trace: %d %.40q", rec.Code, rec.Body.Bytes())
+	}
+	// One trace at a time: a second one is refused, not mixed into the first.
+	if err := trace.Start(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	defer trace.Stop()
+	if rec := debugGet(t, "127.0.0.1:1", "/debug/pprof/trace?seconds=1"); rec.Code != http.StatusConflict {
+		t.Fatalf("a trace while another runs: %d, want 409", rec.Code)
 	}
 }
