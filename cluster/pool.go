@@ -12,15 +12,22 @@ import (
 // the deep calls grains hand off (Discord REST, the store, grain calls);
 // a fresh goroutine per job grows it again every time, which cost a busy
 // node about an eighth of its CPU. A worker with nothing to do for 10 s
-// exits, so an idle member holds none.
+// exits, so an idle member holds none. At most maxWarm wait at once: a
+// burst (the idle sweep ticks every guild at once) runs the rest on
+// goroutines that end with their job, instead of leaving thousands of
+// grown stacks waiting for work that does not come.
 func Go(f func()) { workers.Go(f) }
+
+// maxWarm bounds the workers kept: far above the jobs a steady load runs
+// at once (tens at 1000 interactions/s), far below a burst's.
+const maxWarm = 128
 
 // Workers is how many of Go's goroutines are alive (busy or waiting for a
 // job): a member-wide number bounded by the most jobs at once, which
 // footprint measurements set apart from per-grain goroutines.
 func Workers() int { return int(workers.live.Load()) }
 
-var workers = newPool(10 * time.Second)
+var workers = newPool(10*time.Second, maxWarm)
 
 // pool is a set of warm goroutines that take jobs while they wait.
 type pool struct {
@@ -28,19 +35,28 @@ type pool struct {
 	// succeeds only when one is idle.
 	jobs chan func()
 	idle time.Duration
+	max  int32
 	live atomic.Int32 // workers alive
 }
 
-func newPool(idle time.Duration) *pool { return &pool{jobs: make(chan func()), idle: idle} }
+func newPool(idle time.Duration, max int) *pool {
+	return &pool{jobs: make(chan func()), idle: idle, max: int32(max)}
+}
 
-// Go runs f on an idle worker, or on a new one.
+// Go runs f on an idle worker, or on a new one; past max workers, on a
+// goroutine of its own.
 func (p *pool) Go(f func()) {
 	select {
 	case p.jobs <- f:
+		return
 	default:
-		p.live.Add(1)
-		go p.work(f)
 	}
+	if p.live.Add(1) > p.max {
+		p.live.Add(-1)
+		go f()
+		return
+	}
+	go p.work(f)
 }
 
 func (p *pool) work(f func()) {

@@ -10,7 +10,7 @@ import (
 // TestGoReusesIdleWorkers: jobs run one after another reuse the worker
 // that finished the last one instead of starting a goroutine each.
 func TestGoReusesIdleWorkers(t *testing.T) {
-	p := newPool(time.Minute)
+	p := newPool(time.Minute, 64)
 	base := runtime.NumGoroutine()
 	for i := 0; i < 200; i++ {
 		done := make(chan struct{})
@@ -25,23 +25,27 @@ func TestGoReusesIdleWorkers(t *testing.T) {
 }
 
 // TestGoRunsConcurrentJobs: jobs that wait for each other all run (a busy
-// worker never holds a job back).
+// worker never holds a job back), beyond the workers kept too; a burst
+// leaves at most max workers waiting.
 func TestGoRunsConcurrentJobs(t *testing.T) {
-	const n = 50
+	const n, max = 50, 10
 	var wg sync.WaitGroup
 	wg.Add(n)
 	release := make(chan struct{})
-	p := newPool(time.Minute)
+	p := newPool(time.Minute, max)
 	for i := 0; i < n; i++ {
 		p.Go(func() { wg.Done(); <-release })
 	}
 	wg.Wait() // all n started while every one of them is blocked
+	if live := p.live.Load(); live != max {
+		t.Fatalf("%d workers for %d jobs at once, want the %d kept", live, n, max)
+	}
 	close(release)
 }
 
 // TestIdleWorkersExit: with nothing to do, workers go away.
 func TestIdleWorkersExit(t *testing.T) {
-	p := newPool(20 * time.Millisecond)
+	p := newPool(20*time.Millisecond, 64)
 	done := make(chan struct{})
 	p.Go(func() { close(done) })
 	<-done
