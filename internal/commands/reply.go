@@ -155,15 +155,18 @@ func QueuePage(page music.QueuePage, current *music.Track) *clusterpb.Reply {
 	if len(page.Tracks) == 0 {
 		b.WriteString("The queue is empty. Add tracks with /play.")
 	}
+	runes := utf8.RuneCountInString(b.String())
 	for i, t := range page.Tracks {
-		line := fmt.Sprintf("`%d.` %s\n", page.First+i, trackLine(t))
+		line := "`" + strconv.Itoa(page.First+i) + ".` " + trackLine(t) + "\n"
 		// Long links could overflow the description; cutting it mid-link
 		// would garble the rest, so whole lines are left off instead.
-		if utf8.RuneCountInString(b.String())+utf8.RuneCountInString(line) > maxEmbedDesc-100 {
+		n := utf8.RuneCountInString(line)
+		if runes+n > maxEmbedDesc-100 {
 			fmt.Fprintf(&b, "…and %s more on this page", plural(len(page.Tracks)-i, "track"))
 			break
 		}
 		b.WriteString(line)
+		runes += n
 	}
 	return &clusterpb.Reply{
 		Ephemeral: true,
@@ -281,53 +284,64 @@ func linkURL(u string) string {
 	return linkEscapes.Replace(u)
 }
 
-// escapeRune returns how r is shown in escaped text: Markdown characters get
-// a backslash; "@" and "<" get a zero-width space after them so @everyone,
-// @here and <@id>/<@&id>/<#id> cannot render as mentions (allowed_mentions
-// already stops pings; this also stops a title from looking like one); bidi
+// writeEscaped writes how r is shown in escaped text and returns how many
+// characters that took: Markdown characters get a backslash; "@" and "<"
+// get a zero-width space after them so @everyone, @here and
+// <@id>/<@&id>/<#id> cannot render as mentions (allowed_mentions already
+// stops pings; this also stops a title from looking like one); bidi
 // overrides that could make text read backwards are dropped.
-func escapeRune(r rune) string {
+func writeEscaped(b *strings.Builder, r rune) int {
 	switch r {
 	case '\\', '*', '_', '~', '`', '|', '>', '#', '[', ']', '(', ')', '-':
-		return "\\" + string(r)
+		b.WriteByte('\\')
+		b.WriteRune(r)
+		return 2
 	case '@', '<':
-		return string(r) + "\u200b"
+		b.WriteRune(r)
+		b.WriteRune('\u200b')
+		return 2
 	case '\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069':
-		return ""
+		return 0
 	}
-	return string(r)
+	b.WriteRune(r)
+	return 1
+}
+
+// lineBreak reports the characters that end a line, which escaped text
+// shows as one space.
+func lineBreak(r rune) bool {
+	return r == '\n' || r == '\r' || r == '\t' || r == 0x85 || r == 0x2028 || r == 0x2029
 }
 
 // escapeLine makes outside text safe to show inline: one line, no control
 // characters, Markdown and mentions escaped, and at most limit characters
 // once escaped, cut between escapes so a cut never leaves a dangling
-// backslash.
+// backslash. It runs for every line of every /queue page, so the common
+// case (valid UTF-8 on one line) makes one pass and one allocation.
 func escapeLine(s string, limit int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return r == '\n' || r == '\r' || r == '\t' || r == 0x85 || r == 0x2028 || r == 0x2029
-	}), " ")
+	if !utf8.ValidString(s) || strings.IndexFunc(s, lineBreak) >= 0 {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+		s = strings.Join(strings.FieldsFunc(s, lineBreak), " ")
+	}
 	s = strings.TrimSpace(s)
-	pieces := make([]string, 0, len(s))
-	total := 0
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	// cut is the length of the longest prefix of whole escapes within
+	// limit-1 characters, where an over-long line ends with "…".
+	n, cut := 0, -1
 	for _, r := range s {
 		if r < ' ' || r == 0x7f {
 			continue
 		}
-		e := escapeRune(r)
-		pieces = append(pieces, e)
-		total += utf8.RuneCountInString(e)
-	}
-	if total > limit {
-		n := 0
-		for i, e := range pieces {
-			if n += utf8.RuneCountInString(e); n > limit-1 {
-				pieces = append(pieces[:i], "…")
-				break
-			}
+		before := b.Len()
+		if n += writeEscaped(&b, r); n > limit-1 && cut < 0 {
+			cut = before
 		}
 	}
-	return strings.Join(pieces, "")
+	if n <= limit {
+		return b.String()
+	}
+	return b.String()[:cut] + "…"
 }
 
 // Escape makes outside text (a track title, a query) safe to show inline in

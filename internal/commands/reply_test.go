@@ -299,15 +299,48 @@ func TestLinkURL(t *testing.T) {
 	}
 }
 
+// escapeLineSlow is escapeLine as first written, a step per rule: the
+// one-pass escapeLine must say exactly what it says.
+func escapeLineSlow(s string, limit int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Join(strings.FieldsFunc(s, lineBreak), " ")
+	s = strings.TrimSpace(s)
+	var pieces []string
+	total := 0
+	for _, r := range s {
+		if r < ' ' || r == 0x7f {
+			continue
+		}
+		var b strings.Builder
+		writeEscaped(&b, r)
+		pieces = append(pieces, b.String())
+		total += utf8.RuneCountInString(b.String())
+	}
+	if total > limit {
+		n := 0
+		for i, e := range pieces {
+			if n += utf8.RuneCountInString(e); n > limit-1 {
+				pieces = append(pieces[:i], "…")
+				break
+			}
+		}
+	}
+	return strings.Join(pieces, "")
+}
+
 // FuzzEscapeLine: track titles and authors come from Lavalink, which takes
 // them from whatever site a link points at.
 func FuzzEscapeLine(f *testing.F) {
 	f.Add(hostile, 256)
 	f.Add("a**b", 3)
 	f.Add("\xff@everyone\n", 10)
+	f.Add(" \u2028a\u202eb\t\xc0c  ", 3)
 	f.Fuzz(func(t *testing.T, s string, limit int) {
 		limit = 2 + abs(limit)%300
 		got := escapeLine(s, limit)
+		if want := escapeLineSlow(s, limit); got != want {
+			t.Fatalf("escapeLine(%q, %d) = %q; the rules one by one say %q", s, limit, got, want)
+		}
 		if !utf8.ValidString(got) || utf8.RuneCountInString(got) > limit {
 			t.Fatalf("escapeLine(%q, %d) = %q", s, limit, got)
 		}
@@ -331,4 +364,20 @@ func abs(n int) int {
 		return -(n + 1)
 	}
 	return n
+}
+
+// BenchmarkQueuePage renders a full /queue page, the reply a busy guild
+// sends most (70 % of loadgen's mix).
+func BenchmarkQueuePage(b *testing.B) {
+	var tracks []music.Track
+	for i := range 30 {
+		tracks = append(tracks, track(fmt.Sprintf("Never Gonna Give You Up (Official Video) %d", i)))
+	}
+	q, _ := music.RestoreQueue(100, tracks)
+	page, _ := q.Page(2, QueuePageSize)
+	cur := track("Together Forever")
+	b.ReportAllocs()
+	for b.Loop() {
+		QueuePage(page, &cur)
+	}
 }
