@@ -21,9 +21,10 @@
 // takes that player over (Audio.TakeOver: read, then destroy, unless the
 // session is its own member's) and plays from where it was instead of the
 // estimate; every play waits for the takeover (takingOver). A failed
-// takeover falls back to the estimate, logged at WARN; one that failed
-// for want of the node is tried again before the next play while plays
-// fail too. Events of the superseded player carry the earlier
+// takeover is tried again up to three times with the play retries'
+// backoff, then falls back to the estimate, logged at WARN; one that
+// failed for want of the node is tried again before the next play while
+// plays fail too. Events of the superseded player carry the earlier
 // activation's play ID (epoch.seq) and change nothing.
 //
 // The grain is the one actor that touches its guild's player, which is what

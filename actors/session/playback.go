@@ -87,19 +87,21 @@ func (g *Grain) takeOver() {
 	}, func(res any) { g.tookOver(from, member, track, at, res.(takeoverResult)) })
 }
 
-// maxTakeoverWaits bounds the play retries spent waiting for the previous
-// player's node (about 1 + 2 + 4 s): a node gone for good (removed from
-// the configuration, down) must not keep the music off.
+// maxTakeoverWaits bounds the play retries spent on a takeover that fails
+// (about 1 + 2 + 4 s): a node gone for good (removed from the
+// configuration, down) or refusing must not keep the music off.
 const maxTakeoverWaits = 3
 
 // tookOver applies a takeover's outcome, then plays. The old player's
 // position replaces the estimate only if it played the current track and
 // nothing moved the track meanwhile (a skip, a seek, a pause: track is the
 // current track and at its position's time when the takeover started). A
-// failed takeover falls back to the estimate; one that failed for want of
-// the node is tried again before the next play if this one fails too (a
-// member whose Lavalink client is still connecting must not leave the old
-// player playing).
+// failed takeover is tried again, with the play retries' backoff, up to
+// maxTakeoverWaits times before anything plays (a member whose Lavalink
+// client is still connecting, or a read that timed out, must not leave
+// the old player playing beside the new one); then it falls back to the
+// estimate, and one that failed for want of the node is tried again
+// before the next play if this one fails too.
 func (g *Grain) tookOver(from audio.Holder, member string, track *music.Track, at time.Time, r takeoverResult) {
 	g.takingOver = false
 	if g.fenced || g.stopped {
@@ -107,17 +109,23 @@ func (g *Grain) tookOver(from audio.Holder, member string, track *music.Track, a
 	}
 	st := g.st
 	log := g.log.With("node", from.Node, "lavalink_session", from.Session, "member", member)
+	noNode := errors.Is(r.err, audio.ErrNoNode) && !r.ok
 	switch {
-	case r.err != nil && errors.Is(r.err, audio.ErrNoNode) && !r.ok && g.takeoverWaits < maxTakeoverWaits:
+	case r.err != nil && g.takeoverWaits < maxTakeoverWaits:
 		// The node is not reachable from here yet (this member's Lavalink
-		// client still connecting, say): a play now could start beside
-		// the old player, so wait for the node a little, with the play
+		// client still connecting, say), or the read or the destroy
+		// failed (a timeout, a 5xx): a play now could start beside the
+		// old player, so try again a little later, with the play
 		// retries' backoff.
 		g.takeoverWaits++
-		log.Warn("cannot reach the previous player's node yet; waiting for it before playing", "err", r.err, "attempt", g.takeoverWaits)
+		if noNode {
+			log.Warn("cannot reach the previous player's node yet; waiting for it before playing", "err", r.err, "attempt", g.takeoverWaits)
+		} else {
+			log.Warn("taking over the previous player failed; trying again before playing", "err", r.err, "read", r.ok, "attempt", g.takeoverWaits)
+		}
 		g.schedulePlayRetry()
 		return
-	case r.err != nil && errors.Is(r.err, audio.ErrNoNode) && !r.ok:
+	case noNode:
 		log.Warn("cannot take over the previous player; playing at the stored position, and trying again before a retry", "err", r.err)
 	case r.err != nil:
 		g.takeover = nil
