@@ -12,7 +12,7 @@ import (
 // the deep calls grains hand off (Discord REST, the store, grain calls);
 // a fresh goroutine per job grows it again every time, which cost a busy
 // node about an eighth of its CPU. A worker with nothing to do for 10 s
-// exits, so an idle member holds none. At most maxWarm wait at once: a
+// exits, so an idle member holds none. At most maxWarm are kept: a
 // burst (the idle sweep ticks every guild at once) runs the rest on
 // goroutines that end with their job, instead of leaving thousands of
 // grown stacks waiting for work that does not come.
@@ -23,8 +23,8 @@ func Go(f func()) { workers.Go(f) }
 const maxWarm = 128
 
 // Workers is how many of Go's goroutines are alive (busy or waiting for a
-// job): a member-wide number bounded by the most jobs at once, which
-// footprint measurements set apart from per-grain goroutines.
+// job): a member-wide number, at most maxWarm, which footprint
+// measurements set apart from per-grain goroutines.
 func Workers() int { return int(workers.live.Load()) }
 
 var workers = newPool(10*time.Second, maxWarm)
