@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ensemble-bot/ensemble/internal/discordemu"
@@ -30,7 +32,7 @@ func (c *Cluster) Answer(ctx context.Context, g discordemu.LoadGuild, name strin
 	}
 	res, err := ix.Wait(ctx)
 	if err != nil {
-		return "", fmt.Errorf("/%s in %s: %w", name, g.ID, err)
+		return "", fmt.Errorf("/%s in %s: %w (%s)", name, g.ID, err, c.unanswered(ix))
 	}
 	if res.Type == discordemu.ResponseDeferredMessage {
 		msg, err := ix.WaitEdit(ctx)
@@ -40,6 +42,38 @@ func (c *Cluster) Answer(ctx context.Context, g discordemu.LoadGuild, name strin
 		return fmt.Sprint(msg.Content, msg.Embeds), nil
 	}
 	return fmt.Sprint(res.Content, res.Embeds), nil
+}
+
+// unanswered says what Discord saw of an interaction left without an
+// answer: whether it reached the bot, and whether an answer came too late.
+func (c *Cluster) unanswered(ix *discordemu.Interaction) string {
+	what := fmt.Sprintf("not sent yet on shard %d", ix.Shard())
+	if sent := ix.SentAt(); !sent.IsZero() {
+		what = fmt.Sprintf("sent on shard %d at %s", ix.Shard(), sent.Format("15:04:05.000"))
+	}
+	for _, e := range c.Discord.ErrorsOfKind(discordemu.ErrLateInteraction) {
+		if strings.Contains(e.Detail, ix.ID.String()) {
+			what += "; " + e.Detail
+		}
+	}
+	for _, s := range c.Discord.Sessions() {
+		if s.Shard == ix.Shard() {
+			what += fmt.Sprintf("; session %s connected=%t ready=%t resumes=%d replayed=%d", s.ID, s.Connected, s.Ready, s.Resumes, s.Replayed)
+		}
+	}
+	// The nodes' lines about it and its guild, the latest last: a test
+	// failing on an unanswered interaction shows them first, before the
+	// nodes' whole output (which a CI report may cut).
+	var lines []string
+	for _, n := range c.Nodes() {
+		for l := range strings.Lines(n.Output()) {
+			if strings.Contains(l, ix.ID.String()) || strings.Contains(l, ix.GuildID.String()) {
+				lines = append(lines, strings.TrimSuffix(l, "\n")+" ("+n.Admin+")")
+			}
+		}
+	}
+	slices.Sort(lines) // each starts with its time
+	return what + "; the nodes' lines about it:\n" + strings.Join(lines[max(0, len(lines)-40):], "\n")
 }
 
 // Players returns each guild's playing players (a track, a voice
