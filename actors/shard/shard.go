@@ -286,6 +286,16 @@ type grain struct {
 	// want of room (Deps.Admit) since there was room last.
 	fullRefused atomic.Int64
 
+	// closing is set, under closeMu, once the grain is being stopped: its
+	// reader then answers interactions busy itself. Queued, they would
+	// land behind the PoisonPill and be dropped with the mailbox, left to
+	// Discord's replay on the shard's next holder, which resumes a second
+	// or more later (disgo waits 1 s before it dials): too late to answer.
+	// The reader holds closeMu while it queues an event, so every event
+	// queued before the flag is ahead of the PoisonPill and handled.
+	closeMu sync.Mutex
+	closing bool
+
 	lag lagMeter
 	// shedding counts the interactions answered busy since the shard fell
 	// behind; 0 when it is not behind.
@@ -345,6 +355,7 @@ func (g *grain) Init(ctx pcluster.GrainContext) {
 	g.self = ctx.Self()
 	g.base, g.stop = context.WithCancel(context.Background())
 	local.Add(ctx.ActorSystem(), g.self, ctx.Identity())
+	closers.Store(g.self, g)
 	if g.deps.Leases == nil {
 		g.log.Info("shard activated; connecting", "shards", g.deps.ShardCount)
 		g.connect(nil)
@@ -420,6 +431,18 @@ func (g *grain) eventHandler(send func(any)) gateway.EventHandlerFunc {
 	var raw lastPayload
 	now, admit := g.deps.Now, g.deps.Admit
 	return func(_ gateway.Gateway, _ gateway.EventType, seq int, ev gateway.EventData) {
+		g.closeMu.Lock()
+		defer g.closeMu.Unlock()
+		if g.closing {
+			// The next holder gets the rest again from Discord (the
+			// stored sequence is the last event handled): a replayed
+			// interaction answered here fails to acknowledge there and
+			// is dropped.
+			if ev, ok := ev.(gateway.EventInteractionCreate); ok && ev.Interaction != nil {
+				g.refuse(now(), ev.Interaction, commands.BusyMessage)
+			}
+			return
+		}
 		switch ev := ev.(type) {
 		case gateway.EventRaw:
 			if ev.EventType == gateway.EventTypeInteractionCreate {
@@ -442,6 +465,14 @@ func (g *grain) eventHandler(send func(any)) gateway.EventHandlerFunc {
 			send(&dispatch{at: now(), seq: seq, ev: ev})
 		}
 	}
+}
+
+// beginClose turns the reader to busy answers (see closing). It returns
+// once the reader queues nothing more.
+func (g *grain) beginClose() {
+	g.closeMu.Lock()
+	g.closing = true
+	g.closeMu.Unlock()
 }
 
 // full answers busy an interaction the member has no room for. It runs on
@@ -523,6 +554,9 @@ func (g *grain) Terminate(pcluster.GrainContext) {
 	if g.self == nil {
 		return // an invalid identity: nothing started
 	}
+	// StopLocal did this already; other ends (a lost lease, the system
+	// stopping) come here first.
+	g.beginClose()
 	if g.leaseStop != nil {
 		// Before the release: a renewal must not follow it.
 		g.leaseStop()
@@ -555,6 +589,7 @@ func (g *grain) Terminate(pcluster.GrainContext) {
 	g.setReady(false)
 	g.deps.OnActive(g.id, false)
 	local.Remove(g.self)
+	closers.Delete(g.self)
 	g.log.Info("shard stopped")
 }
 

@@ -553,6 +553,32 @@ func TestReadyReportsApplicationAndBotUser(t *testing.T) {
 	}
 }
 
+// TestClosingShardAnswersBusyOnTheReader: once a stop begins, the reader
+// queues nothing more for the grain (it would land behind the PoisonPill
+// and be dropped, left to a replay on the next holder a second or more
+// later, past Discord's deadline). It answers interactions busy itself and
+// leaves other events to that replay.
+func TestClosingShardAnswersBusyOnTheReader(t *testing.T) {
+	g, _, s := newTestGrain(t, 0, 1)
+	queued := make(chan any, 8)
+	onEvent := g.eventHandler(func(m any) { queued <- m })
+	alice, guild, text := snowflake.ID(2000), snowflake.ID(discordemu.SnowflakeForShard(0, 1)), snowflake.ID(10)
+
+	onEvent(nil, gateway.EventTypeInteractionCreate, 5, interaction(t, interactionJSON(921, guild, text, alice, "before")))
+	if d, ok := recv(t, queued).(*dispatch); !ok || d.seq != 5 {
+		t.Fatalf("before the stop: queued %+v, want the interaction's dispatch (seq 5)", d)
+	}
+	g.beginClose()
+	onEvent(nil, gateway.EventTypeInteractionCreate, 6, interaction(t, interactionJSON(922, guild, text, alice, "during")))
+	onEvent(nil, gateway.EventTypeVoiceStateUpdate, 7, vsu(guild, alice, text, "s"))
+	// The handler queues synchronously: anything it queued is there now.
+	none(t, queued)
+	if r := recv(t, s.refused); r.id != "922" || !commands.IsBusy(r.message) {
+		t.Fatalf("refusal %+v, want 922 answered busy", r)
+	}
+	none(t, s.refused)
+}
+
 func TestLastPayloadPairsBySequence(t *testing.T) {
 	var l lastPayload
 	a, b := strings.NewReader("a"), strings.NewReader("b")

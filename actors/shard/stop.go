@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -13,6 +14,11 @@ import (
 // cluster, and Discord would see two connections for one shard after the
 // handover.
 var local cluster.Locals
+
+// closers holds each local activation's grain by PID, for StopLocalIf to
+// turn its reader to busy answers before the PoisonPill is queued (see
+// grain.closing).
+var closers sync.Map // *actor.PID → *grain
 
 // StopLocal stops the shard grains active on a member and waits until each
 // has closed its gateway connection, or ctx ends. It is a step of a
@@ -27,6 +33,9 @@ func StopLocal(ctx context.Context, system *actor.ActorSystem) (int, error) {
 // elsewhere.
 func StopLocalIf(ctx context.Context, system *actor.ActorSystem, which func(identity string) bool) (int, error) {
 	return local.Stop(ctx, system, "shards", which, func(pid *actor.PID) {
+		if g, ok := closers.Load(pid); ok {
+			g.(*grain).beginClose()
+		}
 		_ = system.Root.PoisonFuture(pid).Wait()
 	})
 }
