@@ -35,7 +35,7 @@ func (c *Cluster) Answer(ctx context.Context, g discordemu.LoadGuild, name strin
 		return "", fmt.Errorf("/%s in %s: %w (%s)", name, g.ID, err, c.unanswered(ix))
 	}
 	if res.Type == discordemu.ResponseDeferredMessage {
-		msg, err := ix.WaitEdit(ctx)
+		msg, err := ix.WaitAnswer(ctx)
 		if err != nil {
 			return "", fmt.Errorf("/%s in %s: the deferred answer: %w", name, g.ID, err)
 		}

@@ -433,7 +433,7 @@ func (w *world) ask(ctx context.Context, g discordemu.LoadGuild, title string, t
 	}
 	text, at := fmt.Sprint(res.Content, res.Embeds), res.At
 	if res.Type == discordemu.ResponseDeferredMessage {
-		msg, err := ix.WaitEdit(wctx)
+		msg, err := ix.WaitAnswer(wctx)
 		if err != nil {
 			late.Add(1)
 			return time.Time{}, false

@@ -93,7 +93,7 @@ limits: {command_cooldown: 0s, user_commands: 0, guild_commands: 0, shard_max_la
 					t.Fatalf("/%s: %v", name, err)
 				}
 				if res.Type == discordemu.ResponseDeferredMessage {
-					msg, err := ix.WaitEdit(wctx)
+					msg, err := ix.WaitAnswer(wctx)
 					if err != nil {
 						t.Fatal(err)
 					}

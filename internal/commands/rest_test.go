@@ -182,12 +182,39 @@ func TestDiscordAgainstEmulator(t *testing.T) {
 		if err != nil || len(m.Embeds) != 1 || m.Embeds[0].Title != "Queue" || !m.Ephemeral() {
 			t.Fatalf("edit %+v, %v", m, err)
 		}
+		if a, err := ix.WaitAnswer(ctx); err != nil || len(a.Embeds) != 1 || a.Embeds[0].Title != "Queue" {
+			t.Fatalf("answer %+v, %v, want the edit", a, err)
+		}
 		if err := h.d.Followup(ctx, in.ApplicationId, in.Token, Error("and one more thing")); err != nil {
 			t.Fatal(err)
 		}
 		fs, err := ix.WaitFollowups(ctx, 1)
 		if err != nil || len(fs) != 1 || !strings.Contains(fs[0].Content, "and one more thing") || !fs[0].Ephemeral() {
 			t.Fatalf("follow-ups %+v, %v", fs, err)
+		}
+	})
+
+	t.Run("public deferral replaced by a private follow-up", func(t *testing.T) {
+		ix, err := h.emu.InvokeCommand(h.guild, h.bob, h.text, "play", discordemu.StringOption("query", "nothing"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := h.next(t)
+		if err := h.d.Defer(ctx, in.Id, in.Token, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.d.DeleteOriginal(ctx, in.ApplicationId, in.Token); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.d.Followup(ctx, in.ApplicationId, in.Token, Error("nothing found")); err != nil {
+			t.Fatal(err)
+		}
+		m, err := ix.WaitAnswer(ctx)
+		if err != nil || !strings.Contains(m.Content, "nothing found") || !m.Ephemeral() {
+			t.Fatalf("answer %+v, %v", m, err)
+		}
+		if orig, ok := ix.Original(); !ok || !orig.Deleted {
+			t.Fatalf("original %+v (present %v), want deleted", orig, ok)
 		}
 	})
 

@@ -204,6 +204,26 @@ func (ix *Interaction) WaitEdit(ctx context.Context) (Message, error) {
 	return edits[0], nil
 }
 
+// WaitAnswer returns a deferred interaction's answer: the first edit of the
+// original response or, when the bot replaced the "thinking" message with a
+// follow-up (a public deferral cannot turn ephemeral, so a private answer
+// comes as a follow-up after the original's deletion), the first follow-up.
+func (ix *Interaction) WaitAnswer(ctx context.Context) (Message, error) {
+	var out Message
+	err := ix.wait(ctx, func() bool {
+		switch {
+		case len(ix.edits) > 0:
+			out = ix.edits[0]
+		case len(ix.followups) > 0:
+			out = ix.followups[0].view()
+		default:
+			return false
+		}
+		return true
+	})
+	return out, err
+}
+
 // WaitEdits waits until the original response has been edited n times and returns the
 // edits in order.
 func (ix *Interaction) WaitEdits(ctx context.Context, n int) ([]Message, error) {

@@ -290,11 +290,11 @@ func (w *world) await(ix *discordemu.Interaction) reply {
 	r := reply{content: res.Content, ephemeral: res.Ephemeral(), embeds: res.Embeds, latency: res.Latency}
 	if res.Type == discordemu.ResponseDeferredMessage {
 		r.deferred = true
-		msg, err := ix.WaitEdit(ctx)
+		msg, err := ix.WaitAnswer(ctx)
 		if err != nil {
-			w.t.Fatalf("deferred %s never edited: %v", ix.Name, err)
+			w.t.Fatalf("deferred %s never answered: %v", ix.Name, err)
 		}
-		r.content, r.embeds = msg.Content, msg.Embeds
+		r.content, r.embeds, r.ephemeral = msg.Content, msg.Embeds, msg.Ephemeral()
 	}
 	return r
 }

@@ -102,7 +102,7 @@ func (s *clusterScript) ask(name string, opts ...discordemu.Option) (string, err
 	}
 	content, embeds := res.Content, res.Embeds
 	if res.Type == discordemu.ResponseDeferredMessage {
-		msg, err := ix.WaitEdit(ctx)
+		msg, err := ix.WaitAnswer(ctx)
 		if err != nil {
 			return "", fmt.Errorf("/%s: %w", name, err)
 		}

@@ -245,17 +245,17 @@ func (s *script) answer(ix *discordemu.Interaction) error {
 	if err != nil {
 		return err
 	}
-	content, embeds := res.Content, res.Embeds
+	content, embeds, ephemeral := res.Content, res.Embeds, res.Ephemeral()
 	note := ""
 	if res.Type == discordemu.ResponseDeferredMessage {
-		msg, err := ix.WaitEdit(ctx)
+		msg, err := ix.WaitAnswer(ctx)
 		if err != nil {
 			return err
 		}
-		content, embeds, note = msg.Content, msg.Embeds, " (after \"Ensemble is thinking…\")"
+		content, embeds, ephemeral, note = msg.Content, msg.Embeds, msg.Ephemeral(), " (after \"Ensemble is thinking…\")"
 	}
 	who := "Ensemble"
-	if res.Ephemeral() {
+	if ephemeral {
 		who = "Ensemble (only you can see this)"
 	}
 	fmt.Fprintf(s.out, "  %s%s, %d ms:\n%s", who, note, res.Latency.Milliseconds(), indent(render(content, embeds, nil)))
