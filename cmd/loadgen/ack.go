@@ -18,11 +18,48 @@ import (
 	"github.com/ensemble-bot/ensemble/internal/discordemu/emuctl"
 )
 
-// ackMix is the command mix: what listeners mostly do is look.
-var ackMix = []discordemu.LoadCommand{
-	{Name: "queue", Weight: 70},
-	{Name: "nowplaying", Weight: 20},
-	{Name: "play", Weight: 10, Options: []discordemu.LoadOption{{Name: "query", Type: discordemu.OptionString, Values: searchQueries()}}},
+// ackCommands are the commands a mix may name, in the order reports list them.
+var ackCommands = []discordemu.LoadCommand{
+	{Name: "queue"},
+	{Name: "nowplaying"},
+	{Name: "play", Options: []discordemu.LoadOption{{Name: "query", Type: discordemu.OptionString, Values: searchQueries()}}},
+}
+
+// defaultMix is the command mix: what listeners mostly do is look.
+const defaultMix = "queue=70,nowplaying=20,play=10"
+
+// parseMix reads a mix, name=weight pairs of ackCommands separated by commas; a
+// command it does not name is not sent.
+func parseMix(text string) ([]discordemu.LoadCommand, error) {
+	weights := map[string]int{}
+	for _, pair := range strings.Split(text, ",") {
+		name, w, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		n, err := strconv.Atoi(w)
+		if !ok || err != nil || n < 0 || n > 1000 {
+			return nil, usagef("--mix %q: want name=weight pairs, weights in [0, 1000]", text)
+		}
+		if _, dup := weights[name]; dup {
+			return nil, usagef("--mix %q: %s named twice", text, name)
+		}
+		weights[name] = n
+	}
+	var mix []discordemu.LoadCommand
+	for _, c := range ackCommands {
+		if n, ok := weights[c.Name]; ok {
+			delete(weights, c.Name)
+			if n > 0 {
+				c.Weight = n
+				mix = append(mix, c)
+			}
+		}
+	}
+	for name := range weights {
+		return nil, usagef("--mix %q: unknown command %q (queue, nowplaying, play)", text, name)
+	}
+	if len(mix) == 0 {
+		return nil, usagef("--mix %q: every weight is 0", text)
+	}
+	return mix, nil
 }
 
 // searchQueries are plain words, which the node searches (ytsearch:) on Lavalink.
@@ -46,6 +83,7 @@ type ackOptions struct {
 	cpuProfile string
 	trace      string
 	bareInline bool
+	mix        []discordemu.LoadCommand
 }
 
 func parseAck(args []string, stderr io.Writer) (ackOptions, error) {
@@ -63,11 +101,16 @@ func parseAck(args []string, stderr io.Writer) (ackOptions, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the node during its measured load to this file (run N > 1: FILE-N)")
 	fs.StringVar(&o.trace, "trace", "", "write an execution trace of the node's first 5 s of measured load to this file, for go tool trace (run N > 1: FILE-N)")
 	fs.BoolVar(&o.bareInline, "bare-inline", false, "the bare bot answers on the gateway's reader goroutine instead of a goroutine per interaction")
+	mix := fs.String("mix", defaultMix, "the command mix: name=weight pairs of queue, nowplaying and play")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if o.mix, err = parseMix(*mix); err != nil {
+		return o, err
 	}
 	for _, err := range []error{
 		checkRange("rate", o.rate, 0.1, 20000),
@@ -107,7 +150,7 @@ func runAck(ctx context.Context, env *runEnv, o ackOptions) error {
 func ackOnce(ctx context.Context, env *runEnv, o ackOptions, run int, dir string) (ackReport, error) {
 	rep := ackReport{Scenario: "ack", Run: run, Date: time.Now().UTC().Format(time.RFC3339), Rate: o.rate,
 		DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(), Guilds: o.guilds, Mix: map[string]int{}, BareInline: o.bareInline}
-	for _, c := range ackMix {
+	for _, c := range o.mix {
 		rep.Mix[c.Name] = c.Weight
 	}
 	emu, err := startEmulators(ctx, env.bins, dir)
@@ -172,7 +215,7 @@ func measureAck(ctx context.Context, env *runEnv, emu *emulators, o ackOptions, 
 	}
 	env.log.Info("connected", "target", proc.name, "world", w.ID)
 
-	spec := discordemu.LoadSpec{Rate: o.rate, Mix: ackMix, Seed: o.seed}
+	spec := discordemu.LoadSpec{Rate: o.rate, Mix: o.mix, Seed: o.seed}
 	if o.warmup > 0 {
 		spec.Duration = o.warmup
 		res, err := load(ctx, emu, w, spec)

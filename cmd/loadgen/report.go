@@ -319,8 +319,14 @@ func appendJSONLines(path string, objs ...any) error {
 
 func printAck(w io.Writer, a ackReport) {
 	var mix []string
-	for _, c := range ackMix {
-		mix = append(mix, fmt.Sprintf("/%s %d%%", c.Name, c.Weight))
+	total := 0
+	for _, w := range a.Mix {
+		total += w
+	}
+	for _, c := range ackCommands {
+		if w := a.Mix[c.Name]; w > 0 {
+			mix = append(mix, fmt.Sprintf("/%s %.0f%%", c.Name, 100*float64(w)/float64(total)))
+		}
 	}
 	fmt.Fprintf(w, "ack run %d: %g/s for %gs over %d guilds (%s), warm-up %gs excluded\n",
 		a.Run, a.Rate, a.DurationS, a.Guilds, strings.Join(mix, ", "), a.WarmupS)
@@ -345,7 +351,7 @@ func printAck(w io.Writer, a ackReport) {
 	fmt.Fprintf(w, "  %-9s %7s %9s %9s %9s %9s\n", "ratio", "",
 		f(ratio(a.Ensemble.P50, a.Baseline.P50)), f(ratio(a.Ensemble.P99, a.Baseline.P99)),
 		f(ratio(a.Ensemble.P999, a.Baseline.P999)), f(ratio(a.Ensemble.Max, a.Baseline.Max)))
-	for _, c := range ackMix {
+	for _, c := range ackCommands {
 		s, ok := a.Ensemble.ByCommand[c.Name]
 		if !ok {
 			continue

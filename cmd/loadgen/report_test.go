@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -245,6 +246,9 @@ func TestFlags(t *testing.T) {
 		{[]string{"ack", "--duration", "2h"}, false},
 		{[]string{"ack", "--guilds", "0"}, false},
 		{[]string{"ack", "extra"}, false},
+		{[]string{"ack", "--mix", "queue=1"}, true},
+		{[]string{"ack", "--mix", "queue=1,skip=1"}, false},
+		{[]string{"ack", "--mix", "queue=0"}, false},
 		{[]string{"idle", "--guilds", "10000"}, true},
 		// 10000 activations at 100/s outlast a 15 s idle timeout.
 		{[]string{"idle", "--guilds", "10000", "--rate", "100"}, false},
@@ -267,6 +271,43 @@ func TestFlags(t *testing.T) {
 		if code := run(t.Context(), args, io.Discard, io.Discard); code != exitUsage {
 			t.Errorf("run %v = %d, want %d", args, code, exitUsage)
 		}
+	}
+}
+
+func TestParseMix(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want string // name:weight in report order, or "error"
+	}{
+		{defaultMix, "queue:70 nowplaying:20 play:10"},
+		{"play=1, queue=3", "queue:3 play:1"},
+		{"queue=5,nowplaying=0", "queue:5"},
+		{"queue=1,queue=2", "error"},
+		{"queue", "error"},
+		{"queue=-1", "error"},
+		{"queue=x", "error"},
+		{"skip=1", "error"},
+		{"", "error"},
+	} {
+		mix, err := parseMix(tc.text)
+		got := "error"
+		if err == nil {
+			var parts []string
+			for _, c := range mix {
+				parts = append(parts, fmt.Sprintf("%s:%d", c.Name, c.Weight))
+			}
+			got = strings.Join(parts, " ")
+		} else if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), "--mix") {
+			t.Errorf("%q: error %v does not name --mix", tc.text, err)
+		}
+		if got != tc.want {
+			t.Errorf("parseMix(%q) = %s, want %s", tc.text, got, tc.want)
+		}
+	}
+	// /play carries its search queries wherever it is in the mix.
+	mix, _ := parseMix("play=1")
+	if len(mix) != 1 || len(mix[0].Options) != 1 || len(mix[0].Options[0].Values) == 0 {
+		t.Fatalf("play without its queries: %+v", mix)
 	}
 }
 
