@@ -25,6 +25,9 @@ type answer struct {
 	// final carries the one final reply; its capacity of 1 means handing
 	// it over never blocks the grain.
 	final chan *clusterpb.Reply
+	// hurry asks for the deferral now rather than at the budget's end
+	// (commands.Command.DeferAtOnce); capacity 1, like final.
+	hurry chan struct{}
 }
 
 // answerSpec is what the answer's goroutine needs: copies, so it never
@@ -65,7 +68,9 @@ type answerSpec struct {
 	tracer trace.Tracer
 }
 
-func newAnswer() *answer { return &answer{final: make(chan *clusterpb.Reply, 1)} }
+func newAnswer() *answer {
+	return &answer{final: make(chan *clusterpb.Reply, 1), hurry: make(chan struct{}, 1)}
+}
 
 // inFlight counts this process's interactions taken by guild grains and
 // not yet answered (each ends with its answer's run, or unrun when a
@@ -83,6 +88,15 @@ func InFlight() int64 { return inFlight.Load() }
 func (a *answer) finish(r *clusterpb.Reply) {
 	select {
 	case a.final <- r:
+	default:
+	}
+}
+
+// deferNow has the interaction deferred at once unless its reply is ready
+// first. Like finish, it never blocks the grain.
+func (a *answer) deferNow() {
+	select {
+	case a.hurry <- struct{}{}:
 	default:
 	}
 }
@@ -154,18 +168,27 @@ func (a *answer) wait(s answerSpec, ack *string) (r *clusterpb.Reply, deferred b
 		}
 		return r, true
 	}
+	start := time.Now()
 	timer := time.NewTimer(max(s.deferIn, 0))
 	defer timer.Stop()
 	select {
 	case r = <-a.final:
 		return r, false
 	case <-timer.C:
+	case <-a.hurry:
+		// A reply that came with the hurry still goes out as the
+		// response.
+		select {
+		case r = <-a.final:
+			return r, false
+		default:
+		}
 	}
 	err := s.ack("defer interaction", func(c context.Context) error {
 		return s.replier.Defer(c, s.in.GetId(), s.in.GetToken(), s.ephemeral)
 	})
 	*ack = ackResult(ackDeferred, err)
-	timer.Reset(max(s.giveUpIn-s.deferIn, 0))
+	timer.Reset(max(s.giveUpIn-time.Since(start), 0))
 	select {
 	case r = <-a.final:
 		return r, true

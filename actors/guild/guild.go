@@ -462,6 +462,11 @@ func (g *Grain) route(w *work) {
 		Traceparent:       telemetry.Traceparent(w.ctx),
 	}
 	g.track(w)
+	// Only now, past the guild's own checks: a refusal is answered
+	// directly, not after a public "thinking" message.
+	if c, _ := commands.Lookup(w.name); c.DeferAtOnce {
+		w.ans.deferNow()
+	}
 	if g.inFlight == nil {
 		g.inFlight = make(map[string]*work, 1)
 	}

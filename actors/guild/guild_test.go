@@ -472,6 +472,54 @@ func TestSlowSessionIsDeferredThenEdited(t *testing.T) {
 	}
 }
 
+// TestPlayIsDeferredAtOnce: /play waits on a Lavalink search, so its
+// answer is deferred as soon as the guild hands it to the session, long
+// before the answer budget (an hour here); a /play the guild refuses
+// itself is answered directly, and so is a command without DeferAtOnce.
+func TestPlayIsDeferredAtOnce(t *testing.T) {
+	h := newHarness(t, func(d *Deps) { d.AnswerBudget, d.Cooldown = time.Hour, time.Hour }, nil)
+	release := make(chan struct{})
+	h.sessions.gate = release
+	id := h.command(listener, "play", opt("query", "slow"))
+	h.replier.wait(t, "deferral", func(cs []call) bool { return hasKind(of(cs, id), "defer") })
+	close(release)
+	calls := h.final(id)
+	if kinds(calls) != "defer,edit" || calls[0].ephemeral || calls[1].reply.GetContent() != "did play" {
+		t.Fatalf("calls %s: %+v", kinds(calls), calls)
+	}
+	if calls := h.final(h.command(listener, "play", opt("query", "again"))); kinds(calls) != "respond" || !calls[0].reply.GetEphemeral() {
+		t.Fatalf("a /play refused by the cooldown: calls %s, want an ephemeral response", kinds(calls))
+	}
+	if calls := h.final(h.command(listener, "pause")); kinds(calls) != "respond" {
+		t.Fatalf("/pause: calls %s, want a direct response", kinds(calls))
+	}
+}
+
+// TestPlayWaitingForTheSettingsIsDeferredOnlyWhenRouted: a /play that
+// arrives while the guild's settings load is deferred once the guild hands
+// it on, not before: one the guild then refuses (the member is not in
+// voice) gets a direct ephemeral answer, not a public "thinking" message.
+func TestPlayWaitingForTheSettingsIsDeferredOnlyWhenRouted(t *testing.T) {
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	h := newHarness(t, func(d *Deps) { d.AnswerBudget = time.Hour },
+		func(h *harness) { h.store.setHooks(gate(testGuild, release, entered), nil) })
+	session := make(chan struct{})
+	h.sessions.gate = session
+	outside := &clusterpb.Invoker{UserId: "1009"}
+	refused := h.command(outside, "play", opt("query", "a"))
+	<-entered
+	routed := h.command(listener, "play", opt("query", "b"))
+	close(release)
+	if calls := h.final(refused); kinds(calls) != "respond" || !calls[0].reply.GetEphemeral() {
+		t.Fatalf("/play outside voice: calls %s, want an ephemeral response", kinds(calls))
+	}
+	h.replier.wait(t, "deferral", func(cs []call) bool { return hasKind(of(cs, routed), "defer") })
+	close(session)
+	if calls := h.final(routed); kinds(calls) != "defer,edit" || calls[1].reply.GetContent() != "did play" {
+		t.Fatalf("/play in voice: calls %s: %+v", kinds(calls), calls)
+	}
+}
+
 func TestDJRuleRefusesWithoutCallingTheSession(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	r := h.answer(h.command(listener, "skip"))

@@ -71,6 +71,12 @@ type Command struct {
 	// Public: the command's answer is for the whole channel; other
 	// answers (deferrals included) are for the member only.
 	Public bool
+	// DeferAtOnce: the command's work waits on Lavalink (a track search,
+	// which takes up to seconds on a real node), so once the guild hands
+	// it to the session its answer is deferred at once: the member sees
+	// the bot thinking right away, not after the guild's answer budget,
+	// and the edit brings the result.
+	DeferAtOnce bool
 
 	// description and options are the registered slash command; a command
 	// without a description is not one (buttons run it).
@@ -83,7 +89,7 @@ func (c Command) Slash() bool { return c.description != "" }
 
 // table is every command, slash commands in registration order first.
 var table = []Command{
-	{Name: CmdPlay, Action: music.ActionPlay, Where: InSession, Public: true,
+	{Name: CmdPlay, Action: music.ActionPlay, Where: InSession, Public: true, DeferAtOnce: true,
 		description: "Play a song or playlist: search words or an http(s) link",
 		options: []discord.ApplicationCommandOption{
 			discord.ApplicationCommandOptionString{Name: optQuery, Description: "Search words or an http(s) link",

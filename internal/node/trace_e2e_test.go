@@ -24,7 +24,8 @@ func TestInteractionTrace(t *testing.T) {
 	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
 	w := newWorld(t, worldOpts{tracer: tp})
 	w.join(w.listener, w.voice)
-	// The answer fails every try: its WARN is logged inside the trace.
+	// /play is deferred at once, and the deferral fails every try: its WARN
+	// is logged inside the trace.
 	w.discord.FailNext(discordemu.ServerError{Method: "POST", Path: "/interactions/{id}/{token}/callback", Status: http.StatusServiceUnavailable, Count: 4})
 	mustInvoke(t, w.discord, w.guild, w.listener, w.text, "play", discordemu.StringOption("query", "lofi beats"))
 	w.player(playing("lofi beats"))
@@ -35,7 +36,7 @@ func TestInteractionTrace(t *testing.T) {
 		for _, s := range exp.GetSpans() {
 			byName[s.Name] = s
 		}
-		for _, n := range []string{"interaction play", "guild play", "session play", "session audio", "discord answer interaction"} {
+		for _, n := range []string{"interaction play", "guild play", "session play", "session audio", "discord defer interaction"} {
 			if _, ok := byName[n]; !ok {
 				return false
 			}
@@ -43,10 +44,10 @@ func TestInteractionTrace(t *testing.T) {
 		return true
 	})
 	parentOf := map[string]string{
-		"guild play":                 "interaction play",
-		"session play":               "guild play",
-		"session audio":              "session play",
-		"discord answer interaction": "guild play",
+		"guild play":                "interaction play",
+		"session play":              "guild play",
+		"session audio":             "session play",
+		"discord defer interaction": "guild play",
 	}
 	trace := byName["interaction play"].SpanContext.TraceID()
 	for child, parent := range parentOf {
@@ -58,7 +59,7 @@ func TestInteractionTrace(t *testing.T) {
 	if !byName["interaction play"].StartTime.Before(byName["guild play"].StartTime.Add(time.Nanosecond)) {
 		t.Error("the trace does not start when the shard received the interaction")
 	}
-	answer := byName["discord answer interaction"]
+	answer := byName["discord defer interaction"]
 	want := "trace_id=" + trace.String() + " span_id=" + answer.SpanContext.SpanID().String()
 	waitFor(t, "the failed answer's log line", func() bool { return strings.Contains(w.logs.String(), want) })
 
