@@ -451,19 +451,22 @@ func TestFastCommandIsAnsweredDirectly(t *testing.T) {
 	}
 }
 
+// TestSlowSessionIsDeferredThenEdited: a command whose session work
+// outlasts the answer budget is deferred (privately: /pause's answer is
+// for the member), then edited.
 func TestSlowSessionIsDeferredThenEdited(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	release := make(chan struct{})
 	h.sessions.gate = release
-	id := h.command(listener, "play", opt("query", "slow"))
+	id := h.command(listener, "pause")
 	h.replier.wait(t, "deferral", func(cs []call) bool { return hasKind(of(cs, id), "defer") })
 	close(release)
 	calls := h.final(id)
-	if kinds(calls) != "defer,edit" || calls[1].reply.GetContent() != "did play" {
+	if kinds(calls) != "defer,edit" || calls[1].reply.GetContent() != "did pause" {
 		t.Fatalf("calls %s: %+v", kinds(calls), calls)
 	}
-	if calls[0].ephemeral {
-		t.Fatal("/play deferred as ephemeral; its answer is for the channel")
+	if !calls[0].ephemeral {
+		t.Fatal("/pause deferred in public; its answer is for the member")
 	}
 	// The deferral is bound by the interaction's deadline, the edit (the
 	// token lasts 15 minutes) by the call timeout only.

@@ -28,6 +28,11 @@ func TestCommandTable(t *testing.T) {
 		if c.IdleAnswer && c.Where != InSession {
 			t.Errorf("%s: only a session command can be answered for an idle session", c.Name)
 		}
+		// The guild defers when it hands a command to the session; it
+		// never does for its own.
+		if c.DeferAtOnce && c.Where != InSession {
+			t.Errorf("%s: only a session command can be deferred at once", c.Name)
+		}
 		// Refusals name the command by its rule's name.
 		if c.Slash() && c.Action.String() != string(c.Name) {
 			t.Errorf("/%s is refused as /%s", c.Name, c.Action)
