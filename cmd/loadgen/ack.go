@@ -84,6 +84,8 @@ type ackOptions struct {
 	trace      string
 	bareInline bool
 	mix        []discordemu.LoadCommand
+	// warmupMix is the warm-up's mix, mix unless --warmup-mix says.
+	warmupMix []discordemu.LoadCommand
 }
 
 func parseAck(args []string, stderr io.Writer) (ackOptions, error) {
@@ -102,6 +104,7 @@ func parseAck(args []string, stderr io.Writer) (ackOptions, error) {
 	fs.StringVar(&o.trace, "trace", "", "write an execution trace of the node's first 5 s of measured load to this file, for go tool trace (run N > 1: FILE-N)")
 	fs.BoolVar(&o.bareInline, "bare-inline", false, "the bare bot answers on the gateway's reader goroutine instead of a goroutine per interaction")
 	mix := fs.String("mix", defaultMix, "the command mix: name=weight pairs of queue, nowplaying and play")
+	warmupMix := fs.String("warmup-mix", "", "the warm-up's command mix (default: --mix), e.g. play=1 to start every session before measuring the others")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -111,6 +114,12 @@ func parseAck(args []string, stderr io.Writer) (ackOptions, error) {
 	var err error
 	if o.mix, err = parseMix(*mix); err != nil {
 		return o, err
+	}
+	o.warmupMix = o.mix
+	if *warmupMix != "" {
+		if o.warmupMix, err = parseMix(*warmupMix); err != nil {
+			return o, usagef("--warmup-mix: %v", err)
+		}
 	}
 	for _, err := range []error{
 		checkRange("rate", o.rate, 0.1, 20000),
@@ -149,9 +158,13 @@ func runAck(ctx context.Context, env *runEnv, o ackOptions) error {
 
 func ackOnce(ctx context.Context, env *runEnv, o ackOptions, run int, dir string) (ackReport, error) {
 	rep := ackReport{Scenario: "ack", Run: run, Date: time.Now().UTC().Format(time.RFC3339), Rate: o.rate,
-		DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(), Guilds: o.guilds, Mix: map[string]int{}, BareInline: o.bareInline}
+		DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(), Guilds: o.guilds, Mix: map[string]int{}, WarmupMix: map[string]int{},
+		BareInline: o.bareInline}
 	for _, c := range o.mix {
 		rep.Mix[c.Name] = c.Weight
+	}
+	for _, c := range o.warmupMix {
+		rep.WarmupMix[c.Name] = c.Weight
 	}
 	emu, err := startEmulators(ctx, env.bins, dir)
 	if err != nil {
@@ -215,7 +228,7 @@ func measureAck(ctx context.Context, env *runEnv, emu *emulators, o ackOptions, 
 	}
 	env.log.Info("connected", "target", proc.name, "world", w.ID)
 
-	spec := discordemu.LoadSpec{Rate: o.rate, Mix: o.mix, Seed: o.seed}
+	spec := discordemu.LoadSpec{Rate: o.rate, Mix: o.warmupMix, Seed: o.seed}
 	if o.warmup > 0 {
 		spec.Duration = o.warmup
 		res, err := load(ctx, emu, w, spec)
@@ -226,7 +239,7 @@ func measureAck(ctx context.Context, env *runEnv, emu *emulators, o ackOptions, 
 		env.log.Info("warm-up done", "target", proc.name, "sent", ws.Sent, "unanswered", ws.Unanswered, "p99_ms", ws.P99)
 	}
 
-	spec.Duration, spec.Seed = o.duration, o.seed+uint64(run)
+	spec.Duration, spec.Seed, spec.Mix = o.duration, o.seed+uint64(run), o.mix
 	profDone := make(chan error, 2)
 	if ensemble && o.cpuProfile != "" {
 		go func() { profDone <- cpuProfile(ctx, admin, profilePath(o.cpuProfile, run), o.duration) }()

@@ -195,6 +195,7 @@ type ackReport struct {
 	WarmupS    float64        `json:"warmup_s"`
 	Guilds     int            `json:"guilds"`
 	Mix        map[string]int `json:"mix"`
+	WarmupMix  map[string]int `json:"warmup_mix"`
 	Ensemble   targetStats    `json:"-"`
 	Baseline   targetStats    `json:"-"`
 	BareInline bool           `json:"bare_inline"`

@@ -249,6 +249,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"ack", "--mix", "queue=1"}, true},
 		{[]string{"ack", "--mix", "queue=1,skip=1"}, false},
 		{[]string{"ack", "--mix", "queue=0"}, false},
+		{[]string{"ack", "--mix", "queue=1", "--warmup-mix", "play=1"}, true},
+		{[]string{"ack", "--warmup-mix", "play=x"}, false},
 		{[]string{"idle", "--guilds", "10000"}, true},
 		// 10000 activations at 100/s outlast a 15 s idle timeout.
 		{[]string{"idle", "--guilds", "10000", "--rate", "100"}, false},
@@ -303,6 +305,14 @@ func TestParseMix(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("parseMix(%q) = %s, want %s", tc.text, got, tc.want)
 		}
+	}
+	// The warm-up runs its own mix when asked, the measured one otherwise.
+	o, err := parseAck([]string{"--mix", "queue=1", "--warmup-mix", "play=1"}, io.Discard)
+	if err != nil || len(o.mix) != 1 || o.mix[0].Name != "queue" || len(o.warmupMix) != 1 || o.warmupMix[0].Name != "play" {
+		t.Fatalf("--warmup-mix: mix %+v, warm-up %+v, %v", o.mix, o.warmupMix, err)
+	}
+	if o, err := parseAck([]string{"--mix", "queue=1"}, io.Discard); err != nil || len(o.warmupMix) != 1 || o.warmupMix[0].Name != "queue" {
+		t.Fatalf("no --warmup-mix: warm-up %+v, %v", o.warmupMix, err)
 	}
 	// /play carries its search queries wherever it is in the mix.
 	mix, _ := parseMix("play=1")
