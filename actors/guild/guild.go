@@ -442,12 +442,12 @@ func (g *Grain) run(w *work) {
 	case c.Where == commands.InGuild:
 		guildCommands[c.Name](g, w)
 	default:
-		g.route(w)
+		g.route(w, c)
 	}
 }
 
 // route sends the command to the session without blocking the mailbox.
-func (g *Grain) route(w *work) {
+func (g *Grain) route(w *work, c commands.Command) {
 	in := w.in
 	req := &clusterpb.SessionRequest{
 		GuildId:           g.guildID(),
@@ -464,7 +464,7 @@ func (g *Grain) route(w *work) {
 	g.track(w)
 	// Only now, past the guild's own checks: a refusal is answered
 	// directly, not after a public "thinking" message.
-	if c, _ := commands.Lookup(w.name); c.DeferAtOnce {
+	if c.DeferAtOnce {
 		w.ans.deferNow()
 	}
 	if g.inFlight == nil {
