@@ -311,10 +311,9 @@ func escapeLineSlow(s string, limit int) string {
 		if r < ' ' || r == 0x7f {
 			continue
 		}
-		var b strings.Builder
-		writeEscaped(&b, r)
-		pieces = append(pieces, b.String())
-		total += utf8.RuneCountInString(b.String())
+		e, _ := appendEscaped(nil, r)
+		pieces = append(pieces, string(e))
+		total += utf8.RuneCount(e)
 	}
 	if total > limit {
 		n := 0

@@ -76,12 +76,26 @@ func ValidateSeek(t Track, pos time.Duration) error {
 // FormatDuration formats d as users read track times: "0:05", "3:07",
 // "1:02:03". Fractions of a second are dropped, negatives show as "0:00".
 func FormatDuration(d time.Duration) string {
+	return string(AppendDuration(make([]byte, 0, 8), d))
+}
+
+// AppendDuration appends FormatDuration(d) to dst.
+func AppendDuration(dst []byte, d time.Duration) []byte {
 	secs := max(int64(d/time.Second), 0)
 	h, m, s := secs/3600, secs/60%60, secs%60
 	if h > 0 {
-		return fmt.Sprintf("%d:%02d:%02d", h, m, s)
+		dst = strconv.AppendInt(dst, h, 10)
+		dst = append(dst, ':')
+		dst = appendTwoDigits(dst, m)
+	} else {
+		dst = strconv.AppendInt(dst, m, 10)
 	}
-	return fmt.Sprintf("%d:%02d", m, s)
+	dst = append(dst, ':')
+	return appendTwoDigits(dst, s)
+}
+
+func appendTwoDigits(dst []byte, n int64) []byte {
+	return append(dst, byte('0'+n/10), byte('0'+n%10))
 }
 
 // ProgressBar draws the now-playing bar: width cells of "━" (played) and "─"

@@ -53,6 +53,14 @@ func (t Track) DisplayLength() string {
 	return FormatDuration(t.Length)
 }
 
+// AppendDisplayLength appends t.DisplayLength() to dst.
+func (t Track) AppendDisplayLength(dst []byte) []byte {
+	if t.IsStream {
+		return append(dst, "LIVE"...)
+	}
+	return AppendDuration(dst, t.Length)
+}
+
 // shorten bounds user-controlled text quoted in error messages, so a 3000-char
 // input cannot produce a 3000-char reply.
 func shorten(s string) string {
