@@ -31,8 +31,8 @@ func (g *Grain) view() commands.NowPlayingView {
 		Autoplay: st.modes.Autoplay,
 		QueueLen: st.queue.Len(),
 	}
-	if ts := st.queue.Tracks(); len(ts) > 0 {
-		v.Next = &ts[0]
+	if next, ok := st.queue.Peek(); ok {
+		v.Next = &next
 	}
 	return v
 }

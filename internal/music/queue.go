@@ -118,6 +118,15 @@ func (q *Queue) insertAll(at int, ts []Track) (int, error) {
 	return n, nil
 }
 
+// Peek returns the track at position 1 without removing it; ok is false when
+// the queue is empty. /nowplaying shows it without copying the queue.
+func (q *Queue) Peek() (t Track, ok bool) {
+	if len(q.tracks) == 0 {
+		return Track{}, false
+	}
+	return q.tracks[0], true
+}
+
 // Pop removes and returns the track at position 1; ok is false when the queue
 // is empty.
 func (q *Queue) Pop() (t Track, ok bool) {

@@ -131,6 +131,10 @@ func TestAppendAll(t *testing.T) {
 func TestPop(t *testing.T) {
 	q := queueOf(t, 3, "a b")
 	for _, want := range []string{"a", "b"} {
+		n := q.Len()
+		if got, ok := q.Peek(); !ok || got.Identifier != want || q.Len() != n {
+			t.Fatalf("Peek() = %q, %v, leaving %d tracks; want %q, true, leaving %d", got.Identifier, ok, q.Len(), want, n)
+		}
 		got, ok := q.Pop()
 		if !ok || got.Identifier != want {
 			t.Fatalf("Pop() = %q, %v; want %q, true", got.Identifier, ok, want)
@@ -138,6 +142,9 @@ func TestPop(t *testing.T) {
 	}
 	if got, ok := q.Pop(); ok || got != (music.Track{}) {
 		t.Fatalf("Pop() on empty = %+v, %v; want zero, false", got, ok)
+	}
+	if got, ok := q.Peek(); ok || got != (music.Track{}) {
+		t.Fatalf("Peek() on empty = %+v, %v; want zero, false", got, ok)
 	}
 }
 
