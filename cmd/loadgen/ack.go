@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,7 +84,9 @@ type ackOptions struct {
 	cpuProfile string
 	trace      string
 	bareInline bool
-	mix        []discordemu.LoadCommand
+	// nodeEnv is the Go runtime settings (KEY=VALUE) given to the node alone.
+	nodeEnv []string
+	mix     []discordemu.LoadCommand
 	// warmupMix is the warm-up's mix, mix unless --warmup-mix says.
 	warmupMix []discordemu.LoadCommand
 }
@@ -104,6 +107,16 @@ func parseAck(args []string, stderr io.Writer) (ackOptions, error) {
 	fs.StringVar(&o.trace, "trace", "", "write an execution trace of the node's first 5 s of measured load to this file, for go tool trace (run N > 1: FILE-N)")
 	fs.BoolVar(&o.bareInline, "bare-inline", false, "the bare bot answers on the gateway's reader goroutine instead of a goroutine per interaction")
 	mix := fs.String("mix", defaultMix, "the command mix: name=weight pairs of queue, nowplaying and play")
+	fs.Func("node-env", "a Go runtime setting for the node alone, KEY=VALUE with KEY one of "+strings.Join(nodeEnvKeys, ", ")+
+		" (repeatable), e.g. GOGC=800 to measure a deployment's setting; the emulator, bare bot and driver keep theirs",
+		func(kv string) error {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || v == "" || !slices.Contains(nodeEnvKeys, k) {
+				return fmt.Errorf("%q: want KEY=VALUE with KEY one of %s", kv, strings.Join(nodeEnvKeys, ", "))
+			}
+			o.nodeEnv = append(o.nodeEnv, kv)
+			return nil
+		})
 	warmupMix := fs.String("warmup-mix", "", "the warm-up's command mix (default: --mix), e.g. play=1 to start every session before measuring the others")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -159,7 +172,7 @@ func runAck(ctx context.Context, env *runEnv, o ackOptions) error {
 func ackOnce(ctx context.Context, env *runEnv, o ackOptions, run int, dir string) (ackReport, error) {
 	rep := ackReport{Scenario: "ack", Run: run, Date: time.Now().UTC().Format(time.RFC3339), Rate: o.rate,
 		DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(), Guilds: o.guilds, Mix: map[string]int{}, WarmupMix: map[string]int{},
-		BareInline: o.bareInline}
+		BareInline: o.bareInline, NodeEnv: o.nodeEnv}
 	for _, c := range o.mix {
 		rep.Mix[c.Name] = c.Weight
 	}
@@ -212,7 +225,7 @@ func measureAck(ctx context.Context, env *runEnv, emu *emulators, o ackOptions, 
 	var proc *child
 	admin := ""
 	if ensemble {
-		n, err := startNode(ctx, env.bins, dir, emu, w, nodeSettings{})
+		n, err := startNode(ctx, env.bins, dir, emu, w, nodeSettings{env: o.nodeEnv})
 		if err != nil {
 			return targetStats{}, err
 		}

@@ -267,7 +267,12 @@ type nodeSettings struct {
 	guildIdle   time.Duration // limits.guild_idle_timeout (0: the default)
 	sessionIdle time.Duration // limits.session_idle_timeout (0: the default)
 	logLevel    string
+	env         []string // Go runtime settings for the node alone (nodeEnvKeys)
 }
+
+// nodeEnvKeys are the settings --node-env may give the node: the Go runtime's, which a
+// deployment sets in the node's environment (deploy/compose.yaml sets GOMEMLIMIT).
+var nodeEnvKeys = []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"}
 
 // unreachedLimit is the rate limits of a load run: per minute, far above any rate loadgen
 // offers.
@@ -312,7 +317,7 @@ func startNode(ctx context.Context, bins binaries, dir string, emu *emulators, w
 	// The admin port is the node's own pick (port 0): it says which in its log.
 	adminAddr := make(chan string, 1)
 	c, err := startChild("node", bins.Node, []string{"--config", cfg, "--log-format", "json", "--log-level", level},
-		childEnv("DISCORD_TOKEN="+w.Token, "LAVALINK_PASSWORD="+emu.password), filepath.Join(dir, "node.log"),
+		childEnv(append([]string{"DISCORD_TOKEN=" + w.Token, "LAVALINK_PASSWORD=" + emu.password}, s.env...)...), filepath.Join(dir, "node.log"),
 		func(line string) bool {
 			var rec struct {
 				Msg  string `json:"msg"`

@@ -199,6 +199,8 @@ type ackReport struct {
 	Ensemble   targetStats    `json:"-"`
 	Baseline   targetStats    `json:"-"`
 	BareInline bool           `json:"bare_inline"`
+	// NodeEnv is --node-env: the Go runtime settings the node ran with beside the defaults.
+	NodeEnv []string `json:"node_env,omitempty"`
 	// CPUProfile is the file the node's CPU profile was written to, if one was taken.
 	CPUProfile string `json:"cpu_profile,omitempty"`
 }
@@ -329,8 +331,12 @@ func printAck(w io.Writer, a ackReport) {
 			mix = append(mix, fmt.Sprintf("/%s %.0f%%", c.Name, 100*float64(w)/float64(total)))
 		}
 	}
-	fmt.Fprintf(w, "ack run %d: %g/s for %gs over %d guilds (%s), warm-up %gs excluded\n",
-		a.Run, a.Rate, a.DurationS, a.Guilds, strings.Join(mix, ", "), a.WarmupS)
+	env := ""
+	if len(a.NodeEnv) > 0 {
+		env = ", node with " + strings.Join(a.NodeEnv, " ")
+	}
+	fmt.Fprintf(w, "ack run %d: %g/s for %gs over %d guilds (%s), warm-up %gs excluded%s\n",
+		a.Run, a.Rate, a.DurationS, a.Guilds, strings.Join(mix, ", "), a.WarmupS, env)
 	fmt.Fprintf(w, "  %-9s %7s %9s %9s %9s %9s %8s %6s %10s %5s %8s %6s %9s %9s %12s\n",
 		"target", "sent", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "deferred", "busy", "unanswered", "late", "cpu s", "cores", "peak RSS", "emu cores", "other cores")
 	// "other cores": the machine's busy CPU not used by the target or the emulator (this

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -313,6 +314,17 @@ func TestParseMix(t *testing.T) {
 	}
 	if o, err := parseAck([]string{"--mix", "queue=1"}, io.Discard); err != nil || len(o.warmupMix) != 1 || o.warmupMix[0].Name != "queue" {
 		t.Fatalf("no --warmup-mix: warm-up %+v, %v", o.warmupMix, err)
+	}
+	// --node-env takes the Go runtime's settings only: the node's secrets and addresses
+	// come from the run, never from the command line.
+	if o, err := parseAck([]string{"--node-env", "GOGC=800", "--node-env", "GOMEMLIMIT=460MiB"}, io.Discard); err != nil ||
+		!slices.Equal(o.nodeEnv, []string{"GOGC=800", "GOMEMLIMIT=460MiB"}) {
+		t.Fatalf("--node-env: %q, %v", o.nodeEnv, err)
+	}
+	for _, bad := range []string{"DISCORD_TOKEN=x", "GOGC", "GOGC=", "PATH=/tmp"} {
+		if _, err := parseAck([]string{"--node-env", bad}, io.Discard); err == nil || !strings.Contains(err.Error(), "node-env") {
+			t.Errorf("--node-env %q: error %v, want one naming --node-env", bad, err)
+		}
 	}
 	// /play carries its search queries wherever it is in the mix.
 	mix, _ := parseMix("play=1")
