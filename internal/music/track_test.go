@@ -39,3 +39,22 @@ func TestTrackErrorQuotesShortTitle(t *testing.T) {
 		t.Fatalf("error for a long title is %d bytes", len(err.Error()))
 	}
 }
+
+// The /queue page appends a track's length into its buffer; it must say what
+// DisplayLength says, streams included.
+func TestAppendDisplayLength(t *testing.T) {
+	for _, tr := range []music.Track{
+		{Length: 3*time.Minute + 7*time.Second},
+		{Length: time.Hour + 2*time.Minute + 3*time.Second},
+		{Length: -time.Second},
+		{Length: 3 * time.Minute, IsStream: true},
+	} {
+		want := tr.DisplayLength()
+		if got := string(tr.AppendDisplayLength([]byte("x "))); got != "x "+want {
+			t.Errorf("AppendDisplayLength of %+v = %q, want %q", tr, got, "x "+want)
+		}
+	}
+	if got := (music.Track{IsStream: true}).DisplayLength(); got != "LIVE" {
+		t.Errorf("a stream's DisplayLength = %q, want LIVE", got)
+	}
+}
