@@ -20,6 +20,7 @@ import (
 
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
 	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/heapfloor"
 	"github.com/ensemble-bot/ensemble/internal/node"
 	"github.com/ensemble-bot/ensemble/internal/sandbox"
 	"github.com/ensemble-bot/ensemble/internal/telemetry"
@@ -121,6 +122,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintln(stderr, "node: config:", err)
 		return exitUsage
 	}
+	// Process-wide, so here and not in node.Start (tests run several
+	// nodes in one process).
+	go heapfloor.Run(ctx, uint64(cfg.Node.GCHeapFloorMiB)<<20, log)
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("node failed", "err", err)
 		return exitFailure

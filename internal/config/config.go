@@ -46,6 +46,11 @@ type Node struct {
 	// (e.g. http://collector:4318/v1/traces). Empty: the standard OTEL_*
 	// variables decide, and without them tracing is off.
 	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// GCHeapFloorMiB keeps the garbage collector's heap goal at or above
+	// this many MiB (internal/heapfloor): a node with a small live heap
+	// then collects a few times a minute instead of several times a
+	// second. 0 leaves GOGC alone.
+	GCHeapFloorMiB int `yaml:"gc_heap_floor_mib"`
 	// AdminToken (ADMIN_TOKEN or ADMIN_TOKEN_FILE) is the bearer token
 	// /status requires when admin_addr is not a loopback address.
 	AdminToken secret.String `yaml:"-"`
@@ -215,7 +220,7 @@ type Limits struct {
 // Default returns the built-in defaults that cluster.yaml documents.
 func Default() Config {
 	return Config{
-		Node: Node{AdminAddr: "127.0.0.1:9090", ShutdownTimeout: 5 * time.Second},
+		Node: Node{AdminAddr: "127.0.0.1:9090", ShutdownTimeout: 5 * time.Second, GCHeapFloorMiB: 64},
 		Cluster: Cluster{
 			Name:               "ensemble",
 			Provider:           ProviderSingle,
@@ -407,6 +412,9 @@ func (c *Config) validateNode() error {
 	}
 	if e := c.Node.OTLPEndpoint; e != "" && !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
 		return fieldErr("node.otlp_endpoint", e, "must be an http:// or https:// URL")
+	}
+	if f := c.Node.GCHeapFloorMiB; f < 0 || f > 65536 {
+		return fieldErr("node.gc_heap_floor_mib", f, "must be between 0 (off) and 65536")
 	}
 	return positive("node.shutdown_timeout", c.Node.ShutdownTimeout)
 }

@@ -51,6 +51,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"admin addr without port", "node: {admin_addr: localhost}", "node.admin_addr"},
 		{"admin addr without host", "node: {admin_addr: ':9090'}", "node.admin_addr"},
 		{"negative shutdown timeout", "node: {shutdown_timeout: -1s}", "node.shutdown_timeout"},
+		{"negative GC heap floor", "node: {gc_heap_floor_mib: -1}", "node.gc_heap_floor_mib"},
+		{"GC heap floor over 64 GiB", "node: {gc_heap_floor_mib: 65537}", "node.gc_heap_floor_mib"},
 		{"unknown provider", "cluster: {provider: zookeeper}", "cluster.provider"},
 		{"empty cluster name", "cluster: {name: ''}", "cluster.name"},
 		{"bind port not a number", "cluster: {bind_addr: '127.0.0.1:http'}", "cluster.bind_addr"},
