@@ -746,11 +746,26 @@ type nodePlugin struct {
 
 func (nodePlugin) Name() string    { return "ensemble-node-watch" }
 func (nodePlugin) Version() string { return "1" }
-func (p nodePlugin) OnNodeOpen(disgolink.Node) {
+func (p nodePlugin) OnNodeOpen(n disgolink.Node) {
+	if p.l.closed.Load() {
+		// disgolink's own reconnect loop, which outlives closeLink (see
+		// there), got through on a link we gave up: close it at once, or
+		// it would hold a Lavalink session (a resumed one, players and
+		// all) that nobody uses. Its reader then exits without another
+		// reconnect (the socket is no longer the node's).
+		n.Close()
+		return
+	}
 	p.l.lastMsg.Store(time.Now().UnixNano())
 	p.c.sendNode(p.l.name, wsOpened{})
 }
-func (p nodePlugin) OnNodeClose(disgolink.Node) { p.c.sendNode(p.l.name, wsClosed{}) }
+
+func (p nodePlugin) OnNodeClose(disgolink.Node) {
+	if p.l.closed.Load() {
+		return // closeLink's own close, or a leftover socket's: the actor knows
+	}
+	p.c.sendNode(p.l.name, wsClosed{})
+}
 func (p nodePlugin) OnNodeMessageIn(disgolink.Node, []byte) {
 	p.l.lastMsg.Store(time.Now().UnixNano())
 }
