@@ -369,8 +369,16 @@ func TestWebsocketDropResumes(t *testing.T) {
 	// Leaving on purpose ends the sessions: no player plays on for the
 	// resume timeout beside the ones a successor creates.
 	h.c.Close()
+	var left string // what a failure leaves, for its log
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("sessions left: %s", left)
+		}
+	})
 	h.waitFor("sessions ended on close", 20*time.Second, func() bool {
-		return len(h.emus["n0"].Sessions()) == 0 && len(h.emus["n1"].Sessions()) == 0
+		n0, n1 := h.emus["n0"].Sessions(), h.emus["n1"].Sessions()
+		left = fmt.Sprintf("n0 %+v, n1 %+v", n0, n1)
+		return len(n0) == 0 && len(n1) == 0
 	})
 }
 

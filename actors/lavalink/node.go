@@ -390,7 +390,8 @@ func (a *nodeActor) shutdown() {
 		ctx, cancel := context.WithTimeout(context.Background(), resumeOffTimeout)
 		off := false
 		if err := a.link.api.UpdateSession(ctx, lavalink.SessionUpdate{Resuming: &off}); err != nil {
-			a.log().Debug("turn lavalink resuming off", "err", err)
+			a.log().Warn("could not turn lavalink resuming off; this member's players play on until the resume timeout",
+				"err", err, "resume_timeout", a.c.t.ResumeTimeout)
 		}
 		cancel()
 	}
