@@ -53,8 +53,7 @@ func Run(ctx context.Context, floor uint64, log *slog.Logger) {
 		return
 	}
 	defer active.Store(false)
-	base := debug.SetGCPercent(100)
-	debug.SetGCPercent(base)
+	base := gogc()
 	if base < 0 {
 		return
 	}
@@ -113,6 +112,13 @@ func lastCycle() (live, roots uint64) {
 		return s[i].Value.Uint64()
 	}
 	return v(0), v(1) + v(2)
+}
+
+// gogc is the GOGC in force (-1: off), read without setting it.
+func gogc() int {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return int(s[0].Value.Uint64())
 }
 
 // onCycle calls f after every garbage collection until ctx ends: an object

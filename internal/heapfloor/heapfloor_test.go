@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"slices"
 	"testing"
 	"time"
@@ -135,11 +134,4 @@ func TestOnCycleFollowsCollections(t *testing.T) {
 			runtime.GC()
 		}
 	}
-}
-
-// gogc reads the GOGC in force without changing it.
-func gogc() int {
-	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
-	metrics.Read(s)
-	return int(s[0].Value.Uint64())
 }
