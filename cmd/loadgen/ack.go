@@ -84,6 +84,8 @@ type ackOptions struct {
 	cpuProfile string
 	trace      string
 	bareInline bool
+	// bareCPU is the CPU time the bare bot spends on each interaction before it answers.
+	bareCPU time.Duration
 	// nodeEnv is the Go runtime settings (KEY=VALUE) given to the node alone.
 	nodeEnv []string
 	mix     []discordemu.LoadCommand
@@ -106,6 +108,8 @@ func parseAck(args []string, stderr io.Writer) (ackOptions, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the node during its measured load to this file (run N > 1: FILE-N)")
 	fs.StringVar(&o.trace, "trace", "", "write an execution trace of the node's first 5 s of measured load to this file, for go tool trace (run N > 1: FILE-N)")
 	fs.BoolVar(&o.bareInline, "bare-inline", false, "the bare bot answers on the gateway's reader goroutine instead of a goroutine per interaction")
+	fs.DurationVar(&o.bareCPU, "bare-cpu", 0, "CPU time the bare bot spends on each interaction before it answers (a calibrated loop), e.g. 300us:"+
+		" a baseline that costs as much CPU per interaction as Ensemble, without its actors, store or hand-offs")
 	mix := fs.String("mix", defaultMix, "the command mix: name=weight pairs of queue, nowplaying and play")
 	fs.Func("node-env", "a Go runtime setting for the node alone, KEY=VALUE with KEY one of "+strings.Join(nodeEnvKeys, ", ")+
 		" (repeatable), e.g. GOGC=800 to measure a deployment's setting; the emulator, bare bot and driver keep theirs",
@@ -141,6 +145,7 @@ func parseAck(args []string, stderr io.Writer) (ackOptions, error) {
 		checkRange("members", o.members, 1, emuctl.MaxMembers),
 		checkRange("warmup", o.warmup, 0, time.Minute),
 		checkRange("runs", o.runs, 1, 10),
+		checkRange("bare-cpu", o.bareCPU, 0, 10*time.Millisecond),
 	} {
 		if err != nil {
 			return o, err
@@ -172,7 +177,7 @@ func runAck(ctx context.Context, env *runEnv, o ackOptions) error {
 func ackOnce(ctx context.Context, env *runEnv, o ackOptions, run int, dir string) (ackReport, error) {
 	rep := ackReport{Scenario: "ack", Run: run, Date: time.Now().UTC().Format(time.RFC3339), Rate: o.rate,
 		DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(), Guilds: o.guilds, Mix: map[string]int{}, WarmupMix: map[string]int{},
-		BareInline: o.bareInline, NodeEnv: o.nodeEnv}
+		BareInline: o.bareInline, BareCPUMs: o.bareCPU.Seconds() * 1000, NodeEnv: o.nodeEnv}
 	for _, c := range o.mix {
 		rep.Mix[c.Name] = c.Weight
 	}
@@ -231,7 +236,7 @@ func measureAck(ctx context.Context, env *runEnv, emu *emulators, o ackOptions, 
 		}
 		proc, admin = n.child, n.admin
 	} else {
-		if proc, err = startBare(env.bins, dir, w, o.bareInline); err != nil {
+		if proc, err = startBare(env.bins, dir, w, o.bareInline, o.bareCPU); err != nil {
 			return targetStats{}, err
 		}
 	}

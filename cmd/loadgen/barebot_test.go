@@ -41,7 +41,8 @@ import (
 // It answers every interaction with an ephemeral "ok" message from its gateway event
 // handler: in a goroutine per interaction by default, or on the gateway's reader
 // goroutine itself with LOADGEN_BARE_INLINE=true (one REST round trip at a time: the
-// classic handler that blocks the gateway).
+// classic handler that blocks the gateway). With LOADGEN_BARE_CPU (loadgen's --bare-cpu)
+// it first spends that much CPU on each interaction.
 func TestBareBotProcess(t *testing.T) {
 	if os.Getenv("LOADGEN_BAREBOT") != "1" {
 		t.Skip("helper process: cmd/loadgen runs it as the bare disgo bot")
@@ -49,12 +50,16 @@ func TestBareBotProcess(t *testing.T) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	inline, _ := strconv.ParseBool(os.Getenv("LOADGEN_BARE_INLINE"))
-	if err := runBareBot(ctx, os.Getenv("DISCORD_TOKEN"), os.Getenv("LOADGEN_REST_URL"), os.Getenv("LOADGEN_GATEWAY_URL"), inline); err != nil {
+	work, err := time.ParseDuration(os.Getenv("LOADGEN_BARE_CPU"))
+	if err != nil {
+		t.Fatalf("LOADGEN_BARE_CPU: %v", err)
+	}
+	if err := runBareBot(ctx, os.Getenv("DISCORD_TOKEN"), os.Getenv("LOADGEN_REST_URL"), os.Getenv("LOADGEN_GATEWAY_URL"), inline, newCPUWork(work)); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func runBareBot(ctx context.Context, token, restURL, gatewayURL string, inline bool) error {
+func runBareBot(ctx context.Context, token, restURL, gatewayURL string, inline bool, work cpuWork) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// disgo's REST client logs URLs that carry interaction tokens; its errors come back
 	// as return values anyway.
@@ -69,6 +74,7 @@ func runBareBot(ctx context.Context, token, restURL, gatewayURL string, inline b
 	}
 	var failed atomic.Int64
 	answer := func(ix discord.Interaction) {
+		work.do()
 		err := client.CreateInteractionResponse(ix.ID(), ix.Token(), discord.InteractionResponse{
 			Type: discord.InteractionResponseTypeCreateMessage,
 			Data: discord.MessageCreate{Content: "ok", Flags: discord.MessageFlagEphemeral},
@@ -117,4 +123,43 @@ func runBareBot(ctx context.Context, token, restURL, gatewayURL string, inline b
 		log.Warn("answers failed", "count", n)
 	}
 	return nil
+}
+
+// cpuWork is a loop of a known CPU cost: the bare bot's stand-in for the work a real bot
+// does per interaction, so that a run can ask how much of Ensemble's tail its CPU cost
+// alone explains (loadgen ack --bare-cpu).
+type cpuWork struct{ iterations int }
+
+// workSink keeps the compiler from dropping the loop.
+var workSink atomic.Uint64
+
+// newCPUWork calibrates a loop that takes d: the fastest of several timed trials, taken
+// at start while the machine is quiet, since a trial the scheduler interrupted is slow
+// for reasons the loop does not have.
+func newCPUWork(d time.Duration) cpuWork {
+	if d <= 0 {
+		return cpuWork{}
+	}
+	const trial = 1 << 20
+	best := time.Duration(1<<63 - 1)
+	for range 20 {
+		start := time.Now()
+		spin(trial)
+		best = min(best, time.Since(start))
+	}
+	return cpuWork{iterations: int(float64(trial) * float64(d) / float64(max(best, 1)))}
+}
+
+func (w cpuWork) do() {
+	if w.iterations > 0 {
+		spin(w.iterations)
+	}
+}
+
+func spin(n int) {
+	x := uint64(n)
+	for range n {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	workSink.Add(x)
 }

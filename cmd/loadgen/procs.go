@@ -362,11 +362,12 @@ func startNode(ctx context.Context, bins binaries, dir string, emu *emulators, w
 	return n, nil
 }
 
-// startBare starts the bare disgo bot on the world.
-func startBare(bins binaries, dir string, w emuctl.World, inline bool) (*child, error) {
+// startBare starts the bare disgo bot on the world; it spends work of CPU on each
+// interaction before it answers.
+func startBare(bins binaries, dir string, w emuctl.World, inline bool, work time.Duration) (*child, error) {
 	env := childEnv("LOADGEN_BAREBOT=1", "DISCORD_TOKEN="+w.Token,
 		"LOADGEN_REST_URL="+w.RESTURL, "LOADGEN_GATEWAY_URL="+w.GatewayURL,
-		fmt.Sprintf("LOADGEN_BARE_INLINE=%t", inline))
+		fmt.Sprintf("LOADGEN_BARE_INLINE=%t", inline), "LOADGEN_BARE_CPU="+work.String())
 	// -test.timeout=0: the helper runs until it is stopped, not for go test's 10 minutes.
 	return startChild("bare bot", bins.Bare, []string{"-test.run=^TestBareBotProcess$", "-test.timeout=0"},
 		env, filepath.Join(dir, "barebot.log"), nil)

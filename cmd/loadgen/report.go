@@ -199,6 +199,8 @@ type ackReport struct {
 	Ensemble   targetStats    `json:"-"`
 	Baseline   targetStats    `json:"-"`
 	BareInline bool           `json:"bare_inline"`
+	// BareCPUMs is --bare-cpu: the CPU the bare bot spent on each interaction before answering.
+	BareCPUMs float64 `json:"bare_cpu_ms,omitempty"`
 	// NodeEnv is --node-env: the Go runtime settings the node ran with beside the defaults.
 	NodeEnv []string `json:"node_env,omitempty"`
 	// CPUProfile is the file the node's CPU profile was written to, if one was taken.

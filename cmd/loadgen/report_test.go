@@ -252,6 +252,9 @@ func TestFlags(t *testing.T) {
 		{[]string{"ack", "--mix", "queue=0"}, false},
 		{[]string{"ack", "--mix", "queue=1", "--warmup-mix", "play=1"}, true},
 		{[]string{"ack", "--warmup-mix", "play=x"}, false},
+		{[]string{"ack", "--bare-cpu", "300us"}, true},
+		{[]string{"ack", "--bare-cpu", "-1ms"}, false},
+		{[]string{"ack", "--bare-cpu", "1s"}, false},
 		{[]string{"idle", "--guilds", "10000"}, true},
 		// 10000 activations at 100/s outlast a 15 s idle timeout.
 		{[]string{"idle", "--guilds", "10000", "--rate", "100"}, false},
