@@ -11,6 +11,13 @@ import (
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 )
 
+// Method indexes of the Guild service in cluster/clusterpb (frozen by
+// clusterpb's TestRPCOrderIsAppendOnly).
+const (
+	methodHandle = 0
+	methodView   = 1
+)
+
 // guildActor is the guild kind's actor in place of the generated
 // clusterpb.GuildActor. The kind is lean (ecluster.NewKind): the member's
 // lookup tells the activation its identity (Activated), so nothing in the
@@ -53,7 +60,22 @@ func (a *guildActor) Receive(ctx actor.Context) {
 		a.grain.Terminate(&a.ctx)
 	case actor.AutoReceiveMessage, actor.SystemMessage:
 	case *cluster.GrainRequest:
-		if msg.MethodIndex != 0 { // Handle
+		switch msg.MethodIndex {
+		case methodHandle:
+		case methodView:
+			v := &clusterpb.SessionView{}
+			if err := proto.Unmarshal(msg.MessageData, v); err != nil {
+				ctx.Respond(cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()))
+				return
+			}
+			ack, err := a.grain.View(v, &a.ctx)
+			if err != nil {
+				ctx.Respond(cluster.FromError(err))
+				return
+			}
+			ctx.Respond(ack)
+			return
+		default:
 			ctx.Respond(cluster.NewGrainErrorResponse(cluster.ErrorReason_UNIMPLEMENTED,
 				fmt.Sprintf("guild grain: no rpc %d", msg.MethodIndex)))
 			return

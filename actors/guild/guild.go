@@ -171,7 +171,9 @@ type Grain struct {
 	// no session is believed only if nothing happened meanwhile.
 	session       sessionState
 	sessionEvents uint32
-	inFlight      map[string]*work
+	// view is the session's view, once a reply brought one (view.go).
+	view     *sessionView
+	inFlight map[string]*work
 	// loading is set while a load runs or after one failed.
 	loading *loadProgress
 	// saves is set while a /settings save runs.
@@ -427,7 +429,11 @@ func (g *Grain) run(w *work) {
 		g.finish(w, commands.Error(err.Error()))
 		return
 	}
-	local := g.answersLocally(c)
+	var fromView *clusterpb.Reply
+	if c.IdleAnswer && g.viewTrusted() {
+		fromView, _ = g.viewReply(c.Name, in.GetOptions())
+	}
+	local := fromView != nil || g.answersLocally(c)
 	if c.Where == commands.InSession && !local && len(g.inFlight) >= g.deps.MaxInFlight {
 		g.finish(w, commands.Busy())
 		return
@@ -437,6 +443,8 @@ func (g *Grain) run(w *work) {
 		return
 	}
 	switch {
+	case fromView != nil:
+		g.finish(w, fromView)
 	case local:
 		g.finish(w, idleReply(c.Name, in.GetOptions()))
 	case c.Where == commands.InGuild:
@@ -460,6 +468,9 @@ func (g *Grain) route(w *work, c commands.Command) {
 		ReceivedUnixNano:  in.GetReceivedUnixNano(),
 		RequestId:         in.GetId(),
 		Traceparent:       telemetry.Traceparent(w.ctx),
+	}
+	if v := g.view; v != nil {
+		req.ViewEpoch, req.ViewSeq = v.epoch, v.seq
 	}
 	g.track(w)
 	// Only now, past the guild's own checks: a refusal is answered
@@ -493,6 +504,14 @@ func (g *Grain) onSessionDone(msg sessionDone) {
 		g.inFlight = nil
 	}
 	g.learnSession(w, msg.reply, msg.err)
+	if v := msg.reply.GetView(); v != nil {
+		g.takeView(v, true)
+	} else if g.view != nil {
+		// A refusal (the session moved, failed or was fenced) or no
+		// answer: the view may be an old activation's, so reads ask the
+		// session until a reply brings a view again.
+		g.view.until = 0
+	}
 	reply := msg.reply.GetReply()
 	switch {
 	case errors.Is(msg.err, ecluster.ErrOwnerUnreachable):

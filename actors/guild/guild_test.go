@@ -23,6 +23,7 @@ import (
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/config"
+	"github.com/ensemble-bot/ensemble/internal/lavalinkemu"
 	"github.com/ensemble-bot/ensemble/internal/music"
 	"github.com/ensemble-bot/ensemble/internal/store"
 )
@@ -190,12 +191,14 @@ type fakeSessions struct {
 	started chan string
 	// fail, when set, is every Execute's error.
 	fail error
+	// view, when set, gives each reply's view.
+	view func(*clusterpb.SessionRequest) *clusterpb.SessionView
 }
 
 func (f *fakeSessions) Execute(ctx context.Context, req *clusterpb.SessionRequest) (*clusterpb.SessionReply, error) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
-	refuse, active, gate, started, fail := f.refuse, f.active, f.gate, f.started, f.fail
+	refuse, active, gate, started, fail, view := f.refuse, f.active, f.gate, f.started, f.fail, f.view
 	f.mu.Unlock()
 	if fail != nil {
 		return nil, fail
@@ -216,6 +219,9 @@ func (f *fakeSessions) Execute(ctx context.Context, req *clusterpb.SessionReques
 	}
 	if active != nil {
 		reply.Active = active(req.GetCommand())
+	}
+	if view != nil {
+		reply.View = view(req)
 	}
 	return reply, nil
 }
@@ -1282,5 +1288,241 @@ func TestAnswersAreCounted(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+}
+
+// viewOf is a session view of guild with the given queue and current track.
+func viewOf(guild string, epoch, seq uint64, current string, queue ...string) *clusterpb.SessionView {
+	v := &clusterpb.SessionView{GuildId: guild, Epoch: epoch, Seq: seq, Volume: 100, Loop: "off"}
+	if current != "" {
+		v.Current = &clusterpb.SessionSnapshot_Track{Identifier: current, Title: "Song " + current, LengthMs: 180_000}
+	}
+	for _, q := range queue {
+		v.Queue = append(v.Queue, &clusterpb.SessionSnapshot_Track{Identifier: q, Title: "Song " + q, LengthMs: 120_000})
+	}
+	v.QueueLen = int32(len(queue))
+	return v
+}
+
+// TestReadsAreAnsweredFromTheSessionsView: after a reply brought the
+// session's view, /queue and /nowplaying are answered from it, without a
+// call, for ViewTrust; then the next read asks the session again.
+func TestReadsAreAnsweredFromTheSessionsView(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.sessions.view = func(req *clusterpb.SessionRequest) *clusterpb.SessionView {
+		return viewOf(testGuild, 1, 1, "a", "b", "c")
+	}
+	h.answer(h.command(listener, "play", opt("query", "x")))
+	if n := h.sessions.count(); n != 1 {
+		t.Fatalf("session got %d commands, want 1", n)
+	}
+	text := renderText(h.answer(h.command(listener, "queue")))
+	for _, want := range []string{"Song a", "Song b", "Song c"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("/queue from the view: %q lacks %q", text, want)
+		}
+	}
+	np := h.answer(h.command(listener, "nowplaying"))
+	if text := renderText(np); !strings.Contains(text, "Song a") || !np.GetEphemeral() {
+		t.Fatalf("/nowplaying from the view: %q (ephemeral %v)", text, np.GetEphemeral())
+	}
+	if n := h.sessions.count(); n != 1 {
+		t.Fatalf("reads reached the session: %d commands, want 1", n)
+	}
+	// The view holds the first page only: another page is the session's.
+	if text := renderText(h.answer(h.command(listener, "queue", opt("page", "2")))); !strings.Contains(text, "did queue") || h.sessions.count() != 2 {
+		t.Fatalf("/queue page 2: %q, %d session commands", text, h.sessions.count())
+	}
+	// A bad page is refused whatever the queue holds.
+	if text := renderText(h.answer(h.command(listener, "queue", opt("page", "x")))); !strings.Contains(text, "whole number") || h.sessions.count() != 2 {
+		t.Fatalf("/queue page x: %q, %d session commands", text, h.sessions.count())
+	}
+	h.clock.advance(ViewTrust)
+	h.answer(h.command(listener, "queue"))
+	if n := h.sessions.count(); n != 3 {
+		t.Fatalf("a read after ViewTrust: the session got %d commands, want 3", n)
+	}
+	// The request said which view the guild had.
+	h.sessions.mu.Lock()
+	last := h.sessions.reqs[len(h.sessions.reqs)-1]
+	h.sessions.mu.Unlock()
+	if last.GetViewEpoch() != 1 || last.GetViewSeq() != 1 {
+		t.Fatalf("request's view %d/%d, want 1/1", last.GetViewEpoch(), last.GetViewSeq())
+	}
+}
+
+// pushView delivers a view push the way a session does (Guild.View).
+func (h *harness) pushView(v *clusterpb.SessionView) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := ecluster.Call(ctx, 1, func(o ...pcluster.GrainCallOption) (*clusterpb.Ack, error) {
+		return clusterpb.GetGuildGrainClient(h.c, v.GetGuildId()).View(v, o...)
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// TestViewsAreOrdered: pushes and replies may overtake each other; the
+// guild keeps the newest view (a later activation's first, then the
+// higher seq). Pushes change what the guild shows but not how long it
+// trusts it; only replies renew that.
+func TestViewsAreOrdered(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	var mu sync.Mutex
+	next := viewOf(testGuild, 2, 5, "a")
+	h.sessions.view = func(*clusterpb.SessionRequest) *clusterpb.SessionView {
+		mu.Lock()
+		defer mu.Unlock()
+		return next
+	}
+	setNext := func(v *clusterpb.SessionView) { mu.Lock(); next = v; mu.Unlock() }
+	h.answer(h.command(listener, "play", opt("query", "x"))) // view 2/5: a
+	shown := func() string {
+		t.Helper()
+		return renderText(h.answer(h.command(listener, "nowplaying")))
+	}
+	steps := []struct {
+		name string
+		push *clusterpb.SessionView
+		want string
+	}{
+		{"an older seq", viewOf(testGuild, 2, 4, "old"), "Song a"},
+		{"the same seq", viewOf(testGuild, 2, 5, "dup"), "Song a"},
+		{"an older activation", viewOf(testGuild, 1, 9, "old"), "Song a"},
+		{"another guild's", viewOf(otherGuild, 3, 1, "other"), "Song a"},
+		{"a newer seq", viewOf(testGuild, 2, 6, "b"), "Song b"},
+		{"a newer activation", viewOf(testGuild, 3, 1, "c"), "Song c"},
+	}
+	for _, s := range steps {
+		h.pushView(s.push)
+		if got := shown(); !strings.Contains(got, s.want) {
+			t.Fatalf("after %s: %q, want %q", s.name, got, s.want)
+		}
+	}
+	if n := h.sessions.count(); n != 1 {
+		t.Fatalf("reads reached the session: %d commands, want 1", n)
+	}
+	// Pushes did not renew the trust the reply gave.
+	h.clock.advance(ViewTrust)
+	setNext(&clusterpb.SessionView{GuildId: testGuild, Epoch: 3, Seq: 1, Same: true})
+	h.answer(h.command(listener, "queue"))
+	if n := h.sessions.count(); n != 2 {
+		t.Fatalf("a read after ViewTrust: the session got %d commands, want 2", n)
+	}
+	// "Yours is current" renewed it: the next read is the guild's, still c.
+	if got := shown(); !strings.Contains(got, "Song c") || h.sessions.count() != 2 {
+		t.Fatalf("after a renewal: %q, %d session commands", got, h.sessions.count())
+	}
+	// A "current" for a view the guild no longer has renews nothing.
+	h.clock.advance(ViewTrust)
+	setNext(&clusterpb.SessionView{GuildId: testGuild, Epoch: 3, Seq: 7, Same: true})
+	h.answer(h.command(listener, "queue"))
+	h.answer(h.command(listener, "queue"))
+	if n := h.sessions.count(); n != 4 {
+		t.Fatalf("after a mismatched renewal: the session got %d commands, want 4", n)
+	}
+}
+
+// TestQueueFromTheView: /queue from the view (its first page and the
+// queue's length) is the page the session renders from the whole queue.
+func TestQueueFromTheView(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	track := func(id string) music.Track {
+		uri := "https://www.youtube.com/watch?v=" + id
+		enc, err := lavalinkemu.EncodeTrack(lavalinkemu.TrackInfo{Identifier: id, IsSeekable: true, Author: "Artist",
+			Length: 150_000, Title: "Song " + id, URI: &uri, SourceName: "youtube"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return music.Track{Encoded: enc, Identifier: id, Title: "Song " + id, Author: "Artist", URI: uri, SourceName: "youtube", Length: 150 * time.Second}
+	}
+	current := track("a")
+	var tracks []music.Track
+	for i := range 25 {
+		tracks = append(tracks, track(fmt.Sprint("t", i)))
+	}
+	q, err := music.RestoreQueue(500, tracks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the session sends: the first page, without the encoded forms.
+	bare := func(t music.Track) *clusterpb.SessionSnapshot_Track {
+		pb := commands.TrackToPB(&t)
+		pb.Encoded = ""
+		return pb
+	}
+	v := &clusterpb.SessionView{GuildId: testGuild, Epoch: 1, Seq: 1, Current: bare(current), QueueLen: 25, Volume: 100, Loop: "off"}
+	for _, t := range tracks[:commands.QueuePageSize] {
+		v.Queue = append(v.Queue, bare(t))
+	}
+	h.sessions.view = func(*clusterpb.SessionRequest) *clusterpb.SessionView { return v }
+	h.answer(h.command(listener, "play", opt("query", "x")))
+	want := commands.QueueAnswer(q, &current, nil)
+	if got := h.answer(h.command(listener, "queue")); !proto.Equal(got, want) {
+		t.Fatalf("/queue from the view:\n got %v\nwant %v", got, want)
+	}
+	if h.sessions.count() != 1 {
+		t.Fatalf("the session got %d commands, want 1", h.sessions.count())
+	}
+}
+
+// TestNowPlayingFromTheView: the guild's /nowplaying from a view is the
+// session's rendering, the position moved on by the time since the view
+// came (and not while paused).
+func TestNowPlayingFromTheView(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	v := viewOf(testGuild, 1, 1, "a", "b", "c")
+	v.PositionMs, v.Volume, v.Loop = 30_000, 40, "queue"
+	h.sessions.view = func(*clusterpb.SessionRequest) *clusterpb.SessionView { return v }
+	h.answer(h.command(listener, "play", opt("query", "x")))
+	h.clock.advance(2 * time.Second)
+	track := commands.TrackFromPB(v.GetCurrent())
+	next := commands.TrackFromPB(v.GetQueue()[0])
+	want := commands.NowPlaying(commands.NowPlayingView{
+		Guild: testGuild, Track: track, Position: 32 * time.Second, Volume: 40,
+		Loop: music.LoopQueue, QueueLen: 2, Next: &next,
+	})
+	want.Ephemeral = true
+	if got := h.answer(h.command(listener, "nowplaying")); !proto.Equal(got, want) {
+		t.Fatalf("/nowplaying from the view:\n got %v\nwant %v", got, want)
+	}
+	// Paused: the position stays.
+	paused := viewOf(testGuild, 1, 2, "a")
+	paused.PositionMs, paused.Paused = 30_000, true
+	h.pushView(paused)
+	h.clock.advance(2 * time.Second)
+	want = commands.NowPlaying(commands.NowPlayingView{Guild: testGuild, Track: track, Position: 30 * time.Second, Paused: true, Volume: 100})
+	want.Ephemeral = true
+	if got := h.answer(h.command(listener, "nowplaying")); !proto.Equal(got, want) {
+		t.Fatalf("/nowplaying from a paused view:\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestRefusalEndsTheViewsTrust: a reply without a view (the session was
+// fenced by a newer activation, failed, or is of an older version) means
+// the view may be stale: reads go to the session again.
+func TestRefusalEndsTheViewsTrust(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	var mu sync.Mutex
+	view := viewOf(testGuild, 1, 1, "a")
+	h.sessions.view = func(*clusterpb.SessionRequest) *clusterpb.SessionView {
+		mu.Lock()
+		defer mu.Unlock()
+		return view
+	}
+	h.answer(h.command(listener, "play", opt("query", "x")))
+	h.answer(h.command(listener, "queue"))
+	if n := h.sessions.count(); n != 1 {
+		t.Fatalf("the session got %d commands, want 1", n)
+	}
+	mu.Lock()
+	view = nil
+	mu.Unlock()
+	h.answer(h.command(listener, "play", opt("query", "y"))) // refused: no view
+	h.answer(h.command(listener, "queue"))
+	if n := h.sessions.count(); n != 3 {
+		t.Fatalf("a read after a refusal: the session got %d commands, want 3", n)
 	}
 }

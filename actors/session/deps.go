@@ -68,7 +68,9 @@ type Deps struct {
 	Audio    Audio
 	Gateway  Gateway
 	Messages Messages
-	Log      *slog.Logger
+	// Guilds, if set, takes the view changes to the guild grains (view.go).
+	Guilds Guilds
+	Log    *slog.Logger
 	// Now is time.Now outside tests.
 	Now func() time.Time
 	// AfterFunc is time.AfterFunc outside tests: the grain's timers

@@ -48,6 +48,7 @@ func (g *Grain) execute(sender *actor.PID, req *clusterpb.SessionRequest) {
 		g.prelude(req)
 		g.run(req, func(reply *clusterpb.SessionReply, _ bool) {
 			reply.Active = !g.st.empty()
+			reply.View = g.replyView(req)
 			g.respond(sender, reply)
 		})
 		return
@@ -147,9 +148,13 @@ func (g *Grain) answer(c *command, reply *clusterpb.SessionReply) {
 	reply.Active = g.fenced || g.failed != nil || g.st == nil || !g.st.empty()
 	if g.refusal() == nil && !g.stopped {
 		if id := c.req.GetRequestId(); id != "" {
-			g.replies.Add(id, reply, g.clock(), replyBounds)
+			// Cached without the view: a repeat needs the answer, and a
+			// view per cached reply would hold a copy of the queue each.
+			cached := &clusterpb.SessionReply{Reply: reply.GetReply(), Choices: reply.GetChoices(), Active: reply.GetActive()}
+			g.replies.Add(id, cached, g.clock(), replyBounds)
 		}
 	}
+	reply.View = g.replyView(c.req)
 	for _, s := range c.senders {
 		g.respond(s, reply)
 	}

@@ -172,6 +172,8 @@ type Grain struct {
 	// started the current track, until its play is sent (voice may come
 	// later, in another message).
 	trace, trackTrace trace.SpanContext
+	// vw is the last view sent to the guild (view.go).
+	vw viewState
 }
 
 // request is a grain call waiting for its answer: sender is the caller's
@@ -234,6 +236,8 @@ func (g *Grain) Receive(ctx actor.Context) {
 			g.timer(m)
 		}
 	}
+	// Whatever the message changed reaches the guild's view.
+	g.pushView()
 }
 
 // init starts reading the snapshot; requests wait until it is read.
@@ -638,8 +642,5 @@ func (s *state) positionNow(now time.Time) time.Duration {
 	if !s.paused && !s.positionAt.IsZero() {
 		p += now.Sub(s.positionAt)
 	}
-	if !s.current.IsStream && s.current.Length > 0 && p > s.current.Length {
-		p = s.current.Length
-	}
-	return max(p, 0)
+	return s.current.Clamp(p)
 }

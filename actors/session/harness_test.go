@@ -293,21 +293,32 @@ func opt(name, value string) *clusterpb.Option { return &clusterpb.Option{Name: 
 // exec runs a command as a member in voice channel "111".
 func (h *harness) exec(command string, opts ...*clusterpb.Option) *clusterpb.Reply {
 	h.t.Helper()
+	return h.execAs(nil, command, opts...).GetReply()
+}
+
+// execAs runs a command as exec does, after edit (if set) changed the
+// request, and returns the whole reply.
+func (h *harness) execAs(edit func(*clusterpb.SessionRequest), command string, opts ...*clusterpb.Option) *clusterpb.SessionReply {
+	h.t.Helper()
 	// As in production: bounded retries, made safe by the request ID (a
 	// stopping activation drops what is left in its mailbox).
 	id := h.seq.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	res, err := ecluster.Call(ctx, 3, func(o ...pcluster.GrainCallOption) (*clusterpb.SessionReply, error) {
-		return h.client().Execute(&clusterpb.SessionRequest{
+		req := &clusterpb.SessionRequest{
 			GuildId: testGuild, Command: command, Options: opts, TextChannelId: "222", RequestId: fmt.Sprint("req-", id),
 			Invoker: &clusterpb.Invoker{UserId: "333", VoiceChannelId: "111"},
-		}, o...)
+		}
+		if edit != nil {
+			edit(req)
+		}
+		return h.client().Execute(req, o...)
 	})
 	if err != nil {
 		h.t.Fatalf("%s: %v", command, err)
 	}
-	return res.GetReply()
+	return res
 }
 
 // event delivers a player event the way the member's Lavalink client

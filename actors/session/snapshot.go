@@ -5,33 +5,15 @@ import (
 
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/audio"
+	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/music"
 )
-
-func trackToPB(t *music.Track) *clusterpb.SessionSnapshot_Track {
-	if t == nil {
-		return nil
-	}
-	return &clusterpb.SessionSnapshot_Track{
-		Encoded: t.Encoded, Identifier: t.Identifier, Title: t.Title, Author: t.Author,
-		Uri: t.URI, ArtworkUrl: t.ArtworkURL, SourceName: t.SourceName,
-		LengthMs: t.Length.Milliseconds(), IsStream: t.IsStream, RequesterId: t.RequesterID,
-	}
-}
-
-func trackFromPB(p *clusterpb.SessionSnapshot_Track) music.Track {
-	return music.Track{
-		Encoded: p.GetEncoded(), Identifier: p.GetIdentifier(), Title: p.GetTitle(), Author: p.GetAuthor(),
-		URI: p.GetUri(), ArtworkURL: p.GetArtworkUrl(), SourceName: p.GetSourceName(),
-		Length: time.Duration(p.GetLengthMs()) * time.Millisecond, IsStream: p.GetIsStream(), RequesterID: p.GetRequesterId(),
-	}
-}
 
 // snapshot captures the state to store.
 func (s *state) snapshot(guildID string, epoch uint64) *clusterpb.SessionSnapshot {
 	snap := &clusterpb.SessionSnapshot{
 		GuildId:             guildID,
-		Current:             trackToPB(s.current),
+		Current:             commands.TrackToPB(s.current),
 		PositionMs:          s.position.Milliseconds(),
 		PositionAtUnixMs:    s.positionAt.UnixMilli(),
 		Paused:              s.paused,
@@ -50,8 +32,8 @@ func (s *state) snapshot(guildID string, epoch uint64) *clusterpb.SessionSnapsho
 		Epoch:               epoch,
 		Recent:              append([]string(nil), s.recent...),
 	}
-	for _, t := range s.queue.Tracks() {
-		snap.Queue = append(snap.Queue, trackToPB(&t))
+	for t := range s.queue.All() {
+		snap.Queue = append(snap.Queue, commands.TrackToPB(&t))
 	}
 	return snap
 }
@@ -61,7 +43,7 @@ func (s *state) snapshot(guildID string, epoch uint64) *clusterpb.SessionSnapsho
 func restore(snap *clusterpb.SessionSnapshot, queueMax int) (*state, error) {
 	tracks := make([]music.Track, 0, len(snap.GetQueue()))
 	for _, t := range snap.GetQueue() {
-		tracks = append(tracks, trackFromPB(t))
+		tracks = append(tracks, commands.TrackFromPB(t))
 	}
 	q, err := music.RestoreQueue(max(queueMax, len(tracks)), tracks)
 	if err != nil {
@@ -89,7 +71,7 @@ func restore(snap *clusterpb.SessionSnapshot, queueMax int) (*state, error) {
 		},
 	}
 	if snap.GetCurrent() != nil {
-		t := trackFromPB(snap.GetCurrent())
+		t := commands.TrackFromPB(snap.GetCurrent())
 		s.current = &t
 	}
 	return s, nil

@@ -17,6 +17,7 @@ import (
 	ecluster "github.com/ensemble-bot/ensemble/cluster"
 	"github.com/ensemble-bot/ensemble/cluster/clusterpb"
 	"github.com/ensemble-bot/ensemble/internal/audio"
+	"github.com/ensemble-bot/ensemble/internal/commands"
 	"github.com/ensemble-bot/ensemble/internal/store"
 )
 
@@ -101,7 +102,7 @@ func (h *harness) restoreGuilds(n int) (guilds []string, epochs map[string]uint6
 		g := strconv.FormatUint(base+uint64(i)+1, 10)
 		tr := emuTrack(h.t, fmt.Sprintf("kept-%d", i), "kept", "Artist", 3*time.Minute)
 		snap := &clusterpb.SessionSnapshot{
-			GuildId: g, Current: trackToPB(&tr), PositionMs: 10_000, PositionAtUnixMs: time.Now().UnixMilli(),
+			GuildId: g, Current: commands.TrackToPB(&tr), PositionMs: 10_000, PositionAtUnixMs: time.Now().UnixMilli(),
 			Volume: 100, Loop: "off", TextChannelId: "222",
 			VoiceChannelId: "111", VoiceSessionId: "voice-session", VoiceToken: "voice-token", VoiceEndpoint: "voice.example:443",
 			LavalinkNode: oldHolder.Node, LavalinkSessionId: oldHolder.Session, MemberId: "old-member",

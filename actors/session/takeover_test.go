@@ -45,14 +45,14 @@ func (h *harness) seedRestored(holder audio.Holder, playing bool) restored {
 		next:    emuTrack(h.t, "later-0", "later #0", "Artist", 3*time.Minute),
 	}
 	r.snap = &clusterpb.SessionSnapshot{
-		Queue:      []*clusterpb.SessionSnapshot_Track{trackToPB(&r.next)},
+		Queue:      []*clusterpb.SessionSnapshot_Track{commands.TrackToPB(&r.next)},
 		PositionMs: 10_000, PositionAtUnixMs: time.Now().Add(-20 * time.Second).UnixMilli(),
 		Volume: 100, Loop: "off",
 		VoiceChannelId: "111", VoiceSessionId: "voice-session", VoiceToken: "voice-token", VoiceEndpoint: "voice.example:443",
 		TextChannelId: "222", LavalinkNode: holder.Node, LavalinkSessionId: holder.Session, MemberId: "old-member",
 	}
 	if playing {
-		r.snap.Current = trackToPB(&r.current)
+		r.snap.Current = commands.TrackToPB(&r.current)
 	}
 	ctx := context.Background()
 	epoch, err := h.store.Activate(ctx, testGuild)

@@ -59,6 +59,9 @@ func (g testGuild) Handle(in *clusterpb.Interaction, _ pcluster.GrainContext) (*
 	g.f.interactions <- in
 	return &clusterpb.HandleReply{}, nil
 }
+func (testGuild) View(*clusterpb.SessionView, pcluster.GrainContext) (*clusterpb.Ack, error) {
+	return &clusterpb.Ack{}, nil
+}
 
 type testSession struct{ f *fixture }
 

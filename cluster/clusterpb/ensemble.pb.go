@@ -848,7 +848,11 @@ type SessionRequest struct {
 	// there instead of where the command was used.
 	AnnounceChannelId string `protobuf:"bytes,9,opt,name=announce_channel_id,json=announceChannelId,proto3" json:"announce_channel_id,omitempty"`
 	// W3C traceparent of the guild grain's span for the command.
-	Traceparent   string `protobuf:"bytes,10,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	Traceparent string `protobuf:"bytes,10,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	// The SessionView the guild has (0, 0: none): if it is still the
+	// session's, the reply's view says only that (SessionView.same).
+	ViewEpoch     uint64 `protobuf:"varint,11,opt,name=view_epoch,json=viewEpoch,proto3" json:"view_epoch,omitempty"`
+	ViewSeq       uint64 `protobuf:"varint,12,opt,name=view_seq,json=viewSeq,proto3" json:"view_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -953,6 +957,20 @@ func (x *SessionRequest) GetTraceparent() string {
 	return ""
 }
 
+func (x *SessionRequest) GetViewEpoch() uint64 {
+	if x != nil {
+		return x.ViewEpoch
+	}
+	return 0
+}
+
+func (x *SessionRequest) GetViewSeq() uint64 {
+	if x != nil {
+		return x.ViewSeq
+	}
+	return 0
+}
+
 type SessionReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Reply *Reply                 `protobuf:"bytes,1,opt,name=reply,proto3" json:"reply,omitempty"`
@@ -962,7 +980,10 @@ type SessionReply struct {
 	// voice connection). The guild grain answers what needs no session
 	// (/queue, /nowplaying) itself while no session is active, so a guild
 	// that plays nothing activates none.
-	Active        bool `protobuf:"varint,3,opt,name=active,proto3" json:"active,omitempty"`
+	Active bool `protobuf:"varint,3,opt,name=active,proto3" json:"active,omitempty"`
+	// What /queue and /nowplaying show of the session after this command,
+	// unless the session refused it (moved, failed).
+	View          *SessionView `protobuf:"bytes,4,opt,name=view,proto3" json:"view,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1018,6 +1039,161 @@ func (x *SessionReply) GetActive() bool {
 	return false
 }
 
+func (x *SessionReply) GetView() *SessionView {
+	if x != nil {
+		return x.View
+	}
+	return nil
+}
+
+// SessionView is what /queue and /nowplaying show of a session. The
+// session sends it with each reply to its guild grain and, for a short
+// while after, whenever it changes (Guild.View); the guild answers those
+// two commands from the view it got last, instead of calling the session
+// for each, while a reply renewed it within a few seconds.
+type SessionView struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	GuildId string                 `protobuf:"bytes,1,opt,name=guild_id,json=guildId,proto3" json:"guild_id,omitempty"`
+	// Views are ordered by the session activation's fencing epoch, then by
+	// seq within it: one that arrives after a newer one is dropped.
+	Epoch uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Seq   uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The queue's first page (at most commands.QueuePageSize tracks): what
+	// /queue shows without a page and /nowplaying as next. Tracks come
+	// without their encoded form, which only Lavalink reads.
+	Queue   []*SessionSnapshot_Track `protobuf:"bytes,4,rep,name=queue,proto3" json:"queue,omitempty"`
+	Current *SessionSnapshot_Track   `protobuf:"bytes,5,opt,name=current,proto3" json:"current,omitempty"`
+	// Position of current when the view was made; it advances with time
+	// unless paused.
+	PositionMs int64 `protobuf:"varint,6,opt,name=position_ms,json=positionMs,proto3" json:"position_ms,omitempty"`
+	Paused     bool  `protobuf:"varint,7,opt,name=paused,proto3" json:"paused,omitempty"`
+	Volume     int32 `protobuf:"varint,8,opt,name=volume,proto3" json:"volume,omitempty"`
+	// off, track, queue.
+	Loop     string `protobuf:"bytes,9,opt,name=loop,proto3" json:"loop,omitempty"`
+	Autoplay bool   `protobuf:"varint,10,opt,name=autoplay,proto3" json:"autoplay,omitempty"`
+	// The guild's view (SessionRequest.view_epoch, view_seq) is still the
+	// session's: only guild_id, epoch and seq are set.
+	Same bool `protobuf:"varint,11,opt,name=same,proto3" json:"same,omitempty"`
+	// The number of tracks in the queue.
+	QueueLen      int32 `protobuf:"varint,12,opt,name=queue_len,json=queueLen,proto3" json:"queue_len,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionView) Reset() {
+	*x = SessionView{}
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionView) ProtoMessage() {}
+
+func (x *SessionView) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionView.ProtoReflect.Descriptor instead.
+func (*SessionView) Descriptor() ([]byte, []int) {
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SessionView) GetGuildId() string {
+	if x != nil {
+		return x.GuildId
+	}
+	return ""
+}
+
+func (x *SessionView) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *SessionView) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SessionView) GetQueue() []*SessionSnapshot_Track {
+	if x != nil {
+		return x.Queue
+	}
+	return nil
+}
+
+func (x *SessionView) GetCurrent() *SessionSnapshot_Track {
+	if x != nil {
+		return x.Current
+	}
+	return nil
+}
+
+func (x *SessionView) GetPositionMs() int64 {
+	if x != nil {
+		return x.PositionMs
+	}
+	return 0
+}
+
+func (x *SessionView) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *SessionView) GetVolume() int32 {
+	if x != nil {
+		return x.Volume
+	}
+	return 0
+}
+
+func (x *SessionView) GetLoop() string {
+	if x != nil {
+		return x.Loop
+	}
+	return ""
+}
+
+func (x *SessionView) GetAutoplay() bool {
+	if x != nil {
+		return x.Autoplay
+	}
+	return false
+}
+
+func (x *SessionView) GetSame() bool {
+	if x != nil {
+		return x.Same
+	}
+	return false
+}
+
+func (x *SessionView) GetQueueLen() int32 {
+	if x != nil {
+		return x.QueueLen
+	}
+	return 0
+}
+
 // VoiceEvent is the bot's own voice state or voice server update in a
 // guild, forwarded by the shard.
 type VoiceEvent struct {
@@ -1034,7 +1210,7 @@ type VoiceEvent struct {
 
 func (x *VoiceEvent) Reset() {
 	*x = VoiceEvent{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[11]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1222,7 @@ func (x *VoiceEvent) String() string {
 func (*VoiceEvent) ProtoMessage() {}
 
 func (x *VoiceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[11]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1235,7 @@ func (x *VoiceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoiceEvent.ProtoReflect.Descriptor instead.
 func (*VoiceEvent) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{11}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *VoiceEvent) GetGuildId() string {
@@ -1121,7 +1297,7 @@ type VoiceState struct {
 
 func (x *VoiceState) Reset() {
 	*x = VoiceState{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[12]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1309,7 @@ func (x *VoiceState) String() string {
 func (*VoiceState) ProtoMessage() {}
 
 func (x *VoiceState) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[12]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1322,7 @@ func (x *VoiceState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoiceState.ProtoReflect.Descriptor instead.
 func (*VoiceState) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{12}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *VoiceState) GetChannelId() string {
@@ -1173,7 +1349,7 @@ type VoiceServer struct {
 
 func (x *VoiceServer) Reset() {
 	*x = VoiceServer{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[13]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1361,7 @@ func (x *VoiceServer) String() string {
 func (*VoiceServer) ProtoMessage() {}
 
 func (x *VoiceServer) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[13]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1374,7 @@ func (x *VoiceServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoiceServer.ProtoReflect.Descriptor instead.
 func (*VoiceServer) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{13}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *VoiceServer) GetToken() string {
@@ -1241,7 +1417,7 @@ type PlayerEvent struct {
 
 func (x *PlayerEvent) Reset() {
 	*x = PlayerEvent{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[14]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1429,7 @@ func (x *PlayerEvent) String() string {
 func (*PlayerEvent) ProtoMessage() {}
 
 func (x *PlayerEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[14]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1442,7 @@ func (x *PlayerEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlayerEvent.ProtoReflect.Descriptor instead.
 func (*PlayerEvent) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{14}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PlayerEvent) GetGuildId() string {
@@ -1347,7 +1523,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[15]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1535,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[15]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1548,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{15}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{16}
 }
 
 // VoiceRequest asks a shard to send gateway op 4 for a guild.
@@ -1388,7 +1564,7 @@ type VoiceRequest struct {
 
 func (x *VoiceRequest) Reset() {
 	*x = VoiceRequest{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[16]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1576,7 @@ func (x *VoiceRequest) String() string {
 func (*VoiceRequest) ProtoMessage() {}
 
 func (x *VoiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[16]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1589,7 @@ func (x *VoiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoiceRequest.ProtoReflect.Descriptor instead.
 func (*VoiceRequest) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{16}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *VoiceRequest) GetGuildId() string {
@@ -1448,7 +1624,7 @@ type ShardStatus struct {
 
 func (x *ShardStatus) Reset() {
 	*x = ShardStatus{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[17]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1636,7 @@ func (x *ShardStatus) String() string {
 func (*ShardStatus) ProtoMessage() {}
 
 func (x *ShardStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[17]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1649,7 @@ func (x *ShardStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardStatus.ProtoReflect.Descriptor instead.
 func (*ShardStatus) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{17}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ShardStatus) GetReady() bool {
@@ -1540,7 +1716,7 @@ type SessionSnapshot struct {
 
 func (x *SessionSnapshot) Reset() {
 	*x = SessionSnapshot{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[18]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +1728,7 @@ func (x *SessionSnapshot) String() string {
 func (*SessionSnapshot) ProtoMessage() {}
 
 func (x *SessionSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[18]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +1741,7 @@ func (x *SessionSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSnapshot.ProtoReflect.Descriptor instead.
 func (*SessionSnapshot) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{18}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SessionSnapshot) GetGuildId() string {
@@ -1720,7 +1896,7 @@ type GuildSettings struct {
 
 func (x *GuildSettings) Reset() {
 	*x = GuildSettings{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[19]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1908,7 @@ func (x *GuildSettings) String() string {
 func (*GuildSettings) ProtoMessage() {}
 
 func (x *GuildSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[19]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1921,7 @@ func (x *GuildSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuildSettings.ProtoReflect.Descriptor instead.
 func (*GuildSettings) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{19}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GuildSettings) GetDjRoleId() string {
@@ -1797,7 +1973,7 @@ type ShardResume struct {
 
 func (x *ShardResume) Reset() {
 	*x = ShardResume{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +1985,7 @@ func (x *ShardResume) String() string {
 func (*ShardResume) ProtoMessage() {}
 
 func (x *ShardResume) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[20]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +1998,7 @@ func (x *ShardResume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardResume.ProtoReflect.Descriptor instead.
 func (*ShardResume) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{20}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ShardResume) GetSessionId() string {
@@ -1899,7 +2075,7 @@ type GuildVoice struct {
 
 func (x *GuildVoice) Reset() {
 	*x = GuildVoice{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[21]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +2087,7 @@ func (x *GuildVoice) String() string {
 func (*GuildVoice) ProtoMessage() {}
 
 func (x *GuildVoice) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[21]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2100,7 @@ func (x *GuildVoice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuildVoice.ProtoReflect.Descriptor instead.
 func (*GuildVoice) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{21}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GuildVoice) GetGuildId() uint64 {
@@ -1952,7 +2128,7 @@ type UserVoice struct {
 
 func (x *UserVoice) Reset() {
 	*x = UserVoice{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[22]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2140,7 @@ func (x *UserVoice) String() string {
 func (*UserVoice) ProtoMessage() {}
 
 func (x *UserVoice) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[22]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2153,7 @@ func (x *UserVoice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserVoice.ProtoReflect.Descriptor instead.
 func (*UserVoice) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{22}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UserVoice) GetUserId() uint64 {
@@ -2020,7 +2196,7 @@ type StatusReply struct {
 
 func (x *StatusReply) Reset() {
 	*x = StatusReply{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2208,7 @@ func (x *StatusReply) String() string {
 func (*StatusReply) ProtoMessage() {}
 
 func (x *StatusReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[23]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2221,7 @@ func (x *StatusReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusReply.ProtoReflect.Descriptor instead.
 func (*StatusReply) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{23}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StatusReply) GetMemberJson() []byte {
@@ -2073,7 +2249,7 @@ type Embed_Field struct {
 
 func (x *Embed_Field) Reset() {
 	*x = Embed_Field{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2261,7 @@ func (x *Embed_Field) String() string {
 func (*Embed_Field) ProtoMessage() {}
 
 func (x *Embed_Field) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[24]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2316,7 @@ type SessionSnapshot_Track struct {
 
 func (x *SessionSnapshot_Track) Reset() {
 	*x = SessionSnapshot_Track{}
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[25]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2328,7 @@ func (x *SessionSnapshot_Track) String() string {
 func (*SessionSnapshot_Track) ProtoMessage() {}
 
 func (x *SessionSnapshot_Track) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[25]
+	mi := &file_cluster_clusterpb_ensemble_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2341,7 @@ func (x *SessionSnapshot_Track) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionSnapshot_Track.ProtoReflect.Descriptor instead.
 func (*SessionSnapshot_Track) Descriptor() ([]byte, []int) {
-	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{18, 0}
+	return file_cluster_clusterpb_ensemble_proto_rawDescGZIP(), []int{19, 0}
 }
 
 func (x *SessionSnapshot_Track) GetEncoded() string {
@@ -2299,7 +2475,7 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x04rows\x18\x04 \x03(\v2\x13.ensemble.ButtonRowR\x04rows\"2\n" +
 	"\x06Choice\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\x8c\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xc6\x03\n" +
 	"\x0eSessionRequest\x12\x19\n" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12*\n" +
@@ -2312,11 +2488,30 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x12.\n" +
 	"\x13announce_channel_id\x18\t \x01(\tR\x11announceChannelId\x12 \n" +
 	"\vtraceparent\x18\n" +
-	" \x01(\tR\vtraceparent\"y\n" +
+	" \x01(\tR\vtraceparent\x12\x1d\n" +
+	"\n" +
+	"view_epoch\x18\v \x01(\x04R\tviewEpoch\x12\x19\n" +
+	"\bview_seq\x18\f \x01(\x04R\aviewSeq\"\xa4\x01\n" +
 	"\fSessionReply\x12%\n" +
 	"\x05reply\x18\x01 \x01(\v2\x0f.ensemble.ReplyR\x05reply\x12*\n" +
 	"\achoices\x18\x02 \x03(\v2\x10.ensemble.ChoiceR\achoices\x12\x16\n" +
-	"\x06active\x18\x03 \x01(\bR\x06active\"\x8f\x01\n" +
+	"\x06active\x18\x03 \x01(\bR\x06active\x12)\n" +
+	"\x04view\x18\x04 \x01(\v2\x15.ensemble.SessionViewR\x04view\"\xf4\x02\n" +
+	"\vSessionView\x12\x19\n" +
+	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x125\n" +
+	"\x05queue\x18\x04 \x03(\v2\x1f.ensemble.SessionSnapshot.TrackR\x05queue\x129\n" +
+	"\acurrent\x18\x05 \x01(\v2\x1f.ensemble.SessionSnapshot.TrackR\acurrent\x12\x1f\n" +
+	"\vposition_ms\x18\x06 \x01(\x03R\n" +
+	"positionMs\x12\x16\n" +
+	"\x06paused\x18\a \x01(\bR\x06paused\x12\x16\n" +
+	"\x06volume\x18\b \x01(\x05R\x06volume\x12\x12\n" +
+	"\x04loop\x18\t \x01(\tR\x04loop\x12\x1a\n" +
+	"\bautoplay\x18\n" +
+	" \x01(\bR\bautoplay\x12\x12\n" +
+	"\x04same\x18\v \x01(\bR\x04same\x12\x1b\n" +
+	"\tqueue_len\x18\f \x01(\x05R\bqueueLen\"\x8f\x01\n" +
 	"\n" +
 	"VoiceEvent\x12\x19\n" +
 	"\bguild_id\x18\x01 \x01(\tR\aguildId\x12,\n" +
@@ -2442,9 +2637,10 @@ const file_cluster_clusterpb_ensemble_proto_rawDesc = "" +
 	"\x1dPLAYER_EVENT_KIND_TRACK_STUCK\x10\x04\x12#\n" +
 	"\x1fPLAYER_EVENT_KIND_PLAYER_UPDATE\x10\x05\x12\"\n" +
 	"\x1ePLAYER_EVENT_KIND_VOICE_CLOSED\x10\x06\x12\x1f\n" +
-	"\x1bPLAYER_EVENT_KIND_NODE_LOST\x10\a2?\n" +
+	"\x1bPLAYER_EVENT_KIND_NODE_LOST\x10\a2m\n" +
 	"\x05Guild\x126\n" +
-	"\x06Handle\x12\x15.ensemble.Interaction\x1a\x15.ensemble.HandleReply2\xca\x01\n" +
+	"\x06Handle\x12\x15.ensemble.Interaction\x1a\x15.ensemble.HandleReply\x12,\n" +
+	"\x04View\x12\x15.ensemble.SessionView\x1a\r.ensemble.Ack2\xca\x01\n" +
 	"\aSession\x12;\n" +
 	"\aExecute\x12\x18.ensemble.SessionRequest\x1a\x16.ensemble.SessionReply\x12,\n" +
 	"\x05Voice\x12\x14.ensemble.VoiceEvent\x1a\r.ensemble.Ack\x12.\n" +
@@ -2467,7 +2663,7 @@ func file_cluster_clusterpb_ensemble_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_clusterpb_ensemble_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cluster_clusterpb_ensemble_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_cluster_clusterpb_ensemble_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_cluster_clusterpb_ensemble_proto_goTypes = []any{
 	(InteractionKind)(0),          // 0: ensemble.InteractionKind
 	(PlayerEventKind)(0),          // 1: ensemble.PlayerEventKind
@@ -2482,27 +2678,28 @@ var file_cluster_clusterpb_ensemble_proto_goTypes = []any{
 	(*Choice)(nil),                // 10: ensemble.Choice
 	(*SessionRequest)(nil),        // 11: ensemble.SessionRequest
 	(*SessionReply)(nil),          // 12: ensemble.SessionReply
-	(*VoiceEvent)(nil),            // 13: ensemble.VoiceEvent
-	(*VoiceState)(nil),            // 14: ensemble.VoiceState
-	(*VoiceServer)(nil),           // 15: ensemble.VoiceServer
-	(*PlayerEvent)(nil),           // 16: ensemble.PlayerEvent
-	(*Ack)(nil),                   // 17: ensemble.Ack
-	(*VoiceRequest)(nil),          // 18: ensemble.VoiceRequest
-	(*ShardStatus)(nil),           // 19: ensemble.ShardStatus
-	(*SessionSnapshot)(nil),       // 20: ensemble.SessionSnapshot
-	(*GuildSettings)(nil),         // 21: ensemble.GuildSettings
-	(*ShardResume)(nil),           // 22: ensemble.ShardResume
-	(*GuildVoice)(nil),            // 23: ensemble.GuildVoice
-	(*UserVoice)(nil),             // 24: ensemble.UserVoice
-	(*StatusReply)(nil),           // 25: ensemble.StatusReply
-	(*Embed_Field)(nil),           // 26: ensemble.Embed.Field
-	(*SessionSnapshot_Track)(nil), // 27: ensemble.SessionSnapshot.Track
+	(*SessionView)(nil),           // 13: ensemble.SessionView
+	(*VoiceEvent)(nil),            // 14: ensemble.VoiceEvent
+	(*VoiceState)(nil),            // 15: ensemble.VoiceState
+	(*VoiceServer)(nil),           // 16: ensemble.VoiceServer
+	(*PlayerEvent)(nil),           // 17: ensemble.PlayerEvent
+	(*Ack)(nil),                   // 18: ensemble.Ack
+	(*VoiceRequest)(nil),          // 19: ensemble.VoiceRequest
+	(*ShardStatus)(nil),           // 20: ensemble.ShardStatus
+	(*SessionSnapshot)(nil),       // 21: ensemble.SessionSnapshot
+	(*GuildSettings)(nil),         // 22: ensemble.GuildSettings
+	(*ShardResume)(nil),           // 23: ensemble.ShardResume
+	(*GuildVoice)(nil),            // 24: ensemble.GuildVoice
+	(*UserVoice)(nil),             // 25: ensemble.UserVoice
+	(*StatusReply)(nil),           // 26: ensemble.StatusReply
+	(*Embed_Field)(nil),           // 27: ensemble.Embed.Field
+	(*SessionSnapshot_Track)(nil), // 28: ensemble.SessionSnapshot.Track
 }
 var file_cluster_clusterpb_ensemble_proto_depIdxs = []int32{
 	2,  // 0: ensemble.Interaction.invoker:type_name -> ensemble.Invoker
 	0,  // 1: ensemble.Interaction.kind:type_name -> ensemble.InteractionKind
 	3,  // 2: ensemble.Interaction.options:type_name -> ensemble.Option
-	26, // 3: ensemble.Embed.fields:type_name -> ensemble.Embed.Field
+	27, // 3: ensemble.Embed.fields:type_name -> ensemble.Embed.Field
 	7,  // 4: ensemble.ButtonRow.buttons:type_name -> ensemble.Button
 	6,  // 5: ensemble.Reply.embeds:type_name -> ensemble.Embed
 	8,  // 6: ensemble.Reply.rows:type_name -> ensemble.ButtonRow
@@ -2510,32 +2707,37 @@ var file_cluster_clusterpb_ensemble_proto_depIdxs = []int32{
 	2,  // 8: ensemble.SessionRequest.invoker:type_name -> ensemble.Invoker
 	9,  // 9: ensemble.SessionReply.reply:type_name -> ensemble.Reply
 	10, // 10: ensemble.SessionReply.choices:type_name -> ensemble.Choice
-	14, // 11: ensemble.VoiceEvent.state:type_name -> ensemble.VoiceState
-	15, // 12: ensemble.VoiceEvent.server:type_name -> ensemble.VoiceServer
-	1,  // 13: ensemble.PlayerEvent.kind:type_name -> ensemble.PlayerEventKind
-	27, // 14: ensemble.SessionSnapshot.queue:type_name -> ensemble.SessionSnapshot.Track
-	27, // 15: ensemble.SessionSnapshot.current:type_name -> ensemble.SessionSnapshot.Track
-	23, // 16: ensemble.ShardResume.guilds:type_name -> ensemble.GuildVoice
-	24, // 17: ensemble.GuildVoice.users:type_name -> ensemble.UserVoice
-	4,  // 18: ensemble.Guild.Handle:input_type -> ensemble.Interaction
-	11, // 19: ensemble.Session.Execute:input_type -> ensemble.SessionRequest
-	13, // 20: ensemble.Session.Voice:input_type -> ensemble.VoiceEvent
-	16, // 21: ensemble.Session.Player:input_type -> ensemble.PlayerEvent
-	17, // 22: ensemble.Session.Wake:input_type -> ensemble.Ack
-	18, // 23: ensemble.Shard.UpdateVoice:input_type -> ensemble.VoiceRequest
-	17, // 24: ensemble.Shard.Ensure:input_type -> ensemble.Ack
-	5,  // 25: ensemble.Guild.Handle:output_type -> ensemble.HandleReply
-	12, // 26: ensemble.Session.Execute:output_type -> ensemble.SessionReply
-	17, // 27: ensemble.Session.Voice:output_type -> ensemble.Ack
-	17, // 28: ensemble.Session.Player:output_type -> ensemble.Ack
-	17, // 29: ensemble.Session.Wake:output_type -> ensemble.Ack
-	17, // 30: ensemble.Shard.UpdateVoice:output_type -> ensemble.Ack
-	19, // 31: ensemble.Shard.Ensure:output_type -> ensemble.ShardStatus
-	25, // [25:32] is the sub-list for method output_type
-	18, // [18:25] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	13, // 11: ensemble.SessionReply.view:type_name -> ensemble.SessionView
+	28, // 12: ensemble.SessionView.queue:type_name -> ensemble.SessionSnapshot.Track
+	28, // 13: ensemble.SessionView.current:type_name -> ensemble.SessionSnapshot.Track
+	15, // 14: ensemble.VoiceEvent.state:type_name -> ensemble.VoiceState
+	16, // 15: ensemble.VoiceEvent.server:type_name -> ensemble.VoiceServer
+	1,  // 16: ensemble.PlayerEvent.kind:type_name -> ensemble.PlayerEventKind
+	28, // 17: ensemble.SessionSnapshot.queue:type_name -> ensemble.SessionSnapshot.Track
+	28, // 18: ensemble.SessionSnapshot.current:type_name -> ensemble.SessionSnapshot.Track
+	24, // 19: ensemble.ShardResume.guilds:type_name -> ensemble.GuildVoice
+	25, // 20: ensemble.GuildVoice.users:type_name -> ensemble.UserVoice
+	4,  // 21: ensemble.Guild.Handle:input_type -> ensemble.Interaction
+	13, // 22: ensemble.Guild.View:input_type -> ensemble.SessionView
+	11, // 23: ensemble.Session.Execute:input_type -> ensemble.SessionRequest
+	14, // 24: ensemble.Session.Voice:input_type -> ensemble.VoiceEvent
+	17, // 25: ensemble.Session.Player:input_type -> ensemble.PlayerEvent
+	18, // 26: ensemble.Session.Wake:input_type -> ensemble.Ack
+	19, // 27: ensemble.Shard.UpdateVoice:input_type -> ensemble.VoiceRequest
+	18, // 28: ensemble.Shard.Ensure:input_type -> ensemble.Ack
+	5,  // 29: ensemble.Guild.Handle:output_type -> ensemble.HandleReply
+	18, // 30: ensemble.Guild.View:output_type -> ensemble.Ack
+	12, // 31: ensemble.Session.Execute:output_type -> ensemble.SessionReply
+	18, // 32: ensemble.Session.Voice:output_type -> ensemble.Ack
+	18, // 33: ensemble.Session.Player:output_type -> ensemble.Ack
+	18, // 34: ensemble.Session.Wake:output_type -> ensemble.Ack
+	18, // 35: ensemble.Shard.UpdateVoice:output_type -> ensemble.Ack
+	20, // 36: ensemble.Shard.Ensure:output_type -> ensemble.ShardStatus
+	29, // [29:37] is the sub-list for method output_type
+	21, // [21:29] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_cluster_clusterpb_ensemble_proto_init() }
@@ -2543,7 +2745,7 @@ func file_cluster_clusterpb_ensemble_proto_init() {
 	if File_cluster_clusterpb_ensemble_proto != nil {
 		return
 	}
-	file_cluster_clusterpb_ensemble_proto_msgTypes[11].OneofWrappers = []any{
+	file_cluster_clusterpb_ensemble_proto_msgTypes[12].OneofWrappers = []any{
 		(*VoiceEvent_State)(nil),
 		(*VoiceEvent_Server)(nil),
 	}
@@ -2553,7 +2755,7 @@ func file_cluster_clusterpb_ensemble_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_clusterpb_ensemble_proto_rawDesc), len(file_cluster_clusterpb_ensemble_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -62,6 +62,7 @@ type Guild interface {
 	Terminate(ctx cluster.GrainContext)
 	ReceiveDefault(ctx cluster.GrainContext)
 	Handle(req *Interaction, ctx cluster.GrainContext) (*HandleReply, error)
+	View(req *SessionView, ctx cluster.GrainContext) (*Ack, error)
 }
 
 // GuildGrainClient holds the base data for the GuildGrain
@@ -86,6 +87,33 @@ func (g *GuildGrainClient) Handle(r *Interaction, opts ...cluster.GrainCallOptio
 	}
 	switch msg := resp.(type) {
 	case *HandleReply:
+		return msg, nil
+	case *cluster.GrainErrorResponse:
+		if msg == nil {
+			return nil, nil
+		}
+		return nil, msg
+	default:
+		return nil, fmt.Errorf("unknown response type %T", resp)
+	}
+}
+
+// View requests the execution on to the cluster with CallOptions
+func (g *GuildGrainClient) View(r *SessionView, opts ...cluster.GrainCallOption) (*Ack, error) {
+	if g.cluster.Config.RequestLog {
+		g.cluster.Logger().Info("Requesting", slog.String("identity", g.Identity), slog.String("kind", "Guild"), slog.String("method", "View"), slog.Any("request", r))
+	}
+	bytes, err := proto.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	reqMsg := &cluster.GrainRequest{MethodIndex: 1, MessageData: bytes}
+	resp, err := g.cluster.Request(g.Identity, "Guild", reqMsg, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("error request: %w", err)
+	}
+	switch msg := resp.(type) {
+	case *Ack:
 		return msg, nil
 	case *cluster.GrainErrorResponse:
 		if msg == nil {
@@ -139,6 +167,26 @@ func (a *GuildActor) Receive(ctx actor.Context) {
 			}
 
 			r0, err := a.inner.Handle(req, a.ctx)
+			if err != nil {
+				resp := cluster.FromError(err)
+				ctx.Respond(resp)
+				return
+			}
+			ctx.Respond(r0)
+		case 1:
+			req := &SessionView{}
+			err := proto.Unmarshal(msg.MessageData, req)
+			if err != nil {
+				ctx.Logger().Error("[Grain] View(SessionView) proto.Unmarshal failed.", slog.Any("error", err))
+				resp := cluster.NewGrainErrorResponse(cluster.ErrorReason_INVALID_ARGUMENT, err.Error()).
+					WithMetadata(map[string]string{
+						"argument": req.String(),
+					})
+				ctx.Respond(resp)
+				return
+			}
+
+			r0, err := a.inner.View(req, a.ctx)
 			if err != nil {
 				resp := cluster.FromError(err)
 				ctx.Respond(resp)

@@ -12,6 +12,7 @@ import (
 // service.
 var grainMethods = []string{
 	"Guild.0 Handle(Interaction) HandleReply",
+	"Guild.1 View(SessionView) Ack",
 	"Session.0 Execute(SessionRequest) SessionReply",
 	"Session.1 Voice(VoiceEvent) Ack",
 	"Session.2 Player(PlayerEvent) Ack",

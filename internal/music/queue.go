@@ -3,6 +3,7 @@ package music
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"slices"
 	"time"
@@ -30,6 +31,7 @@ var (
 type Queue struct {
 	tracks []Track
 	max    int
+	rev    uint64
 }
 
 // NewQueue returns an empty queue that holds at most limit tracks.
@@ -61,6 +63,10 @@ func RestoreQueue(limit int, tracks []Track) (*Queue, error) {
 	return q, nil
 }
 
+// Rev counts the changes made to q: while it stays the same, so do q's
+// tracks. A session compares it to tell whether its view changed.
+func (q *Queue) Rev() uint64 { return q.rev }
+
 // Len is the number of upcoming tracks.
 func (q *Queue) Len() int { return len(q.tracks) }
 
@@ -76,6 +82,18 @@ func (q *Queue) Tracks() []Track {
 	out := make([]Track, len(q.tracks))
 	copy(out, q.tracks)
 	return out
+}
+
+// All yields the tracks in order, position 1 first, without copying
+// them; q must not change meanwhile.
+func (q *Queue) All() iter.Seq[Track] {
+	return func(yield func(Track) bool) {
+		for _, t := range q.tracks {
+			if !yield(t) {
+				return
+			}
+		}
+	}
 }
 
 // Append adds t at the end.
@@ -112,6 +130,7 @@ func (q *Queue) insertAll(at int, ts []Track) (int, error) {
 	}
 	n := min(len(ts), q.Remaining())
 	q.tracks = slices.Insert(q.tracks, at, ts[:n]...)
+	q.rev++
 	if n < len(ts) {
 		return n, fmt.Errorf("%w: it holds at most %d tracks, %d of %d added", ErrQueueFull, q.max, n, len(ts))
 	}
@@ -135,6 +154,7 @@ func (q *Queue) Pop() (t Track, ok bool) {
 	}
 	t = q.tracks[0]
 	q.tracks = slices.Delete(q.tracks, 0, 1)
+	q.rev++
 	return t, true
 }
 
@@ -155,6 +175,7 @@ func (q *Queue) Next(current *Track, loop LoopMode) (t Track, ok bool) {
 			return *current, true
 		case LoopQueue:
 			q.tracks = append(q.tracks, *current)
+			q.rev++
 		}
 	}
 	return q.Pop()
@@ -186,6 +207,7 @@ func (q *Queue) Skip(current *Track, n int, loop LoopMode) (t Track, ok bool, er
 	} else {
 		q.tracks = slices.Delete(q.tracks, 0, len(skipped))
 	}
+	q.rev++
 	t, ok = q.Pop()
 	return t, ok, nil
 }
@@ -197,6 +219,7 @@ func (q *Queue) Remove(pos int) (Track, error) {
 	}
 	t := q.tracks[pos-1]
 	q.tracks = slices.Delete(q.tracks, pos-1, pos)
+	q.rev++
 	return t, nil
 }
 
@@ -212,6 +235,7 @@ func (q *Queue) Move(from, to int) (Track, error) {
 	}
 	t := q.tracks[from-1]
 	q.tracks = slices.Insert(slices.Delete(q.tracks, from-1, from), to-1, t)
+	q.rev++
 	return t, nil
 }
 
@@ -223,6 +247,7 @@ func (q *Queue) Shuffle(intn func(n int) int) {
 		j := intn(i + 1)
 		q.tracks[i], q.tracks[j] = q.tracks[j], q.tracks[i]
 	}
+	q.rev++
 }
 
 // Clear empties the queue and returns how many tracks it removed.
@@ -230,6 +255,7 @@ func (q *Queue) Clear() int {
 	n := len(q.tracks)
 	clear(q.tracks)
 	q.tracks = q.tracks[:0]
+	q.rev++
 	return n
 }
 

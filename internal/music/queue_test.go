@@ -495,3 +495,47 @@ func TestZeroQueueIsFull(t *testing.T) {
 		t.Fatal("zero queue popped a track")
 	}
 }
+
+// TestRevCountsChanges: a session tells from Rev whether its view of the
+// queue changed, so every change must move it and no read may.
+func TestRevCountsChanges(t *testing.T) {
+	cur := tr("c")
+	changes := []struct {
+		name string
+		do   func(q *music.Queue)
+	}{
+		{"Append", func(q *music.Queue) { checkErr(t, q.Append(tr("x")), nil) }},
+		{"InsertNext", func(q *music.Queue) { checkErr(t, q.InsertNext(tr("y")), nil) }},
+		{"AppendAll", func(q *music.Queue) { _, _ = q.AppendAll(trs("p q")) }},
+		{"InsertNextAll", func(q *music.Queue) { _, _ = q.InsertNextAll(trs("r")) }},
+		{"Pop", func(q *music.Queue) { q.Pop() }},
+		{"Next", func(q *music.Queue) { q.Next(nil, music.LoopOff) }},
+		{"Next under LoopQueue", func(q *music.Queue) { q.Next(&cur, music.LoopQueue) }},
+		{"Skip", func(q *music.Queue) { _, _, _ = q.Skip(&cur, 2, music.LoopOff) }},
+		{"Skip under LoopQueue", func(q *music.Queue) { _, _, _ = q.Skip(&cur, 2, music.LoopQueue) }},
+		{"Remove", func(q *music.Queue) { _, _ = q.Remove(1) }},
+		{"Move", func(q *music.Queue) { _, _ = q.Move(1, 2) }},
+		{"Shuffle", func(q *music.Queue) { q.Shuffle(func(n int) int { return 0 }) }},
+		{"Clear", func(q *music.Queue) { q.Clear() }},
+	}
+	for _, c := range changes {
+		q := queueOf(t, 20, "a b c d")
+		before := q.Rev()
+		c.do(q)
+		if q.Rev() == before {
+			t.Errorf("%s: Rev stayed %d", c.name, before)
+		}
+	}
+	q := queueOf(t, 20, "a b c d")
+	before := q.Rev()
+	q.Peek()
+	q.Tracks()
+	_, _ = q.Page(1, 2)
+	q.Next(&cur, music.LoopTrack) // repeats the track, leaves the queue
+	if _, _, err := q.Skip(&cur, 9, music.LoopOff); err == nil {
+		t.Fatal("Skip past the end succeeded")
+	}
+	if q.Rev() != before {
+		t.Fatalf("reads moved Rev from %d to %d", before, q.Rev())
+	}
+}

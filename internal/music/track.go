@@ -71,3 +71,12 @@ func shorten(s string) string {
 	}
 	return string(r[:limit]) + "…"
 }
+
+// Clamp keeps a playback position within t: never negative, never past
+// its end (a stream has none).
+func (t Track) Clamp(p time.Duration) time.Duration {
+	if !t.IsStream && t.Length > 0 && p > t.Length {
+		p = t.Length
+	}
+	return max(p, 0)
+}

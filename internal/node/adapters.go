@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ensemble-bot/ensemble/actors/guild"
 	"github.com/ensemble-bot/ensemble/actors/lavalink"
 	"github.com/ensemble-bot/ensemble/actors/session"
 	"github.com/ensemble-bot/ensemble/actors/supervisor"
@@ -139,6 +140,24 @@ func (s sessions) Execute(ctx context.Context, req *clusterpb.SessionRequest) (*
 		}
 		return clusterpb.GetSessionGrainClient(s.c, req.GetGuildId()).Execute(req, opts...)
 	})
+}
+
+// guildViews takes the sessions' view changes to their guild grains: one
+// attempt, since the guild stops trusting a view whose push failed soon
+// anyway (guild.ViewTrust).
+type guildViews struct {
+	c         *cluster.Cluster
+	reachable func(kind, identity string) error
+}
+
+func (g guildViews) View(ctx context.Context, v *clusterpb.SessionView) error {
+	_, err := ecluster.Call(ctx, 1, func(opts ...cluster.GrainCallOption) (*clusterpb.Ack, error) {
+		if err := g.reachable(guild.Kind, v.GetGuildId()); err != nil {
+			return nil, err
+		}
+		return clusterpb.GetGuildGrainClient(g.c, v.GetGuildId()).View(v, opts...)
+	})
+	return err
 }
 
 // audioClient is what the node needs of lavalink.Client.

@@ -286,6 +286,7 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			Audio:       n.audio,
 			Gateway:     shard.NewGateway(c, cfg.Discord.ShardCount),
 			Messages:    messages{discord},
+			Guilds:      guildViews{c: c, reachable: reachable},
 			Log:         log,
 			Rand:        rand.IntN,
 			QueueMax:    cfg.Limits.QueueMax,
