@@ -148,6 +148,11 @@ func summarize(res discordemu.LoadResult) targetStats {
 		c.Answered++
 	}
 	for _, r := range res.Records {
+		if r.Type != 0 && r.LatencyUS < 0 {
+			// A response came, so the interaction was answered: an emulator that read
+			// its send clock after the write could time a fast answer before its send.
+			r.LatencyUS = 0
+		}
 		c := per[r.Command]
 		if c == nil {
 			c = &commandStats{}

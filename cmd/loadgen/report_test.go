@@ -61,10 +61,13 @@ func TestSummarize(t *testing.T) {
 			// 1 s for the bot to read it: 3.5 s after its creation.
 			{Command: "queue", WriteDelayUS: 1_000_000, LatencyUS: 2_500_000, Type: discordemu.ResponseMessage},
 			{Command: "play", WriteDelayUS: -1, LatencyUS: -1, Late: true},
+			// A record of an emulator that read its send clock after the write: the answer
+			// came, so it is answered (at 0), not unanswered.
+			{Command: "nowplaying", SentUS: 4171665, WriteDelayUS: 389, LatencyUS: -3, Type: discordemu.ResponseMessage, Flags: discordemu.FlagEphemeral, Content: "ok"},
 		},
 	}
 	st := summarize(res)
-	want := answerCounts{Sent: 9, Answered: 4, Deferred: 1, Busy: 1, Unanswered: 5, Expired: 1, Late: 1, SendErrors: 2}
+	want := answerCounts{Sent: 10, Answered: 5, Deferred: 1, Busy: 1, Unanswered: 5, Expired: 1, Late: 1, SendErrors: 2}
 	if st.answerCounts != want {
 		t.Errorf("counts %+v, want %+v", st.answerCounts, want)
 	}
@@ -84,6 +87,9 @@ func TestSummarize(t *testing.T) {
 	}
 	if p.Sent != 3 || p.Deferred != 1 || p.Unanswered != 2 || p.Late != 1 || p.Max != 4 {
 		t.Errorf("/play %+v", p)
+	}
+	if np := st.ByCommand["nowplaying"]; np.Answered != 1 || np.Unanswered != 0 || np.Max != 0 {
+		t.Errorf("/nowplaying %+v, want answered at 0 ms", np)
 	}
 	if st.Answered+st.Unanswered != st.Sent {
 		t.Errorf("answered %d + unanswered %d != sent %d", st.Answered, st.Unanswered, st.Sent)

@@ -310,6 +310,10 @@ func (c *gwConn) writeLoop() {
 				c.replaying.Add(-1)
 			}
 			mt, data, err := c.enc.encode(f.payload)
+			// The clock is read before the write: a bot may read the frame and answer
+			// before WriteMessage returns, and a send time after the answer's arrival
+			// made a fast answer's latency negative (counted as unanswered by loadgen).
+			at := time.Now()
 			if err == nil {
 				err = c.ws.WriteMessage(mt, data)
 			}
@@ -318,7 +322,7 @@ func (c *gwConn) writeLoop() {
 				return
 			}
 			if f.onSent != nil {
-				f.onSent(time.Now())
+				f.onSent(at)
 			}
 		}
 	}

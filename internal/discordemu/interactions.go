@@ -115,8 +115,8 @@ type Response struct {
 	Choices []Choice
 	// Raw is the callback body's data object as sent.
 	Raw json.RawMessage
-	// At is when the callback arrived; Latency is At minus the time INTERACTION_CREATE
-	// was written to the bot's socket.
+	// At is when the callback arrived; Latency is At minus the time the write of
+	// INTERACTION_CREATE to the bot's socket began.
 	At      time.Time
 	Latency time.Duration
 }
@@ -276,7 +276,7 @@ func (ix *Interaction) followupsLocked() []Message {
 	return out
 }
 
-// SentAt is when INTERACTION_CREATE was written to the bot's socket (zero if not yet).
+// SentAt is when the write of INTERACTION_CREATE to the bot's socket began (zero if not yet).
 func (ix *Interaction) SentAt() time.Time {
 	ix.e.mu.Lock()
 	defer ix.e.mu.Unlock()

@@ -96,8 +96,8 @@ type LoadRecord struct {
 	Command string `json:"command"`
 	// Guild is the index of the guild in the list the run was given.
 	Guild int `json:"guild"`
-	// SentUS is when INTERACTION_CREATE was written to the bot's socket, in µs after
-	// the run started (-1 if it never was).
+	// SentUS is when the write of INTERACTION_CREATE to the bot's socket began, in µs
+	// after the run started (-1 if it never was).
 	SentUS int64 `json:"sent_us"`
 	// WriteDelayUS is how long INTERACTION_CREATE waited in the emulator between its
 	// creation and its write to the socket (-1 if never written): the latency clock starts
