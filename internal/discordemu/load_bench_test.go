@@ -1,8 +1,11 @@
 package discordemu
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/disgoorg/disgo/gateway"
 )
 
 // BenchmarkInvokeCommand is the emulator's cost of one interaction dispatch (payload,
@@ -64,6 +67,48 @@ func BenchmarkCallback(b *testing.B) {
 	for _, ix := range ixs {
 		if _, _, fe := emu.callback(ix.ID, ix.Token, body, false); fe != nil {
 			b.Fatal(fe.message)
+		}
+	}
+}
+
+// BenchmarkDisgoDecodeInteraction is a bot's cost of reading one INTERACTION_CREATE as the
+// emulator sends it, the way disgo's gateway reader does (the node's and the bare bot's):
+// one goroutine per shard spends this on every interaction before anything else can run.
+// GOEXPERIMENT=jsonv2 measures the same with encoding/json on its v2 implementation.
+func BenchmarkDisgoDecodeInteraction(b *testing.B) {
+	emu, err := Start(b.Context(), Config{MaxRecorded: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer emu.Close()
+	guilds, err := emu.AddLoadGuilds(1, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	emu.mu.Lock()
+	_, fe := emu.setCommandsLocked(0, []byte(`[{"name":"queue","description":"Queue","options":[{"type":4,"name":"page","description":"p"}]}]`))
+	s := &session{id: "bench", shard: 0, count: 1, intents: allTestIntents}
+	emu.sessions[s.id] = s
+	emu.mu.Unlock()
+	if fe != nil {
+		b.Fatal(fe.message)
+	}
+	g := guilds[0]
+	if _, err := emu.InvokeCommand(g.ID, g.Members[0], g.Text, "queue", IntOption("page", 1)); err != nil {
+		b.Fatal(err)
+	}
+	emu.mu.Lock()
+	frame := s.buf[len(s.buf)-1].payload
+	emu.mu.Unlock()
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var m gateway.Message
+		if err := json.NewDecoder(bytes.NewReader(frame)).Decode(&m); err != nil {
+			b.Fatal(err)
+		}
+		if ev, ok := m.D.(gateway.EventInteractionCreate); !ok || ev.Interaction == nil {
+			b.Fatalf("decoded %T, want an interaction", m.D)
 		}
 	}
 }
