@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"runtime/trace"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +36,18 @@ func TestMemStatsAfterGC(t *testing.T) {
 	}
 	if !ms.GC || ms.NumGC == 0 || ms.HeapAlloc == 0 || ms.Goroutines < 1 {
 		t.Fatalf("memstats %+v; want a collection counted, a heap and goroutines", ms)
+	}
+	// What a sync.Pool keeps is not live: one collection only moves it aside.
+	var pool sync.Pool
+	buf := make([]byte, 64<<20)
+	pool.Put(&buf)
+	rec = debugGet(t, "127.0.0.1:5555", "/debug/memstats?gc=1")
+	runtime.KeepAlive(&pool)
+	if err := json.Unmarshal(rec.Body.Bytes(), &ms); err != nil {
+		t.Fatal(err)
+	}
+	if ms.HeapAlloc >= 64<<20 {
+		t.Fatalf("heap %d B after ?gc=1 counts a pooled 64 MiB buffer", ms.HeapAlloc)
 	}
 	// Without gc=1 no collection is forced.
 	rec = debugGet(t, "[::1]:5555", "/debug/memstats")
