@@ -8,27 +8,35 @@ import (
 	"github.com/disgoorg/disgo/gateway"
 )
 
-// BenchmarkInvokeCommand is the emulator's cost of one interaction dispatch (payload,
-// encoding, queueing) under load: a load driver's CPU is taken from the bot it measures.
-func BenchmarkInvokeCommand(b *testing.B) {
+// benchQueueEmulator starts an emulator with guilds of members, /queue (with a page option)
+// registered, and a session with no connection, which buffers its dispatches as a
+// disconnected bot's would.
+func benchQueueEmulator(b *testing.B, guilds, members int) (*Emulator, []LoadGuild, *session) {
+	b.Helper()
 	emu, err := Start(b.Context(), Config{MaxRecorded: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer emu.Close()
-	guilds, err := emu.AddLoadGuilds(10, 3)
+	b.Cleanup(emu.Close)
+	gs, err := emu.AddLoadGuilds(guilds, members)
 	if err != nil {
 		b.Fatal(err)
 	}
 	emu.mu.Lock()
 	_, fe := emu.setCommandsLocked(0, []byte(`[{"name":"queue","description":"Queue","options":[{"type":4,"name":"page","description":"p"}]}]`))
-	// A session with no connection buffers dispatches as a disconnected bot's would.
 	s := &session{id: "bench", shard: 0, count: 1, intents: allTestIntents}
 	emu.sessions[s.id] = s
 	emu.mu.Unlock()
 	if fe != nil {
 		b.Fatal(fe.message)
 	}
+	return emu, gs, s
+}
+
+// BenchmarkInvokeCommand is the emulator's cost of one interaction dispatch (payload,
+// encoding, queueing) under load: a load driver's CPU is taken from the bot it measures.
+func BenchmarkInvokeCommand(b *testing.B) {
+	emu, guilds, _ := benchQueueEmulator(b, 10, 3)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		g := guilds[i%len(guilds)]
@@ -76,23 +84,7 @@ func BenchmarkCallback(b *testing.B) {
 // one goroutine per shard spends this on every interaction before anything else can run.
 // GOEXPERIMENT=jsonv2 measures the same with encoding/json on its v2 implementation.
 func BenchmarkDisgoDecodeInteraction(b *testing.B) {
-	emu, err := Start(b.Context(), Config{MaxRecorded: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer emu.Close()
-	guilds, err := emu.AddLoadGuilds(1, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	emu.mu.Lock()
-	_, fe := emu.setCommandsLocked(0, []byte(`[{"name":"queue","description":"Queue","options":[{"type":4,"name":"page","description":"p"}]}]`))
-	s := &session{id: "bench", shard: 0, count: 1, intents: allTestIntents}
-	emu.sessions[s.id] = s
-	emu.mu.Unlock()
-	if fe != nil {
-		b.Fatal(fe.message)
-	}
+	emu, guilds, s := benchQueueEmulator(b, 1, 1)
 	g := guilds[0]
 	if _, err := emu.InvokeCommand(g.ID, g.Members[0], g.Text, "queue", IntOption("page", 1)); err != nil {
 		b.Fatal(err)
