@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +58,13 @@ type fakeServer struct {
 	// right after, leaving it waiting; claims counts every claim.
 	heldElsewhere map[string]int
 	claims        int
+	// sessionUpdates records the UpdateSession calls; updateErr, when set,
+	// answers them (after recording).
+	sessionUpdates []lavalink.SessionUpdate
+	updateErr      error
+	// sessions counts the sessions a server without resuming started
+	// after the first (each reconnection starts one).
+	sessions int
 }
 
 func newFakeServer(name string) *fakeServer {
@@ -254,9 +262,13 @@ func (f fakeAPI) Stats(context.Context) (*lavalink.Stats, error) {
 func (fakeAPI) LoadTracks(context.Context, string) (*lavalink.LoadResult, error) {
 	return nil, errors.New("not in the fake")
 }
-func (f fakeAPI) UpdateSession(context.Context, lavalink.SessionUpdate) error {
+func (f fakeAPI) UpdateSession(_ context.Context, u lavalink.SessionUpdate) error {
 	f.s.mu.Lock()
 	defer f.s.mu.Unlock()
+	f.s.sessionUpdates = append(f.s.sessionUpdates, u)
+	if f.s.updateErr != nil {
+		return f.s.updateErr
+	}
 	if f.s.noResume {
 		return lavalink.Error{Status: 404, StatusError: "Not Found", Message: "Not Found", Path: "/v4/sessions/" + f.s.session}
 	}
@@ -310,6 +322,14 @@ func newFakeLinkClientWith(t *testing.T, br config.Breaker, tm Timing, setup fun
 			return l, err
 		}
 		if l != nil {
+			// A server without resuming ended the session with its socket:
+			// the new connection gets a new one.
+			s.mu.Lock()
+			if s.noResume {
+				s.sessions++
+				s.session = cfg.Name + "-s" + strconv.Itoa(s.sessions+1)
+			}
+			s.mu.Unlock()
 			return l, nil
 		}
 		return &link{name: cfg.Name, api: fakeAPI{s: s}}, nil
@@ -510,5 +530,48 @@ func TestFakeLinkCloseWhileDialling(t *testing.T) {
 	}
 	if _, err := c.Play(context.Background(), "1", playReq(t)); !errors.Is(err, audio.ErrNoNode) {
 		t.Fatalf("Play after Close: %v", err)
+	}
+}
+
+// TestFakeLinkResumeKeepsResuming: a resumed session is not asked to resume
+// again. It was asked, and while disgolink's own reconnect loop was
+// resuming the session Lavalink answered 404 "Session not found": the node
+// then passed for one without resuming, and Close left its session playing
+// for the resume timeout instead of turning resuming off.
+func TestFakeLinkResumeKeepsResuming(t *testing.T) {
+	br := config.Breaker{Window: time.Minute, FailureRatio: 1, MinRequests: 100, ResetTimeout: time.Hour}
+	c, servers, _ := newFakeLinkClient(t, br, Timing{})
+	a := servers["a"]
+	a.mu.Lock()
+	if len(a.sessionUpdates) != 1 || a.sessionUpdates[0].Resuming == nil || !*a.sessionUpdates[0].Resuming {
+		a.mu.Unlock()
+		t.Fatalf("session updates at connect: %+v, want resuming turned on", a.sessionUpdates)
+	}
+	a.sessionUpdates = nil
+	a.updateErr = lavalink.Error{Status: 404, StatusError: "Not Found", Message: "Session not found", Path: "/v4/sessions/" + a.session}
+	a.mu.Unlock()
+
+	c.sendNode("a", wsClosed{})
+	waitUntil(t, "a resumed", func() bool { return counterValue(t, c.m.reconnects.WithLabelValues("a", "resumed")) >= 1 })
+	var m dto.Metric
+	if err := c.m.resuming.WithLabelValues("a").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.GetGauge().GetValue() != 1 {
+		t.Fatalf("ensemble_lavalink_node_resuming{node=a} = %v after a resume, want 1", m.GetGauge().GetValue())
+	}
+	a.mu.Lock()
+	asked := len(a.sessionUpdates)
+	a.updateErr = nil
+	a.mu.Unlock()
+	if asked != 0 {
+		t.Fatalf("%d session updates on a resume, want none", asked)
+	}
+
+	c.Close()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n := len(a.sessionUpdates); n != 1 || a.sessionUpdates[0].Resuming == nil || *a.sessionUpdates[0].Resuming {
+		t.Fatalf("session updates at Close: %+v, want resuming turned off", a.sessionUpdates)
 	}
 }

@@ -149,9 +149,8 @@ func TestFakeLinkNodeWithoutResuming(t *testing.T) {
 	}
 	for round := range 2 {
 		c.sendNode("a", wsClosed{})
-		// The fake answers the reconnection with the same session, so a
-		// resume attempt would keep the player: NODE_LOST shows there was
-		// none.
+		// NODE_LOST at the loss itself: the node actor knew there was
+		// nothing to resume (the reconnection gets a new session).
 		waitUntil(t, "NODE_LOST for the guild on the node without resuming", func() bool { return rec.lostFor("a")[nodes["a"]] })
 		waitUntil(t, "reconnected", func() bool { return c.isUsable("a") })
 		if round == 0 {

@@ -450,6 +450,14 @@ func (a *nodeActor) connect(ctx actor.Context) {
 		if res.err == nil {
 			res.sessionID = res.link.sessionID()
 			res.resumed = prev != "" && res.sessionID == prev
+		}
+		// A resumed session keeps its settings (only a session with resuming
+		// on can be resumed), so only a new one is told. Asking again on a
+		// resume raced disgolink's own reconnect loop: while its resume was
+		// under way, Lavalink answered 404 "Session not found", which read as
+		// a server without resuming (and shutdown then left the session
+		// playing for its resume timeout).
+		if res.err == nil && !res.resumed {
 			// With resuming on, Lavalink keeps our players playing while
 			// our websocket is away, and disgolink sends the session ID
 			// when it reconnects (it records it from this answer).
@@ -574,7 +582,8 @@ func (a *nodeActor) connected(ctx actor.Context, m connectDone) {
 	default:
 		a.c.m.reconnects.WithLabelValues(a.cfg.Name, "new_session").Inc()
 	}
-	a.noResume = m.noResume != nil
+	// A resumed session is proof that the server resumes; it was not asked.
+	a.noResume = !m.resumed && m.noResume != nil
 	resuming := 1.0
 	if a.noResume {
 		resuming = 0
