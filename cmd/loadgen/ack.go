@@ -84,6 +84,10 @@ type ackOptions struct {
 	cpuProfile string
 	trace      string
 	bareInline bool
+	// nodeFirst measures the node before the bare bot (--first node).
+	nodeFirst bool
+	// calibrate measures the bare bot in both places of a run (--calibrate).
+	calibrate bool
 	// bareCPU is the CPU time the bare bot spends on each interaction before it answers.
 	bareCPU time.Duration
 	// nodeEnv is the Go runtime settings (KEY=VALUE) given to the node alone.
@@ -110,6 +114,9 @@ func parseAck(args []string, stderr io.Writer) (ackOptions, error) {
 	fs.BoolVar(&o.bareInline, "bare-inline", false, "the bare bot answers on the gateway's reader goroutine instead of a goroutine per interaction")
 	fs.DurationVar(&o.bareCPU, "bare-cpu", 0, "CPU time the bare bot spends on each interaction before it answers (a calibrated loop), e.g. 300us:"+
 		" a baseline that costs as much CPU per interaction as Ensemble, without its actors, store or hand-offs")
+	first := fs.String("first", "bare", "which target a run measures first: bare or node (the order's effect on the ratio)")
+	fs.BoolVar(&o.calibrate, "calibrate", false, "measure the bare bot in both places of each run instead of the node (its row says bare-2):"+
+		" the ratio of two identical targets, the tool's own noise")
 	mix := fs.String("mix", defaultMix, "the command mix: name=weight pairs of queue, nowplaying and play")
 	fs.Func("node-env", "a Go runtime setting for the node alone, KEY=VALUE with KEY one of "+strings.Join(nodeEnvKeys, ", ")+
 		" (repeatable), e.g. GOGC=800 to measure a deployment's setting; the emulator, bare bot and driver keep theirs",
@@ -127,6 +134,13 @@ func parseAck(args []string, stderr io.Writer) (ackOptions, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	switch *first {
+	case "bare":
+	case "node":
+		o.nodeFirst = true
+	default:
+		return o, usagef("--first %q: want bare or node", *first)
 	}
 	var err error
 	if o.mix, err = parseMix(*mix); err != nil {
@@ -177,7 +191,7 @@ func runAck(ctx context.Context, env *runEnv, o ackOptions) error {
 func ackOnce(ctx context.Context, env *runEnv, o ackOptions, run int, dir string) (ackReport, error) {
 	rep := ackReport{Scenario: "ack", Run: run, Date: time.Now().UTC().Format(time.RFC3339), Rate: o.rate,
 		DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(), Guilds: o.guilds, Mix: map[string]int{}, WarmupMix: map[string]int{},
-		BareInline: o.bareInline, BareCPUMs: o.bareCPU.Seconds() * 1000, NodeEnv: o.nodeEnv}
+		BareInline: o.bareInline, BareCPUMs: o.bareCPU.Seconds() * 1000, NodeEnv: o.nodeEnv, NodeFirst: o.nodeFirst, Calibrate: o.calibrate}
 	for _, c := range o.mix {
 		rep.Mix[c.Name] = c.Weight
 	}
@@ -189,20 +203,45 @@ func ackOnce(ctx context.Context, env *runEnv, o ackOptions, run int, dir string
 		return rep, err
 	}
 	defer emu.stop(5 * time.Second)
-	// The bare bot first, then the node, one at a time: each has the machine to itself
-	// (with the emulator), and each gets a fresh world of the same emulator process, so
-	// neither sees the other's commands, messages or sessions, and the emulator's own
-	// cost is the same for both.
-	if rep.Baseline, err = measureAck(ctx, env, emu, o, run, filepath.Join(dir, "bare"), false); err != nil {
-		return rep, fmt.Errorf("measuring the bare bot: %w", err)
-	}
-	if o.cpuProfile != "" {
-		rep.CPUProfile = profilePath(o.cpuProfile, run)
-	}
-	if rep.Ensemble, err = measureAck(ctx, env, emu, o, run, filepath.Join(dir, "ensemble"), true); err != nil {
-		return rep, fmt.Errorf("measuring the node: %w", err)
+	// One target at a time: each has the machine to itself (with the emulator), and each
+	// gets a fresh world of the same emulator process, so neither sees the other's
+	// commands, messages or sessions, and the emulator's own cost is the same for both.
+	for _, t := range ackTargets(o) {
+		st, err := measureAck(ctx, env, emu, o, run, filepath.Join(dir, t.dir), t.node)
+		if err != nil {
+			return rep, fmt.Errorf("measuring %s: %w", t.dir, err)
+		}
+		if t.baseline {
+			rep.Baseline = st
+			continue
+		}
+		rep.Ensemble = st
+		if t.node && o.cpuProfile != "" {
+			rep.CPUProfile = profilePath(o.cpuProfile, run)
+		}
 	}
 	return rep, nil
+}
+
+// ackTarget is one measurement of a run: in the report's baseline or in its
+// Ensemble place, of the node or of the bare bot.
+type ackTarget struct {
+	dir            string
+	node, baseline bool
+}
+
+// ackTargets is what a run measures, in order: the bare bot, then the node;
+// with --first node the other way round; with --calibrate the bare bot in
+// both places (an A/A run: its ratio is the measurement's own noise).
+func ackTargets(o ackOptions) []ackTarget {
+	bare, node := ackTarget{dir: "bare", baseline: true}, ackTarget{dir: "ensemble", node: true}
+	if o.calibrate {
+		node = ackTarget{dir: "bare-2"}
+	}
+	if o.nodeFirst {
+		return []ackTarget{node, bare}
+	}
+	return []ackTarget{bare, node}
 }
 
 func profilePath(base string, run int) string {

@@ -39,13 +39,28 @@ func TestScenariosEndToEnd(t *testing.T) {
 	}
 	runLoadgen("ack", "--rate", "50", "--duration", "2s", "--guilds", "5", "--warmup", "1s")
 	runLoadgen("idle", "--guilds", "20", "--rate", "100", "--idle-timeout", "3s", "--grace", "2s", "--warm-guilds", "5", "--settle", "500ms")
+	// An A/A run, the second bare bot first: no node runs in it.
+	runLoadgen("ack", "--rate", "50", "--duration", "2s", "--guilds", "5", "--warmup", "1s", "--calibrate", "--first", "node")
 	t.Logf("loadgen printed:\n%s", &stdout)
 
 	objs := readJSONLines(t, out)
-	if len(objs) != 2 || objs[0]["scenario"] != "ack" || objs[1]["scenario"] != "idle" {
-		t.Fatalf("--out holds %d objects: %v; want ack then idle", len(objs), objs)
+	if len(objs) != 3 || objs[0]["scenario"] != "ack" || objs[1]["scenario"] != "idle" || objs[2]["scenario"] != "ack" {
+		t.Fatalf("--out holds %d objects: %v; want ack, idle, ack", len(objs), objs)
 	}
-	ack, idle := objs[0], objs[1]
+	ack, idle, aa := objs[0], objs[1], objs[2]
+	// The node defers every /play at once; the bare bot never defers, so a
+	// calibration run that measured the node would show deferrals.
+	if ack["deferred"] == 0.0 || ack["calibrate"] != nil || ack["node_first"] != nil {
+		t.Errorf("ack: deferred %v, calibrate %v, node_first %v; want the node's deferrals and neither flag", ack["deferred"], ack["calibrate"], ack["node_first"])
+	}
+	if aa["calibrate"] != true || aa["node_first"] != true || aa["sent"] != 100.0 || aa["answered"] != 100.0 ||
+		aa["deferred"] != 0.0 || aa["baseline_deferred"] != 0.0 {
+		t.Errorf("calibration run: calibrate %v node_first %v sent %v answered %v deferred %v/%v; want the bare bot twice, all answered at once",
+			aa["calibrate"], aa["node_first"], aa["sent"], aa["answered"], aa["deferred"], aa["baseline_deferred"])
+	}
+	if _, err := os.Stat(filepath.Join(logs, "ack-1", "bare-2", "records.json")); err != nil {
+		t.Errorf("the calibration run's second bare bot left no records: %v", err)
+	}
 	for _, prefix := range []string{"", "baseline_"} {
 		num := func(k string) float64 {
 			t.Helper()

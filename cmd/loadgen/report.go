@@ -208,6 +208,11 @@ type ackReport struct {
 	BareCPUMs float64 `json:"bare_cpu_ms,omitempty"`
 	// NodeEnv is --node-env: the Go runtime settings the node ran with beside the defaults.
 	NodeEnv []string `json:"node_env,omitempty"`
+	// NodeFirst is --first node: the node was measured before the bare bot.
+	NodeFirst bool `json:"node_first,omitempty"`
+	// Calibrate is --calibrate: the figures at the top level are a second
+	// measurement of the bare bot, not the node's.
+	Calibrate bool `json:"calibrate,omitempty"`
 	// CPUProfile is the file the node's CPU profile was written to, if one was taken.
 	CPUProfile string `json:"cpu_profile,omitempty"`
 }
@@ -354,7 +359,11 @@ func printAck(w io.Writer, a ackReport) {
 			name, s.Sent, s.P50, s.P99, s.P999, s.Max, s.Deferred, s.Busy, s.Unanswered, s.Late,
 			s.CPUSeconds, s.CPUShare, float64(s.PeakRSSBytes)/1e6, s.EmulatorCPUShare, max(s.MachineCPUShare-s.CPUShare-s.EmulatorCPUShare, 0))
 	}
-	row("ensemble", a.Ensemble)
+	first := "ensemble"
+	if a.Calibrate {
+		first = "bare-2"
+	}
+	row(first, a.Ensemble)
 	row("bare", a.Baseline)
 	f := func(r *float64) string {
 		if r == nil {
@@ -370,13 +379,13 @@ func printAck(w io.Writer, a ackReport) {
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(w, "  ensemble /%-11s %6d sent, p50 %.2f ms, p99 %.2f ms, max %.2f ms, %d deferred, %d busy, %d unanswered\n",
-			c.Name, s.Sent, s.P50, s.P99, s.Max, s.Deferred, s.Busy, s.Unanswered)
+		fmt.Fprintf(w, "  %-8s /%-11s %6d sent, p50 %.2f ms, p99 %.2f ms, max %.2f ms, %d deferred, %d busy, %d unanswered\n",
+			first, c.Name, s.Sent, s.P50, s.P99, s.Max, s.Deferred, s.Busy, s.Unanswered)
 	}
 	for _, t := range []struct {
 		name string
 		s    targetStats
-	}{{"ensemble", a.Ensemble}, {"bare", a.Baseline}} {
+	}{{first, a.Ensemble}, {"bare", a.Baseline}} {
 		if t.s.MaxSendLagMS > 10 {
 			fmt.Fprintf(w, "  note (%s): the emulator's sender fell up to %.0f ms behind schedule (the machine was short of CPU)\n", t.name, t.s.MaxSendLagMS)
 		}

@@ -261,6 +261,9 @@ func TestFlags(t *testing.T) {
 		{[]string{"ack", "--bare-cpu", "300us"}, true},
 		{[]string{"ack", "--bare-cpu", "-1ms"}, false},
 		{[]string{"ack", "--bare-cpu", "1s"}, false},
+		{[]string{"ack", "--first", "node", "--calibrate"}, true},
+		{[]string{"ack", "--first", "bare"}, true},
+		{[]string{"ack", "--first", "driver"}, false},
 		{[]string{"idle", "--guilds", "10000"}, true},
 		// 10000 activations at 100/s outlast a 15 s idle timeout.
 		{[]string{"idle", "--guilds", "10000", "--rate", "100"}, false},
@@ -282,6 +285,26 @@ func TestFlags(t *testing.T) {
 	for _, args := range [][]string{nil, {"nosuch"}, {"ack", "--nosuch"}} {
 		if code := run(t.Context(), args, io.Discard, io.Discard); code != exitUsage {
 			t.Errorf("run %v = %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+func TestAckTargets(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []ackTarget
+	}{
+		{nil, []ackTarget{{dir: "bare", baseline: true}, {dir: "ensemble", node: true}}},
+		{[]string{"--first", "node"}, []ackTarget{{dir: "ensemble", node: true}, {dir: "bare", baseline: true}}},
+		{[]string{"--calibrate"}, []ackTarget{{dir: "bare", baseline: true}, {dir: "bare-2"}}},
+		{[]string{"--calibrate", "--first", "node"}, []ackTarget{{dir: "bare-2"}, {dir: "bare", baseline: true}}},
+	} {
+		o, err := parseAck(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if got := ackTargets(o); !slices.Equal(got, tc.want) {
+			t.Errorf("%v: targets %+v, want %+v", tc.args, got, tc.want)
 		}
 	}
 }
