@@ -167,9 +167,9 @@ func newTestGrain(t *testing.T, id, count int) (*grain, *fakeGateway, *sinks) {
 			s.voice <- ev
 			return nil
 		},
-		Guilds: func(_ context.Context, in *clusterpb.Interaction) error {
+		Guilds: func(_ context.Context, in *clusterpb.Interaction, done func(error)) {
 			s.guilds <- in
-			return nil
+			done(nil)
 		},
 		Refuse: func(ctx context.Context, id, token string, kind clusterpb.InteractionKind, message string) error {
 			deadline, _ := ctx.Deadline()
@@ -695,13 +695,13 @@ func TestGuildBacklogIsAnsweredBusy(t *testing.T) {
 	g.deps.Ordered = cluster.NewOrdered(2, 1000)
 	t.Cleanup(g.deps.Ordered.Close)
 	guilds := g.deps.Guilds
-	g.deps.Guilds = func(ctx context.Context, in *clusterpb.Interaction) error {
+	g.deps.Guilds = func(ctx context.Context, in *clusterpb.Interaction, done func(error)) {
 		if in.GetId() == "901" && first {
 			first = false
 			close(blocked)
 			<-release
 		}
-		return guilds(ctx, in)
+		guilds(ctx, in, done)
 	}
 	bot, alice := snowflake.ID(1000), snowflake.ID(2000)
 	slow, other := snowflake.ID(discordemu.SnowflakeForShard(0, 1)), snowflake.ID(discordemu.SnowflakeForShard(0, 1))
@@ -739,10 +739,12 @@ func TestGuildBacklogIsAnsweredBusy(t *testing.T) {
 func TestFailedDeliveryIsAnsweredBusy(t *testing.T) {
 	g, _, s := newTestGrain(t, 0, 1)
 	deadlines := make(chan time.Time, 1)
-	g.deps.Guilds = func(ctx context.Context, in *clusterpb.Interaction) error {
+	g.deps.Guilds = func(ctx context.Context, in *clusterpb.Interaction, done func(error)) {
 		d, _ := ctx.Deadline()
 		deadlines <- d
-		return errors.New("member unreachable")
+		// The outcome comes later, from another goroutine, as a reply
+		// that never came would.
+		go done(errors.New("member unreachable"))
 	}
 	bot, alice, guild, text := snowflake.ID(1000), snowflake.ID(2000), snowflake.ID(discordemu.SnowflakeForShard(0, 1)), snowflake.ID(10)
 	g.handle(time.Now(), ready(bot, guild))

@@ -35,6 +35,19 @@ func endedSpan(t *testing.T, exp *tracetest.InMemoryExporter, name string) trace
 	}
 }
 
+// errAfter waits for the span name to end, then reports ctx's error; an
+// error of its own if the span never ends.
+func errAfter(ctx context.Context, exp *tracetest.InMemoryExporter, name string) error {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, s := range exp.GetSpans() {
+			if s.Name == name {
+				return ctx.Err()
+			}
+		}
+	}
+	return errors.New("span " + name + " never ended")
+}
+
 func attr(s tracetest.SpanStub, key string) string {
 	for _, a := range s.Attributes {
 		if a.Key == attribute.Key(key) {
@@ -54,7 +67,22 @@ func TestRefusalsAreTraced(t *testing.T) {
 
 	g, _, s := newTestGrain(t, 1, 2)
 	g.deps.Tracer = tp.Tracer("test")
-	g.deps.Guilds = func(context.Context, *clusterpb.Interaction) error { return errors.New("member unreachable") }
+	g.deps.Guilds = func(_ context.Context, _ *clusterpb.Interaction, done func(error)) {
+		done(errors.New("member unreachable"))
+	}
+	// The busy answer's context must outlive the failed delivery's: with
+	// a tracer it is the delivery's child, and the delivery ends (and
+	// cancels its own context) before the answer is sent. The answer of
+	// 921 is held until the delivery's span has ended, which is after
+	// its cancel.
+	answerErr := make(chan error, 1)
+	g.deps.Refuse = func(ctx context.Context, id, _ string, _ clusterpb.InteractionKind, message string) error {
+		if id == "921" {
+			answerErr <- errAfter(ctx, exp, "interaction play")
+		}
+		s.refused <- refusal{id: id, message: message}
+		return nil
+	}
 	guild, foreign := snowflake.ID(discordemu.SnowflakeForShard(1, 2)), snowflake.ID(discordemu.SnowflakeForShard(0, 2))
 	text, alice := snowflake.ID(10), snowflake.ID(2000)
 	g.handle(time.Now(), ready(1000, guild))
@@ -74,6 +102,9 @@ func TestRefusalsAreTraced(t *testing.T) {
 	g.handle(time.Now(), interaction(t, interactionJSON(921, guild, text, alice, "queue")))
 	if r := recv(t, s.refused); r.id != "921" {
 		t.Fatalf("refusal %+v; want 921 answered busy", r)
+	}
+	if err := recv(t, answerErr); err != nil {
+		t.Errorf("the busy answer after a failed delivery was sent with a dead context: %v", err)
 	}
 	busy := endedSpan(t, exp, "answer busy")
 	delivery := endedSpan(t, exp, "interaction play")
