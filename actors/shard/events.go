@@ -263,29 +263,26 @@ func (g *grain) onInteraction(at time.Time, i discord.Interaction, payload io.Re
 			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
 				attribute.String("ensemble.guild", in.GetGuildId()), attribute.Int("ensemble.shard", g.id),
 				attribute.String("ensemble.kind", in.GetKind().String())))
+		defer span.End()
 		in.Traceparent = telemetry.Traceparent(ctx)
 		// Behind this guild's earlier deliveries for too long: a fast
 		// "busy" beats an answer after Discord's deadline.
 		if time.Since(at) > deliverBudget {
 			span.SetStatus(codes.Error, "late")
 			late(ctx)
-			span.End()
 			return
 		}
 		// The delivery ends in time for a busy answer if it fails: the
 		// guild grain unreachable (its member just died, say) must not
 		// leave the interaction unanswered.
 		ctx, cancel := context.WithDeadline(ctx, at.Add(deliverWithin))
-		guilds(ctx, in, func(err error) {
-			defer span.End()
-			defer cancel()
-			if err != nil {
-				span.RecordError(err)
-				span.SetStatus(codes.Error, "not delivered")
-				log.WarnContext(ctx, "deliver interaction to guild grain; answering busy", "err", err, "guild", in.GetGuildId(), "command", in.GetName())
-				failed(ctx)
-			}
-		})
+		defer cancel()
+		if err := guilds(ctx, in); err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "not delivered")
+			log.WarnContext(ctx, "deliver interaction to guild grain; answering busy", "err", err, "guild", in.GetGuildId(), "command", in.GetName())
+			failed(ctx)
+		}
 	})
 	if !accepted {
 		g.log.Warn("guild backlog full; answering busy", "guild", in.GetGuildId(), "command", in.GetName())

@@ -189,11 +189,11 @@ func startFixtureWith(t *testing.T, cfg discordemu.Config, shards int, setup fun
 		GatewayOpts: extra,
 		Log:         slog.New(slog.NewTextHandler(io.MultiWriter(f.logs, testLogOut()), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Ordered:     ordered,
-		Guilds: func(ctx context.Context, in *clusterpb.Interaction, done func(error)) {
+		Guilds: func(ctx context.Context, in *clusterpb.Interaction) error {
 			_, err := cluster.Call(ctx, 3, func(opts ...pcluster.GrainCallOption) (*clusterpb.HandleReply, error) {
 				return clusterpb.GetGuildGrainClient(c.Load(), in.GetGuildId()).Handle(in, opts...)
 			})
-			done(err)
+			return err
 		},
 		Voice: func(ctx context.Context, ev *clusterpb.VoiceEvent) error {
 			_, err := cluster.Call(ctx, 3, func(opts ...pcluster.GrainCallOption) (*clusterpb.Ack, error) {

@@ -88,14 +88,8 @@ type Deps struct {
 	// records: they show the token.
 	GatewayOpts []gateway.ConfigOpt
 	Log         *slog.Logger
-	// Guilds delivers an interaction to its guild grain and calls done
-	// once with the outcome: nil when the guild grain took it (or it was
-	// answered on the way, e.g. rate limited), an error when it could not
-	// be delivered within ctx's deadline. Guilds runs on the guild's
-	// delivery worker (Ordered) and may return before done is called, so
-	// that the worker does not wait for the grain's reply; done must not
-	// block.
-	Guilds func(ctx context.Context, in *clusterpb.Interaction, done func(error))
+	// Guilds delivers an interaction to its guild grain.
+	Guilds func(ctx context.Context, in *clusterpb.Interaction) error
 	// Voice delivers the bot's own voice event to the guild's session grain.
 	Voice func(ctx context.Context, ev *clusterpb.VoiceEvent) error
 	// Ordered runs the deliveries, in order per guild, never blocking the
@@ -183,9 +177,7 @@ func (d *Deps) defaults() {
 		d.Log = slog.Default()
 	}
 	if d.Guilds == nil {
-		d.Guilds = func(_ context.Context, _ *clusterpb.Interaction, done func(error)) {
-			done(errors.New("no guild delivery wired"))
-		}
+		d.Guilds = func(context.Context, *clusterpb.Interaction) error { return errors.New("no guild delivery wired") }
 	}
 	if d.Voice == nil {
 		d.Voice = func(context.Context, *clusterpb.VoiceEvent) error { return errors.New("no voice delivery wired") }

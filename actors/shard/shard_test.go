@@ -167,9 +167,9 @@ func newTestGrain(t *testing.T, id, count int) (*grain, *fakeGateway, *sinks) {
 			s.voice <- ev
 			return nil
 		},
-		Guilds: func(_ context.Context, in *clusterpb.Interaction, done func(error)) {
+		Guilds: func(_ context.Context, in *clusterpb.Interaction) error {
 			s.guilds <- in
-			done(nil)
+			return nil
 		},
 		Refuse: func(ctx context.Context, id, token string, kind clusterpb.InteractionKind, message string) error {
 			deadline, _ := ctx.Deadline()
@@ -695,13 +695,13 @@ func TestGuildBacklogIsAnsweredBusy(t *testing.T) {
 	g.deps.Ordered = cluster.NewOrdered(2, 1000)
 	t.Cleanup(g.deps.Ordered.Close)
 	guilds := g.deps.Guilds
-	g.deps.Guilds = func(ctx context.Context, in *clusterpb.Interaction, done func(error)) {
+	g.deps.Guilds = func(ctx context.Context, in *clusterpb.Interaction) error {
 		if in.GetId() == "901" && first {
 			first = false
 			close(blocked)
 			<-release
 		}
-		guilds(ctx, in, done)
+		return guilds(ctx, in)
 	}
 	bot, alice := snowflake.ID(1000), snowflake.ID(2000)
 	slow, other := snowflake.ID(discordemu.SnowflakeForShard(0, 1)), snowflake.ID(discordemu.SnowflakeForShard(0, 1))
@@ -739,12 +739,10 @@ func TestGuildBacklogIsAnsweredBusy(t *testing.T) {
 func TestFailedDeliveryIsAnsweredBusy(t *testing.T) {
 	g, _, s := newTestGrain(t, 0, 1)
 	deadlines := make(chan time.Time, 1)
-	g.deps.Guilds = func(ctx context.Context, in *clusterpb.Interaction, done func(error)) {
+	g.deps.Guilds = func(ctx context.Context, in *clusterpb.Interaction) error {
 		d, _ := ctx.Deadline()
 		deadlines <- d
-		// The outcome comes later, from another goroutine, as a reply
-		// that never came would.
-		go done(errors.New("member unreachable"))
+		return errors.New("member unreachable")
 	}
 	bot, alice, guild, text := snowflake.ID(1000), snowflake.ID(2000), snowflake.ID(discordemu.SnowflakeForShard(0, 1)), snowflake.ID(10)
 	g.handle(time.Now(), ready(bot, guild))

@@ -67,9 +67,7 @@ func TestRefusalsAreTraced(t *testing.T) {
 
 	g, _, s := newTestGrain(t, 1, 2)
 	g.deps.Tracer = tp.Tracer("test")
-	g.deps.Guilds = func(_ context.Context, _ *clusterpb.Interaction, done func(error)) {
-		done(errors.New("member unreachable"))
-	}
+	g.deps.Guilds = func(context.Context, *clusterpb.Interaction) error { return errors.New("member unreachable") }
 	// The busy answer's context must outlive the failed delivery's: with
 	// a tracer it is the delivery's child, and the delivery ends (and
 	// cancels its own context) before the answer is sent. The answer of

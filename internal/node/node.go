@@ -319,7 +319,20 @@ func Start(ctx context.Context, cfg config.Config, o Options) (_ *Node, err erro
 			// Each attempt checks first that the grain's member is still
 			// reachable: one that dies while a call is under way must not
 			// hold the next attempt for 5 s.
-			Guilds: guildDelivery{c: c, reachable: reachable, limiter: n.limiter, replies: replies, log: log}.deliver,
+			Guilds: func(ctx context.Context, in *clusterpb.Interaction) error {
+				// Counted before the guild grain sees it: the grain
+				// never waits on the limiter's Redis.
+				if limited(ctx, n.limiter, replies, log, in) {
+					return nil
+				}
+				_, err := ecluster.Call(ctx, 3, func(opts ...cluster.GrainCallOption) (*clusterpb.HandleReply, error) {
+					if err := reachable(guild.Kind, in.GetGuildId()); err != nil {
+						return nil, err
+					}
+					return clusterpb.GetGuildGrainClient(c, in.GetGuildId()).Handle(in, opts...)
+				})
+				return err
+			},
 			Voice: func(ctx context.Context, ev *clusterpb.VoiceEvent) error {
 				_, err := ecluster.Call(ctx, 3, func(opts ...cluster.GrainCallOption) (*clusterpb.Ack, error) {
 					if err := reachable(session.Kind, ev.GetGuildId()); err != nil {
